@@ -1,0 +1,3 @@
+//! Switchboard's runtime: the actor tree that runs campaigns (engine supervisor, campaign
+//! supervisors, call actors, pacing actors, carrier limiter, scheduler, event writer).
+#![warn(missing_docs)]

@@ -1,0 +1,133 @@
+//! Layered configuration: built-in defaults, then an optional `switchboard.toml` (or the
+//! file named by `SWITCHBOARD_CONFIG`), then `SWITCHBOARD_*` environment variables.
+//! Secrets are wrapped so that they never reach a log line.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything `switchboard serve` needs to know.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP server binds (`SWITCHBOARD_LISTEN`, default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// Database (`SWITCHBOARD_DATABASE_URL`): `sqlite://file.db` (default
+    /// `sqlite://switchboard.db`, created on first start) or `postgres://...`.
+    pub database_url: SecretString,
+    /// Apply pending migrations when the server starts (default true).
+    pub migrate_on_start: bool,
+    /// Log format: `text` (default) or `json`.
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` syntax (default `info`; `RUST_LOG` overrides it).
+    pub log: String,
+    /// Region used to read national-format numbers (ISO 3166 alpha-2, e.g. `US`).
+    pub default_region: Option<String>,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with span fields (campaign and call ids).
+    Json,
+}
+
+/// The defaults, as a serializable layer.
+#[derive(Serialize)]
+struct Defaults {
+    listen: &'static str,
+    database_url: &'static str,
+    migrate_on_start: bool,
+    log_format: LogFormat,
+    log: &'static str,
+}
+
+const DEFAULTS: Defaults = Defaults {
+    listen: "127.0.0.1:8080",
+    database_url: "sqlite://switchboard.db",
+    migrate_on_start: true,
+    log_format: LogFormat::Text,
+    log: "info",
+};
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    /// Loads the layers: defaults, the config file if present, the environment.
+    pub fn load() -> Result<Settings, ConfigError> {
+        let file = std::env::var_os("SWITCHBOARD_CONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("switchboard.toml"));
+        Self::figment(file).extract().map_err(|e| ConfigError(e.to_string()))
+    }
+
+    fn figment(file: PathBuf) -> Figment {
+        Figment::from(Serialized::defaults(DEFAULTS))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("SWITCHBOARD_").ignore(&["CONFIG", "TEST_POSTGRES"]))
+    }
+
+    /// Settings for tests: defaults with this database and an ephemeral port.
+    pub fn for_tests(database_url: &str) -> Settings {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: SecretString::from(database_url.to_owned()),
+            migrate_on_start: true,
+            log_format: LogFormat::Text,
+            log: "warn".to_owned(),
+            default_region: None,
+        }
+    }
+
+    /// The database url (the only way to read the secret).
+    pub fn database_url(&self) -> &str {
+        self.database_url.expose_secret()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn defaults_then_file_then_environment() {
+        Jail::expect_with(|jail| {
+            let s: Settings = Settings::figment("absent.toml".into()).extract()?;
+            assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+            assert_eq!(s.database_url(), "sqlite://switchboard.db");
+
+            jail.create_file("sb.toml", "listen = \"0.0.0.0:9000\"\nlog_format = \"json\"\n")?;
+            let s: Settings = Settings::figment("sb.toml".into()).extract()?;
+            assert_eq!(s.listen.to_string(), "0.0.0.0:9000");
+            assert_eq!(s.log_format, LogFormat::Json);
+
+            jail.set_env("SWITCHBOARD_LISTEN", "127.0.0.1:7000");
+            jail.set_env("SWITCHBOARD_DATABASE_URL", "postgres://u:hunter2@db/x");
+            let s: Settings = Settings::figment("sb.toml".into()).extract()?;
+            assert_eq!(s.listen.to_string(), "127.0.0.1:7000");
+            assert_eq!(s.database_url(), "postgres://u:hunter2@db/x");
+            assert!(!format!("{s:?}").contains("hunter2"), "secrets must not be printed");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_setting_is_an_error_naming_it() {
+        Jail::expect_with(|jail| {
+            jail.create_file("sb.toml", "lissten = \"0.0.0.0:9000\"\n")?;
+            let err = Settings::figment("sb.toml".into()).extract::<Settings>().unwrap_err();
+            assert!(err.to_string().contains("lissten"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,81 @@
+//! Audience queries evaluated by the database: how many contacts match, a sample of them,
+//! and their ids. Opt-outs and the do-not-call list are applied later, before dialing.
+
+use super::contacts::{CONTACT_SELECT, ContactRow};
+use super::{Store, with_db};
+use crate::audience::{Query, SqlParam, compile};
+use crate::contact::Contact;
+use crate::error::Result;
+use crate::{ContactId, TenantId};
+
+/// Binds compiled filter parameters, in order, onto a `sqlx` query of either backend.
+macro_rules! bind_params {
+    ($query:expr, $params:expr) => {{
+        let mut query = $query;
+        for param in $params {
+            query = match param {
+                SqlParam::Text(v) => query.bind(v),
+                SqlParam::Int(v) => query.bind(v),
+                SqlParam::Float(v) => query.bind(v),
+                SqlParam::Bool(v) => query.bind(v),
+            };
+        }
+        query
+    }};
+}
+
+impl Store {
+    /// How many of the tenant's contacts match the query.
+    pub async fn audience_count(&self, tenant: TenantId, query: &Query) -> Result<u64> {
+        let filter = compile(query, self.backend(), 2);
+        let sql = format!(
+            "SELECT COUNT(*) FROM contacts c WHERE c.tenant_id = $1 AND ({})",
+            filter.sql
+        );
+        let n: i64 = with_db!(self, |pool| {
+            let query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(tenant.0);
+            bind_params!(query, filter.params).fetch_one(pool).await
+        })?;
+        Ok(super::count(n))
+    }
+
+    /// The first `limit` matching contacts of the tenant, ordered by id.
+    pub async fn audience_sample(
+        &self,
+        tenant: TenantId,
+        query: &Query,
+        limit: u32,
+    ) -> Result<Vec<Contact>> {
+        let filter = compile(query, self.backend(), 3);
+        let sql = format!(
+            "SELECT {CONTACT_SELECT} FROM contacts c WHERE c.tenant_id = $1 AND ({}) \
+             ORDER BY c.id LIMIT $2",
+            filter.sql
+        );
+        let rows: Vec<ContactRow> = with_db!(self, |pool| {
+            let query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(tenant.0)
+                .bind(i64::from(limit));
+            bind_params!(query, filter.params).fetch_all(pool).await
+        })?;
+        rows.into_iter().map(ContactRow::into_contact).collect()
+    }
+
+    /// The ids of every matching contact of the tenant, in order.
+    pub async fn audience_contact_ids(
+        &self,
+        tenant: TenantId,
+        query: &Query,
+    ) -> Result<Vec<ContactId>> {
+        let filter = compile(query, self.backend(), 2);
+        let sql = format!(
+            "SELECT c.id FROM contacts c WHERE c.tenant_id = $1 AND ({}) ORDER BY c.id",
+            filter.sql
+        );
+        let ids: Vec<i64> = with_db!(self, |pool| {
+            let query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(tenant.0);
+            bind_params!(query, filter.params).fetch_all(pool).await
+        })?;
+        Ok(ids.into_iter().map(ContactId).collect())
+    }
+}

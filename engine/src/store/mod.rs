@@ -1,0 +1,161 @@
+//! The Store: every read and write Switchboard makes, over SQLite (the embedded default)
+//! or PostgreSQL (production, shared by several processes).
+//!
+//! One API for both backends. Most statements are the same text on both (sqlx accepts
+//! `$1`-style parameters on SQLite too); where the dialects differ (JSON, bulk inserts) a
+//! method says so with a `match` on the backend. Times are stored as UTC milliseconds.
+
+mod attempts;
+mod audience;
+mod campaigns;
+mod contacts;
+mod dnc;
+mod lists;
+mod tenants;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use attempts::{AttemptRecord, AttemptStatus, AttemptUpdate, CallEvent, NewAttempt, QueueEntry};
+pub use campaigns::{CampaignFilter, CampaignRecord, TransitionRecord};
+pub use contacts::{ContactFilter, ContactWriter, UpsertReport};
+
+pub use tenants::{ApiKeyRecord, ApiKeyScope};
+
+use crate::error::{Error, Result};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite: one file, one process.
+    Sqlite,
+    /// PostgreSQL: shared by every Switchboard process.
+    Postgres,
+}
+
+/// The connection pool of one backend.
+#[derive(Debug, Clone)]
+pub(crate) enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same sqlx code against whichever pool the store holds. The body is compiled
+/// once per backend, so the types it binds must encode on both.
+macro_rules! with_db {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_db;
+
+/// Switchboard's storage. Cheap to clone: it holds a connection pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) db: Db,
+}
+
+/// Connection settings for [`Store::connect_with`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// How long to wait for a free connection.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { max_connections: 16, acquire_timeout: Duration::from_secs(10) }
+    }
+}
+
+impl Store {
+    /// Opens the database at `url` (`sqlite://path.db` or `postgres://...`), creating a
+    /// SQLite file if it does not exist. Does not run migrations.
+    pub async fn connect(url: &str) -> Result<Store> {
+        Self::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// [`Store::connect`] with explicit pool settings.
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Store> {
+        match scheme(url) {
+            Some("sqlite") => {
+                let connect = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(30));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect)
+                    .await?;
+                Ok(Store { db: Db::Sqlite(pool) })
+            }
+            Some("postgres" | "postgresql") => {
+                let connect = PgConnectOptions::from_str(url)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect)
+                    .await?;
+                Ok(Store { db: Db::Postgres(pool) })
+            }
+            other => Err(Error::invalid(
+                "database url",
+                "database_url",
+                format!(
+                    "unsupported scheme {:?}: expected sqlite:// or postgres://",
+                    other.unwrap_or("")
+                ),
+            )),
+        }
+    }
+
+    /// Applies the embedded migrations of this backend.
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.db {
+            Db::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
+            Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Which backend this store uses.
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Answers when the database answers (for readiness checks).
+    pub async fn ping(&self) -> Result<()> {
+        with_db!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Closes every connection; pending work finishes first.
+    pub async fn close(&self) {
+        with_db!(self, |pool| pool.close().await)
+    }
+}
+
+/// The scheme of a database url, without exposing the rest (which may hold a password).
+fn scheme(url: &str) -> Option<&str> {
+    url.split_once(':').map(|(s, _)| s)
+}
+
+/// Converts a stored count (`i64` on both backends) to `u64`.
+pub(crate) fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
