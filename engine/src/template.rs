@@ -2,7 +2,7 @@
 //! placeholders such as `{name}`, `{attributes.address.city}`, `{vars.offer}` or
 //! `{name|there}` (an inline fallback). `{{` and `}}` are literal braces.
 
-use crate::contact::{CONTACT_COLUMNS, Contact};
+use crate::contact::Contact;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -299,11 +299,6 @@ fn value_text(value: &Value) -> String {
     }
 }
 
-/// Whether a single-segment name is a contact column rather than an attribute.
-pub fn is_column(name: &str) -> bool {
-    CONTACT_COLUMNS.contains(&name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,7 +440,6 @@ mod tests {
         assert_eq!(t.placeholders()[2].fallback.as_deref(), Some("z"));
         assert_eq!(t.placeholders()[2].key(), "a.b");
         assert_eq!(t.placeholders()[3].at, 35);
-        assert!(is_column("name") && !is_column("unit"));
     }
 
     #[test]

@@ -77,7 +77,7 @@ fn op_holds(op: &Op, value: Option<&Value>) -> bool {
 fn equals(value: Option<&Value>, scalar: &Scalar) -> bool {
     let candidates = candidates(value);
     match scalar {
-        Scalar::Null => value.is_none(),
+        Scalar::Null => value.is_none() || candidates.iter().any(Value::is_null),
         Scalar::Bool(b) => candidates.iter().any(|c| c.as_bool() == Some(*b)),
         Scalar::String(s) => candidates.iter().any(|c| c.as_str() == Some(s.as_str())),
         Scalar::Number(n) => candidates.iter().any(|c| match c {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 str_enum! {
     /// Where a campaign is in its life.
     pub enum CampaignStatus ("campaign status") {
-        /// Being configured; the only status in which the configuration may change.
+        /// Being configured; not yet checked for readiness.
         Draft = "draft",
         /// Configured and waiting for its start time or a manual start.
         Scheduled = "scheduled",

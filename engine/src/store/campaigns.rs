@@ -223,7 +223,8 @@ impl Store {
     }
 
     /// Moves a campaign to `to`, if the lifecycle allows it from its current status for
-    /// this cause, and stores the change with its reason and figures. The status check and
+    /// this cause (and, to schedule a draft, its configuration is complete), and stores the
+    /// change with its reason and figures. The status check and
     /// the write are one atomic step: a concurrent change makes this fail, never both win.
     pub async fn transition_campaign(
         &self,
@@ -236,6 +237,10 @@ impl Store {
     ) -> Result<CampaignRecord> {
         let current = self.campaign(tenant, id).await?;
         let change = transition(current.status, to, cause, reason)?;
+        if to == CampaignStatus::Scheduled {
+            // Draft -> scheduled only when everything a run needs is filled in.
+            current.config.readiness().map_err(|errors| Error::Invalid { what: "campaign", errors })?;
+        }
         let at = to_millis(now());
         let moved = with_db!(self, |pool| {
             let mut tx = pool.begin().await?;

@@ -485,8 +485,8 @@ impl Store {
             }
             Db::Postgres(pool) => {
                 sqlx::query_scalar(
-                    "SELECT DISTINCT k FROM contacts c, jsonb_object_keys(c.attributes) k \
-                     WHERE c.tenant_id = $1 ORDER BY k COLLATE \"C\"",
+                    "SELECT k FROM (SELECT DISTINCT jsonb_object_keys(attributes) AS k FROM contacts \
+                     WHERE tenant_id = $1) keys ORDER BY k COLLATE \"C\"",
                 )
                 .bind(tenant.0)
                 .fetch_all(pool)

@@ -186,3 +186,10 @@ mod tests {
         );
     }
 }
+
+impl Store {
+    /// Runs a raw statement (tests of database-level guarantees only).
+    pub async fn raw_execute_for_tests(&self, sql: &'static str) -> Result<u64> {
+        Ok(super::with_db!(self, |pool| sqlx::query(sql).execute(pool).await.map(|r| r.rows_affected()))?)
+    }
+}
