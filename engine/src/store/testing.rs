@@ -170,6 +170,13 @@ macro_rules! conformance {
 /// Result alias for test helpers.
 pub type TestResult = Result<()>;
 
+impl Store {
+    /// Runs a raw statement (tests of database-level guarantees only).
+    pub async fn raw_execute_for_tests(&self, sql: &'static str) -> Result<u64> {
+        Ok(super::with_db!(self, |pool| sqlx::query(sql).execute(pool).await.map(|r| r.rows_affected()))?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::database_url;
@@ -184,12 +191,5 @@ mod tests {
             database_url("postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "x"),
             "postgres://postgres@127.0.0.1:5432/x?sslmode=disable"
         );
-    }
-}
-
-impl Store {
-    /// Runs a raw statement (tests of database-level guarantees only).
-    pub async fn raw_execute_for_tests(&self, sql: &'static str) -> Result<u64> {
-        Ok(super::with_db!(self, |pool| sqlx::query(sql).execute(pool).await.map(|r| r.rows_affected()))?)
     }
 }
