@@ -1,0 +1,34 @@
+//! The application on both backends: built from settings, bound to port 0, answering its
+//! health endpoints over a real socket, and shutting down cleanly.
+
+use switchboard_api::{Application, Settings};
+use switchboard_engine::store::testing::TestDb;
+
+async fn check(db: &TestDb) {
+    let app = Application::build(&Settings::for_tests(db.url())).await.unwrap();
+    let addr = app.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async {
+        let _ = stopped.await;
+    }));
+    let health: serde_json::Value =
+        reqwest::get(format!("http://{addr}/healthz")).await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    let ready = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["database"], "ok");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_server_answers_health_checks_on_sqlite() {
+    check(&TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn the_server_answers_health_checks_on_postgres() {
+    let Some(db) = TestDb::postgres().await else { return };
+    check(&db).await;
+}
