@@ -138,6 +138,39 @@ pub struct DncEntry {
     pub created_at: DateTime<Utc>,
 }
 
+/// One line of a bulk do-not-call list that was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineError {
+    /// 1-based line number.
+    pub line: u64,
+    /// The text as given.
+    pub value: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Parses a bulk list: one number or prefix pattern per line (or the first column of a
+/// CSV). Blank lines, `#` comments and a header line (`phone`, `number`, `pattern`) are
+/// skipped. Returns the patterns and every refused line.
+pub fn parse_list(text: &str, default_region: Option<Region>) -> (Vec<DncPattern>, Vec<LineError>) {
+    let mut patterns = Vec::new();
+    let mut errors = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let value = raw.split(',').next().unwrap_or("").trim().trim_matches('"').trim();
+        if value.is_empty() || value.starts_with('#') {
+            continue;
+        }
+        if i == 0 && matches!(value.to_ascii_lowercase().as_str(), "phone" | "number" | "pattern" | "phone_number") {
+            continue;
+        }
+        match DncPattern::parse(value, default_region) {
+            Ok(p) => patterns.push(p),
+            Err(e) => errors.push(LineError { line: i as u64 + 1, value: value.to_owned(), reason: e.to_string() }),
+        }
+    }
+    (patterns, errors)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +202,16 @@ mod tests {
             assert!(err.to_string().contains(bad), "{err}");
         }
         assert!(DncPattern::parse("not a number", None).is_err());
+    }
+
+    #[test]
+    fn bulk_lists_skip_headers_comments_and_blanks_and_report_bad_lines() {
+        let text = "phone,reason\n+14155552671,asked\n\n# comment\n+1900*\nnope\n\"+442079460958\"\n";
+        let (patterns, errors) = parse_list(text, None);
+        let shown: Vec<String> = patterns.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, vec!["+14155552671", "+1900*", "+442079460958"]);
+        assert_eq!(errors.len(), 1);
+        assert_eq!((errors[0].line, errors[0].value.as_str()), (6, "nope"));
     }
 
     #[test]

@@ -187,67 +187,63 @@ pub enum ImportError {
 /// Rows per write batch.
 const BATCH: usize = 5_000;
 
+/// What the parsing thread sends to the writer.
+enum Parsed {
+    /// The header is usable; rows follow.
+    Ready,
+    /// Contacts to write, rows rejected, rows read.
+    Batch { contacts: Vec<NewContact>, errors: Vec<RowError>, rows: u64 },
+    /// The import cannot go on.
+    Fatal(ImportError),
+}
+
 /// Imports contacts from CSV into the tenant. Fails before touching the database when
 /// the header or options are unusable; otherwise returns the report (see the module docs
 /// for what is stored).
-pub async fn import_csv<R: Read>(
+///
+/// Parsing runs on a blocking thread and overlaps with the database writes.
+pub async fn import_csv<R: Read + Send + 'static>(
     store: &Store,
     tenant: TenantId,
     input: R,
     options: &ImportOptions,
 ) -> crate::error::Result<ImportReport> {
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(ascii(options.delimiter, "delimiter")?)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(input);
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| ImportError::Header(e.to_string()))?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
-        .collect();
-    let parser = RowParser::new(&headers, options)?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Parsed>(2);
+    let parse_options = options.clone();
+    let parsing = tokio::task::spawn_blocking(move || parse_stream(input, &parse_options, &tx));
 
-    let mut writer = store.contact_writer(tenant).await?;
-    let mut report = ImportReport::default();
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut record = csv::StringRecord::new();
-    loop {
-        let line = reader.position().line();
-        match reader.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                let line = e.position().map_or(line, |p| p.line());
-                return Err(ImportError::Read { line, reason: e.to_string() }.into());
-            }
-        }
-        report.rows += 1;
-        let line = record.position().map_or(line, |p| p.line());
-        match parser.parse(&record) {
-            Ok(contact) => {
-                let keep_writing = options.mode == ImportMode::SkipBadRows || report.errors.is_empty();
-                if keep_writing {
-                    batch.push(contact);
-                }
-            }
-            Err((column, reason)) => {
-                report.rejected += 1;
-                report.errors.push(RowError { row: report.rows, line, column, reason });
-                if options.mode == ImportMode::AllOrNothing {
-                    batch.clear();
-                }
-            }
-        }
-        if batch.len() >= BATCH {
-            writer.write(&batch).await?;
-            batch.clear();
+    match rx.recv().await {
+        Some(Parsed::Ready) => {}
+        Some(Parsed::Fatal(e)) => return Err(e.into()),
+        Some(Parsed::Batch { .. }) | None => {
+            return Err(ImportError::Header("the csv parser stopped before reading the header".into()).into());
         }
     }
-    let commit = options.mode == ImportMode::SkipBadRows || report.errors.is_empty();
-    if commit {
-        writer.write(&batch).await?;
+    let mut writer = store.contact_writer(tenant).await?;
+    let mut report = ImportReport::default();
+    while let Some(message) = rx.recv().await {
+        match message {
+            Parsed::Batch { contacts, errors, rows } => {
+                report.rows += rows;
+                report.rejected += errors.len() as u64;
+                report.errors.extend(errors);
+                let keep = options.mode == ImportMode::SkipBadRows || report.errors.is_empty();
+                if keep && !contacts.is_empty() {
+                    writer.write(&contacts).await?;
+                }
+            }
+            Parsed::Fatal(e) => {
+                writer.rollback().await?;
+                return Err(e.into());
+            }
+            Parsed::Ready => {}
+        }
+    }
+    if parsing.await.is_err() {
+        writer.rollback().await?;
+        return Err(ImportError::Read { line: report.rows + 1, reason: "the csv parser failed".into() }.into());
+    }
+    if options.mode == ImportMode::SkipBadRows || report.errors.is_empty() {
         let UpsertReport { inserted, updated } = writer.commit().await?;
         report.inserted = inserted;
         report.updated = updated;
@@ -256,6 +252,79 @@ pub async fn import_csv<R: Read>(
         writer.rollback().await?;
     }
     Ok(report)
+}
+
+/// Reads the whole input, sending batches of parsed rows. Stops early only if the
+/// receiver is gone.
+fn parse_stream<R: Read>(input: R, options: &ImportOptions, tx: &tokio::sync::mpsc::Sender<Parsed>) {
+    let send = |m: Parsed| tx.blocking_send(m).is_ok();
+    let delimiter = match ascii(options.delimiter, "delimiter") {
+        Ok(d) => d,
+        Err(e) => {
+            send(Parsed::Fatal(e));
+            return;
+        }
+    };
+    let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).trim(csv::Trim::All).from_reader(input);
+    let headers: Vec<String> = match reader.headers() {
+        Ok(h) => h.iter().map(|h| h.trim_start_matches('\u{feff}').to_owned()).collect(),
+        Err(e) => {
+            send(Parsed::Fatal(ImportError::Header(e.to_string())));
+            return;
+        }
+    };
+    let parser = match RowParser::new(&headers, options) {
+        Ok(p) => p,
+        Err(e) => {
+            send(Parsed::Fatal(e));
+            return;
+        }
+    };
+    if !send(Parsed::Ready) {
+        return;
+    }
+    let all_or_nothing = options.mode == ImportMode::AllOrNothing;
+    let mut failed = false;
+    let mut row = 0u64;
+    let mut contacts = Vec::with_capacity(BATCH);
+    let mut errors = Vec::new();
+    let mut rows_in_batch = 0u64;
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = reader.position().line();
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let line = e.position().map_or(line, |p| p.line());
+                send(Parsed::Fatal(ImportError::Read { line, reason: e.to_string() }));
+                return;
+            }
+        }
+        row += 1;
+        rows_in_batch += 1;
+        let line = record.position().map_or(line, |p| p.line());
+        match parser.parse(&record) {
+            // After a bad row, an all-or-nothing import only validates the rest.
+            Ok(contact) if !(all_or_nothing && failed) => contacts.push(contact),
+            Ok(_) => {}
+            Err((column, reason)) => {
+                failed = true;
+                errors.push(RowError { row, line, column, reason });
+            }
+        }
+        if rows_in_batch as usize >= BATCH {
+            let batch = Parsed::Batch {
+                contacts: std::mem::replace(&mut contacts, Vec::with_capacity(BATCH)),
+                errors: std::mem::take(&mut errors),
+                rows: std::mem::take(&mut rows_in_batch),
+            };
+            if !send(batch) {
+                return;
+            }
+        }
+    }
+    send(Parsed::Batch { contacts, errors, rows: rows_in_batch });
 }
 
 fn ascii(c: char, option: &'static str) -> Result<u8, ImportError> {

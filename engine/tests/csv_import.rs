@@ -123,7 +123,7 @@ async fn export_then_import_reproduces_the_contacts(store: &Store) {
     assert!(text.starts_with("phone,name,email,company,timezone,consent_at,opted_out_at,booking_status,"), "{text}");
 
     let b = store.create_tenant("b").await.unwrap().id;
-    let report = import_csv(store, b, text.as_bytes(), &ImportOptions::default()).await.unwrap();
+    let report = import_csv(store, b, std::io::Cursor::new(text.clone()), &ImportOptions::default()).await.unwrap();
     assert_eq!((report.inserted, report.rejected), (2, 0), "{:?}", report.errors);
     let strip = |cs: Vec<switchboard_engine::contact::Contact>| {
         cs.into_iter()

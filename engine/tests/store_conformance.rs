@@ -393,3 +393,97 @@ async fn attribute_keys_are_listed_for_export(store: &Store) {
         .unwrap();
     assert_eq!(store.contact_attribute_keys(t).await.unwrap(), vec!["a", "b", "c"]);
 }
+
+mod audience {
+    use super::*;
+    use switchboard_engine::store::Audience;
+
+    conformance!(
+        an_audience_is_its_query_its_lists_or_both,
+        template_coverage_counts_contacts_with_missing_values,
+        a_campaign_with_a_bad_query_or_a_foreign_list_is_refused,
+    );
+
+    async fn seed(store: &Store, t: TenantId) -> Vec<ContactId> {
+        let rows = vec![
+            contact("+14155550001", Some("Ada"), json!({"neighborhoods": ["mlaqa", "olaya"], "unit_type": "villa"})),
+            contact("+14155550002", None, json!({"neighborhoods": "taadhi"})),
+            contact("+14155550003", Some("Cy"), json!({"neighborhoods": ["narjis"], "unit_type": "flat"})),
+        ];
+        store.upsert_contacts(t, &rows).await.unwrap();
+        let mut ids = Vec::new();
+        for r in &rows {
+            ids.push(store.contact_by_phone(t, &r.phone).await.unwrap().unwrap().id);
+        }
+        ids
+    }
+
+    fn spec(query: Option<serde_json::Value>, lists: Vec<switchboard_engine::ContactListId>) -> switchboard_engine::campaign::AudienceSpec {
+        switchboard_engine::campaign::AudienceSpec { query, lists }
+    }
+
+    async fn ids(store: &Store, t: TenantId, a: &Audience) -> Vec<ContactId> {
+        store.audience_page(t, a, None, 100).await.unwrap().iter().map(|c| c.id).collect()
+    }
+
+    async fn an_audience_is_its_query_its_lists_or_both(store: &Store) {
+        let t = tenant(store, "t").await;
+        let other = tenant(store, "other").await;
+        seed(store, other).await;
+        let c = seed(store, t).await;
+        let list = store.create_list(t, "hot").await.unwrap();
+        store.add_to_list(t, list.id, &[c[1], c[2]]).await.unwrap();
+
+        let by_query = Audience::from_spec(&spec(Some(json!({"neighborhoods": ["mlaqa", "taadhi"]})), vec![])).unwrap();
+        assert_eq!(ids(store, t, &by_query).await, vec![c[0], c[1]]);
+        assert_eq!(store.count_audience(t, &by_query).await.unwrap(), 2);
+        let by_list = Audience::from_spec(&spec(None, vec![list.id])).unwrap();
+        assert_eq!(ids(store, t, &by_list).await, vec![c[1], c[2]]);
+        let both = Audience::from_spec(&spec(Some(json!({"neighborhoods": ["mlaqa", "taadhi"]})), vec![list.id])).unwrap();
+        assert_eq!(ids(store, t, &both).await, vec![c[1]]);
+        let nobody = Audience::from_spec(&spec(None, vec![])).unwrap();
+        assert_eq!(store.count_audience(t, &nobody).await.unwrap(), 0);
+        let page = store.audience_page(t, &by_query, Some(c[0]), 100).await.unwrap();
+        assert_eq!(page.iter().map(|x| x.id).collect::<Vec<_>>(), vec![c[1]]);
+        // Another tenant's list never widens an audience.
+        let foreign = store.create_list(other, "x").await.unwrap();
+        let via_foreign = Audience::from_spec(&spec(None, vec![foreign.id])).unwrap();
+        assert_eq!(store.count_audience(t, &via_foreign).await.unwrap(), 0);
+    }
+
+    async fn template_coverage_counts_contacts_with_missing_values(store: &Store) {
+        let t = tenant(store, "t").await;
+        let c = seed(store, t).await;
+        let audience = Audience::from_spec(&spec(Some(json!({})), vec![])).unwrap();
+        let script: switchboard_engine::campaign::ScriptConfig = serde_json::from_value(json!({
+            "template": "Hello {name}, about the {unit_type} in {neighborhoods|your area}.",
+        }))
+        .unwrap();
+        let coverage = store.template_coverage(t, &audience, &script).await.unwrap();
+        assert_eq!((coverage.audience, coverage.with_missing), (3, 1));
+        assert_eq!(coverage.missing_by_placeholder.get("name"), Some(&1));
+        assert_eq!(coverage.missing_by_placeholder.get("unit_type"), Some(&1));
+        assert_eq!(coverage.examples, vec![c[1]]);
+        let mut with_fallback = script.clone();
+        with_fallback.fallbacks.insert("name".into(), "there".into());
+        with_fallback.fallbacks.insert("unit_type".into(), "home".into());
+        let coverage = store.template_coverage(t, &audience, &with_fallback).await.unwrap();
+        assert_eq!(coverage.with_missing, 0);
+    }
+
+    async fn a_campaign_with_a_bad_query_or_a_foreign_list_is_refused(store: &Store) {
+        let t = tenant(store, "t").await;
+        let other = tenant(store, "other").await;
+        let foreign = store.create_list(other, "theirs").await.unwrap();
+        let mut bad = ready_config("Bad query");
+        bad.audience.query = Some(json!({"property_value": {"$gt": "lots"}}));
+        let Err(Error::Invalid { errors, .. }) = store.create_campaign(t, &bad).await else { panic!("must refuse") };
+        assert_eq!(errors[0].field, "audience.query");
+        assert!(errors[0].reason.contains("lots"), "{}", errors[0].reason);
+        let mut foreign_list = ready_config("Foreign list");
+        foreign_list.audience.lists = vec![foreign.id];
+        let Err(Error::Invalid { errors, .. }) = store.create_campaign(t, &foreign_list).await else { panic!("must refuse") };
+        assert_eq!(errors[0].field, "audience.lists[0]");
+        assert!(store.list_campaigns(t, &CampaignFilter::default()).await.unwrap().is_empty());
+    }
+}

@@ -310,8 +310,9 @@ fn jsonpath_test(pred: Pred<'_>) -> String {
         Pred::Eq(Scalar::Number(n)) => format!("@ == {n}"),
         Pred::Eq(Scalar::String(s)) => format!("@ == {}", json_string(s)),
         Pred::Cmp(op, Bound::Number(n)) => format!("@ {} {n}", sql_operator(op)),
+        // The comparison first: `&&` skips the regular expression when it is false.
         Pred::Cmp(op, Bound::Date(d)) => format!(
-            "(@ like_regex {JSONPATH_DATE_REGEX} && @ {} {})",
+            "(@ {} {} && @ like_regex {JSONPATH_DATE_REGEX})",
             sql_operator(op),
             json_string(d)
         ),

@@ -92,9 +92,24 @@ pub struct CampaignFilter {
 }
 
 impl Store {
+    /// Validates a configuration: every field rule at once, then the audience query's
+    /// syntax and the ownership of its contact lists.
+    async fn check_campaign_config(&self, tenant: TenantId, config: &CampaignConfig) -> Result<()> {
+        let mut errors = config.validate().err().unwrap_or_default();
+        if let Some(query) = &config.audience.query
+            && let Err(e) = crate::audience::Query::parse(query)
+        {
+            errors.push(crate::FieldError::new("audience.query", e.to_string()));
+        }
+        if !errors.is_empty() {
+            return Err(Error::Invalid { what: "campaign", errors });
+        }
+        self.check_audience_lists(tenant, &config.audience).await
+    }
+
     /// Creates a campaign in `draft` after validating its configuration.
     pub async fn create_campaign(&self, tenant: TenantId, config: &CampaignConfig) -> Result<CampaignRecord> {
-        config.validate().map_err(|errors| Error::Invalid { what: "campaign", errors })?;
+        self.check_campaign_config(tenant, config).await?;
         let at = to_millis(now());
         let id: i64 = with_db!(self, |pool| {
             sqlx::query_scalar(
@@ -172,7 +187,7 @@ impl Store {
         id: CampaignId,
         config: &CampaignConfig,
     ) -> Result<CampaignRecord> {
-        config.validate().map_err(|errors| Error::Invalid { what: "campaign", errors })?;
+        self.check_campaign_config(tenant, config).await?;
         let current = self.campaign(tenant, id).await?;
         if !matches!(current.status, CampaignStatus::Draft | CampaignStatus::Scheduled) {
             return Err(Error::Conflict(format!(

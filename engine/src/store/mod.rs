@@ -7,6 +7,7 @@
 
 mod attempts;
 mod audience;
+mod campaign_audience;
 mod campaigns;
 mod contacts;
 mod dnc;
@@ -16,6 +17,7 @@ mod tenants;
 pub mod testing;
 
 pub use attempts::{AttemptRecord, AttemptStatus, AttemptUpdate, CallEvent, NewAttempt, QueueEntry};
+pub use campaign_audience::{Audience, TemplateCoverage};
 pub use campaigns::{CampaignFilter, CampaignRecord, TransitionRecord};
 pub use contacts::{ContactFilter, ContactWriter, UpsertReport};
 
