@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod audience;
+pub mod call_token;
 pub mod campaign;
 pub mod contact;
 pub mod dnc;

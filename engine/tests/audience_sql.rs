@@ -154,9 +154,24 @@ async fn strings_with_quotes_backslashes_and_unicode_match_exactly(store: &Store
     .await;
 }
 
+async fn the_largest_queries_allowed_run(store: &Store) {
+    let many: Vec<String> = (0..990).map(|i| format!("n{i}")).collect();
+    let contacts = json!({"in": {"tags": ["x", "n989"]}, "out": {"tags": "n990"}});
+    let ors: Vec<Value> = many.iter().take(495).map(|n| json!({"tags": n})).collect();
+    check(
+        store,
+        json!([
+            {"query": {"tags": {"$in": many}}, "contacts": contacts, "matches": ["in"]},
+            {"query": {"$or": ors}, "contacts": contacts, "matches": []},
+        ]),
+    )
+    .await;
+}
+
 switchboard_engine::conformance!(
     the_seed_queries_match_exactly_the_expected_contacts,
     strings_with_quotes_backslashes_and_unicode_match_exactly,
+    the_largest_queries_allowed_run,
 );
 
 #[test]

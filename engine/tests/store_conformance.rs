@@ -487,3 +487,20 @@ mod audience {
         assert!(store.list_campaigns(t, &CampaignFilter::default()).await.unwrap().is_empty());
     }
 }
+
+mod settings {
+    use super::*;
+
+    conformance!(a_server_setting_is_created_once_and_kept);
+
+    async fn a_server_setting_is_created_once_and_kept(store: &Store) {
+        let first = store.server_setting_or_init("secret", || "one".into()).await.unwrap();
+        let second = store.server_setting_or_init("secret", || "two".into()).await.unwrap();
+        assert_eq!((first.as_str(), second.as_str()), ("one", "one"));
+        let (a, b) = tokio::join!(
+            store.server_setting_or_init("raced", || "a".into()),
+            store.server_setting_or_init("raced", || "b".into())
+        );
+        assert_eq!(a.unwrap(), b.unwrap(), "concurrent first calls agree");
+    }
+}

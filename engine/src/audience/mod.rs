@@ -42,6 +42,11 @@
 //! - `$exists: true`: the field is present, even if `null`; `false`: it is missing.
 //! - `$not` (on a field or a filter), `$and`, `$or`: as in logic; `$not` of anything
 //!   that does not hold holds, including for missing fields.
+//!
+//! The database gives the same answers (a property test checks it on both backends), with
+//! one known edge: memory holds numbers as 64-bit integers or doubles, SQLite too, and
+//! PostgreSQL as exact decimals, so numbers beyond 64 bits or with more digits than a
+//! double holds may compare differently.
 
 mod eval;
 mod parse;
@@ -51,7 +56,8 @@ pub use sql::{SqlFilter, SqlParam, compile};
 
 use crate::contact::Contact;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::Number;
+use serde_json::{Map, Number, Value};
+use std::collections::HashSet;
 use std::fmt;
 
 /// How deeply `$and`, `$or` and `$not` may nest.
@@ -184,7 +190,7 @@ impl fmt::Display for QueryError {
 
 impl Query {
     /// Parses a JSON audience query.
-    pub fn parse(value: &serde_json::Value) -> Result<Query, QueryError> {
+    pub fn parse(value: &Value) -> Result<Query, QueryError> {
         parse::parse(value)
     }
 
@@ -204,8 +210,8 @@ impl Query {
     }
 
     /// The query as JSON, in a form [`Query::parse`] reads back to an equal query.
-    pub fn to_json(&self) -> serde_json::Value {
-        parse::to_json(self)
+    pub fn to_json(&self) -> Value {
+        to_json(self)
     }
 
     /// Whether the contact matches, per the semantics in the [module docs](self).
@@ -222,7 +228,7 @@ impl Serialize for Query {
 
 impl<'de> Deserialize<'de> for Query {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = serde_json::Value::deserialize(deserializer)?;
+        let value = Value::deserialize(deserializer)?;
         Query::parse(&value).map_err(serde::de::Error::custom)
     }
 }
@@ -311,8 +317,7 @@ impl CmpOp {
 
 impl Scalar {
     /// The scalar as JSON.
-    pub fn to_json(&self) -> serde_json::Value {
-        use serde_json::Value;
+    pub fn to_json(&self) -> Value {
         match self {
             Scalar::Null => Value::Null,
             Scalar::Bool(b) => Value::Bool(*b),
@@ -320,4 +325,80 @@ impl Scalar {
             Scalar::String(s) => Value::String(s.clone()),
         }
     }
+}
+
+/// The query as JSON; see [`Query::to_json`].
+fn to_json(query: &Query) -> Value {
+    object_or_and(query.clauses.iter().flat_map(clause_entries).collect())
+}
+
+/// One object when the keys are distinct, else `{"$and": [{k: v}, ..]}`.
+fn object_or_and(entries: Vec<(String, Value)>) -> Value {
+    let distinct = entries.iter().map(|(k, _)| k).collect::<HashSet<_>>().len() == entries.len();
+    if distinct {
+        return Value::Object(entries.into_iter().collect());
+    }
+    let each = entries
+        .into_iter()
+        .map(|(k, v)| Value::Object(Map::from_iter([(k, v)])))
+        .collect();
+    Value::Object(Map::from_iter([("$and".to_owned(), Value::Array(each))]))
+}
+
+fn clause_entries(clause: &Clause) -> Vec<(String, Value)> {
+    let list = |qs: &[Query]| Value::Array(qs.iter().map(to_json).collect());
+    match clause {
+        Clause::And(qs) => vec![("$and".to_owned(), list(qs))],
+        Clause::Or(qs) => vec![("$or".to_owned(), list(qs))],
+        Clause::Not(q) => vec![("$not".to_owned(), to_json(q))],
+        Clause::Field { field, ops } => field_entries(field, ops),
+    }
+}
+
+fn field_entries(field: &Field, ops: &[Op]) -> Vec<(String, Value)> {
+    if let [Op::Eq(scalar)] = ops {
+        return vec![(field.key(), scalar.to_json())];
+    }
+    if let Some(object) = ops_object(ops) {
+        return vec![(field.key(), object)];
+    }
+    // The same operator twice: one entry per operator.
+    let single = |op: &Op| Clause::Field {
+        field: field.clone(),
+        ops: vec![op.clone()],
+    };
+    ops.iter()
+        .map(|op| match (op, ops_object(std::slice::from_ref(op))) {
+            (_, Some(object)) => (field.key(), object),
+            (Op::Not(inner), None) => (
+                "$not".to_owned(),
+                to_json(&Query {
+                    clauses: inner.iter().map(single).collect(),
+                }),
+            ),
+            (_, None) => (field.key(), Value::Null),
+        })
+        .collect()
+}
+
+/// `{"$gt": 1, ..}`, or `None` when an operator repeats.
+fn ops_object(ops: &[Op]) -> Option<Value> {
+    let list = |xs: &[Scalar]| Value::Array(xs.iter().map(Scalar::to_json).collect());
+    let mut map = Map::new();
+    for op in ops {
+        let (key, value) = match op {
+            Op::Eq(s) => ("$eq", s.to_json()),
+            Op::Ne(s) => ("$ne", s.to_json()),
+            Op::In(xs) => ("$in", list(xs)),
+            Op::Nin(xs) => ("$nin", list(xs)),
+            Op::Cmp(op, Bound::Number(n)) => (op.name(), Value::Number(n.clone())),
+            Op::Cmp(op, Bound::Date(d)) => (op.name(), Value::String(d.clone())),
+            Op::Exists(b) => ("$exists", Value::Bool(*b)),
+            Op::Not(inner) => ("$not", ops_object(inner)?),
+        };
+        if map.insert(key.to_owned(), value).is_some() {
+            return None;
+        }
+    }
+    Some(Value::Object(map))
 }

@@ -1,11 +1,10 @@
-//! Reading a query from JSON, with errors that say where, and writing it back.
+//! Reading a query from JSON, with errors that say where in the query the problem is.
 
 use super::{
     Bound, Clause, CmpOp, Column, Field, MAX_DEPTH, MAX_NODES, Op, Query, QueryError, Scalar,
 };
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::{Map, Value};
-use std::collections::HashSet;
 
 /// Parses a query; see the [module docs](super) for the language.
 pub(super) fn parse(value: &Value) -> Result<Query, QueryError> {
@@ -30,13 +29,44 @@ fn expected(path: &str, what: &str, found: &Value) -> QueryError {
     error(path, format!("expected {what}, found {}", describe(found)))
 }
 
-/// A short rendering of a JSON value for an error message.
+/// A short rendering of a JSON value for an error message (shallow: the value may nest
+/// deeper than a serializer should recurse).
 fn describe(value: &Value) -> String {
-    let text = value.to_string();
+    let mut text = String::new();
+    render(value, 2, &mut text);
     match text.char_indices().nth(60) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text,
     }
+}
+
+fn render(value: &Value, depth: usize, out: &mut String) {
+    let items: Vec<(Option<&String>, &Value)> = match value {
+        Value::Array(items) => items.iter().map(|v| (None, v)).collect(),
+        Value::Object(map) => map.iter().map(|(k, v)| (Some(k), v)).collect(),
+        scalar => return out.push_str(&scalar.to_string()),
+    };
+    let (open, close) = if value.is_array() {
+        ('[', ']')
+    } else {
+        ('{', '}')
+    };
+    out.push(open);
+    for (i, (key, item)) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if depth == 0 || i == 4 || out.len() > 60 {
+            out.push('…');
+            break;
+        }
+        if let Some(key) = key {
+            out.push_str(&Value::String((*key).clone()).to_string());
+            out.push(':');
+        }
+        render(item, depth - 1, out);
+    }
+    out.push(close);
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -286,82 +316,6 @@ pub(super) fn has_date_prefix(text: &str) -> bool {
         && digits(8..10)
 }
 
-/// The query as JSON; see [`Query::to_json`].
-pub(super) fn to_json(query: &Query) -> Value {
-    object_or_and(query.clauses.iter().flat_map(clause_entries).collect())
-}
-
-/// One object when the keys are distinct, else `{"$and": [{k: v}, ..]}`.
-fn object_or_and(entries: Vec<(String, Value)>) -> Value {
-    let distinct = entries.iter().map(|(k, _)| k).collect::<HashSet<_>>().len() == entries.len();
-    if distinct {
-        return Value::Object(entries.into_iter().collect());
-    }
-    let each = entries
-        .into_iter()
-        .map(|(k, v)| Value::Object(Map::from_iter([(k, v)])))
-        .collect();
-    Value::Object(Map::from_iter([("$and".to_owned(), Value::Array(each))]))
-}
-
-fn clause_entries(clause: &Clause) -> Vec<(String, Value)> {
-    let list = |qs: &[Query]| Value::Array(qs.iter().map(to_json).collect());
-    match clause {
-        Clause::And(qs) => vec![("$and".to_owned(), list(qs))],
-        Clause::Or(qs) => vec![("$or".to_owned(), list(qs))],
-        Clause::Not(q) => vec![("$not".to_owned(), to_json(q))],
-        Clause::Field { field, ops } => field_entries(field, ops),
-    }
-}
-
-fn field_entries(field: &Field, ops: &[Op]) -> Vec<(String, Value)> {
-    if let [Op::Eq(scalar)] = ops {
-        return vec![(field.key(), scalar.to_json())];
-    }
-    if let Some(object) = ops_object(ops) {
-        return vec![(field.key(), object)];
-    }
-    // The same operator twice: one entry per operator.
-    let single = |op: &Op| Clause::Field {
-        field: field.clone(),
-        ops: vec![op.clone()],
-    };
-    ops.iter()
-        .map(|op| match (op, ops_object(std::slice::from_ref(op))) {
-            (_, Some(object)) => (field.key(), object),
-            (Op::Not(inner), None) => (
-                "$not".to_owned(),
-                to_json(&Query {
-                    clauses: inner.iter().map(single).collect(),
-                }),
-            ),
-            (_, None) => (field.key(), Value::Null),
-        })
-        .collect()
-}
-
-/// `{"$gt": 1, ..}`, or `None` when an operator repeats.
-fn ops_object(ops: &[Op]) -> Option<Value> {
-    let list = |xs: &[Scalar]| Value::Array(xs.iter().map(Scalar::to_json).collect());
-    let mut map = Map::new();
-    for op in ops {
-        let (key, value) = match op {
-            Op::Eq(s) => ("$eq", s.to_json()),
-            Op::Ne(s) => ("$ne", s.to_json()),
-            Op::In(xs) => ("$in", list(xs)),
-            Op::Nin(xs) => ("$nin", list(xs)),
-            Op::Cmp(op, Bound::Number(n)) => (op.name(), Value::Number(n.clone())),
-            Op::Cmp(op, Bound::Date(d)) => (op.name(), Value::String(d.clone())),
-            Op::Exists(b) => ("$exists", Value::Bool(*b)),
-            Op::Not(inner) => ("$not", ops_object(inner)?),
-        };
-        if map.insert(key.to_owned(), value).is_some() {
-            return None;
-        }
-    }
-    Some(Value::Object(map))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,6 +397,16 @@ mod tests {
     }
 
     #[test]
+    fn found_values_are_rendered_shallowly() {
+        assert_eq!(
+            describe(&json!({"a": [1, [2, [3]]], "b": "x"})),
+            r#"{"a":[1,[…]],"b":"x"}"#
+        );
+        assert_eq!(describe(&json!([1, 2, 3, 4, 5])), "[1,2,3,4,…]");
+        assert_eq!(describe(&json!([])), "[]");
+    }
+
+    #[test]
     fn oversized_and_overly_deep_queries_are_refused() {
         let mut deep = json!({"a": 1});
         for _ in 0..40 {
@@ -451,6 +415,20 @@ mod tests {
         assert!(message(deep).contains("nests too deeply"));
         let many: Vec<i64> = (0..2000).collect();
         assert!(message(json!({"a": {"$in": many}})).contains("too large"));
+    }
+
+    #[test]
+    fn a_query_deserializes_through_the_parser() {
+        let q: Query = serde_json::from_value(json!({"status": "inactive"})).unwrap();
+        assert_eq!(
+            serde_json::to_value(&q).unwrap(),
+            json!({"status": "inactive"})
+        );
+        let err = serde_json::from_value::<Query>(json!({"status": {"$gt": true}})).unwrap_err();
+        assert!(
+            err.to_string().starts_with("at status.$gt: expected"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod campaigns;
 mod contacts;
 mod dnc;
 mod lists;
+mod settings;
 mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -1,0 +1,66 @@
+//! Per-call tokens: the bearer credential an agent uses to report the outcome of the one
+//! call it handled, and nothing else.
+//!
+//! A token is `<attempt id>.<base64url HMAC-SHA256(secret, "switchboard-call:" + id)>`: it
+//! names its call and proves it was issued by a server that holds the secret. The secret is
+//! a server setting kept in the database, so tokens stay valid across restarts and
+//! processes.
+
+use crate::AttemptId;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The server setting that holds the signing secret.
+pub const SECRET_SETTING: &str = "call_token_secret";
+
+fn mac(secret: &[u8], attempt: AttemptId) -> [u8; 32] {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    mac.update(b"switchboard-call:");
+    mac.update(attempt.0.to_string().as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// Issues the token for one call attempt.
+pub fn issue(secret: &[u8], attempt: AttemptId) -> String {
+    format!("{}.{}", attempt.0, URL_SAFE_NO_PAD.encode(mac(secret, attempt)))
+}
+
+/// The attempt a token was issued for, if the token is genuine (constant-time check).
+pub fn verify(secret: &[u8], token: &str) -> Option<AttemptId> {
+    let (id, signature) = token.trim().split_once('.')?;
+    let attempt = AttemptId(id.parse().ok()?);
+    let given = URL_SAFE_NO_PAD.decode(signature).ok()?;
+    let expected = mac(secret, attempt);
+    bool::from(given.ct_eq(&expected)).then_some(attempt)
+}
+
+/// A new random secret, base64url-encoded (used once, when the setting is first created).
+pub fn new_secret(random: [u8; 32]) -> String {
+    URL_SAFE_NO_PAD.encode(random)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_verifies_for_its_own_call_only() {
+        let token = issue(b"secret", AttemptId(42));
+        assert_eq!(verify(b"secret", &token), Some(AttemptId(42)));
+        assert_eq!(verify(b"other", &token), None, "another server's secret");
+        let forged = token.replacen("42.", "43.", 1);
+        assert_eq!(verify(b"secret", &forged), None, "a token cannot be moved to another call");
+    }
+
+    #[test]
+    fn garbage_is_refused_without_panicking() {
+        for bad in ["", ".", "42", "42.", "x.y", "42.!!!", "99999999999999999999.abc"] {
+            assert_eq!(verify(b"secret", bad), None, "{bad:?}");
+        }
+    }
+}
