@@ -21,7 +21,10 @@ pub struct AppState {
 
 /// Every route Switchboard serves.
 pub fn router(state: AppState) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(state)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
 }
 
 /// Liveness: the process is up and serving HTTP.
@@ -32,10 +35,16 @@ async fn healthz() -> impl IntoResponse {
 /// Readiness: the database answers.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready", "database": "ok" }))),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "database": "ok" })),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not_ready", "database": "unreachable" })))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "not_ready", "database": "unreachable" })),
+            )
         }
     }
 }
@@ -69,15 +78,24 @@ impl Application {
         if settings.migrate_on_start {
             store.migrate().await?;
         }
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
-        Ok(Application { listener, state: AppState { store } })
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
+        Ok(Application {
+            listener,
+            state: AppState { store },
+        })
     }
 
     /// The bound address (with the real port when configured with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The application's state.
@@ -87,9 +105,14 @@ impl Application {
 
     /// Serves until `shutdown` completes, then finishes in-flight requests and closes the
     /// database.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let store = self.state.store.clone();
-        let result = axum::serve(self.listener, router(self.state)).with_graceful_shutdown(shutdown).await;
+        let result = axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await;
         store.close().await;
         result
     }

@@ -67,7 +67,9 @@ impl Settings {
         let file = std::env::var_os("SWITCHBOARD_CONFIG")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("switchboard.toml"));
-        Self::figment(file).extract().map_err(|e| ConfigError(e.to_string()))
+        Self::figment(file)
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))
     }
 
     fn figment(file: PathBuf) -> Figment {
@@ -95,6 +97,7 @@ impl Settings {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail API returns its own large error type
 mod tests {
     use super::*;
     use figment::Jail;
@@ -106,7 +109,10 @@ mod tests {
             assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
             assert_eq!(s.database_url(), "sqlite://switchboard.db");
 
-            jail.create_file("sb.toml", "listen = \"0.0.0.0:9000\"\nlog_format = \"json\"\n")?;
+            jail.create_file(
+                "sb.toml",
+                "listen = \"0.0.0.0:9000\"\nlog_format = \"json\"\n",
+            )?;
             let s: Settings = Settings::figment("sb.toml".into()).extract()?;
             assert_eq!(s.listen.to_string(), "0.0.0.0:9000");
             assert_eq!(s.log_format, LogFormat::Json);
@@ -116,7 +122,10 @@ mod tests {
             let s: Settings = Settings::figment("sb.toml".into()).extract()?;
             assert_eq!(s.listen.to_string(), "127.0.0.1:7000");
             assert_eq!(s.database_url(), "postgres://u:hunter2@db/x");
-            assert!(!format!("{s:?}").contains("hunter2"), "secrets must not be printed");
+            assert!(
+                !format!("{s:?}").contains("hunter2"),
+                "secrets must not be printed"
+            );
             Ok(())
         });
     }
@@ -125,7 +134,9 @@ mod tests {
     fn an_unknown_setting_is_an_error_naming_it() {
         Jail::expect_with(|jail| {
             jail.create_file("sb.toml", "lissten = \"0.0.0.0:9000\"\n")?;
-            let err = Settings::figment("sb.toml".into()).extract::<Settings>().unwrap_err();
+            let err = Settings::figment("sb.toml".into())
+                .extract::<Settings>()
+                .unwrap_err();
             assert!(err.to_string().contains("lissten"), "{err}");
             Ok(())
         });

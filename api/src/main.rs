@@ -42,7 +42,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(settings).await,
         Command::Migrate => {
-            let store = Store::connect(settings.database_url()).await.context("opening the database")?;
+            let store = Store::connect(settings.database_url())
+                .await
+                .context("opening the database")?;
             store.migrate().await.context("applying migrations")?;
             tracing::info!(backend = ?store.backend(), "migrations applied");
             Ok(())
@@ -59,7 +61,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 fn init_logging(settings: &Settings) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match settings.log_format {
         LogFormat::Json => builder.json().with_current_span(true).init(),

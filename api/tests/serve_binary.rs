@@ -6,7 +6,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test]
@@ -37,14 +41,28 @@ async fn serve_starts_on_sqlite_with_no_configuration_and_answers_healthz() {
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     };
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["status"], "ok");
-    let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["status"],
+        "ok"
+    );
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .unwrap();
     assert!(ready.status().is_success());
-    assert!(dir.join("switchboard.db").exists(), "the default SQLite database is created on first start");
+    assert!(
+        dir.join("switchboard.db").exists(),
+        "the default SQLite database is created on first start"
+    );
 
     // SIGTERM: graceful shutdown, exit status 0.
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = child.wait().unwrap();
     assert!(status.success(), "switchboard exited with {status}");
     let _ = std::fs::remove_dir_all(&dir);

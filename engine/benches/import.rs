@@ -17,8 +17,11 @@ fn csv() -> Vec<u8> {
     let hoods = ["mlaqa", "taadhi", "olaya", "malqa", "narjis"];
     for i in 0..ROWS {
         let (exchange, line) = (200 + i / 10_000, i % 10_000);
-        let phone =
-            if i % 2 == 0 { format!("+1 415 {exchange} {line:04}") } else { format!("(212) {exchange}-{line:04}") };
+        let phone = if i % 2 == 0 {
+            format!("+1 415 {exchange} {line:04}")
+        } else {
+            format!("(212) {exchange}-{line:04}")
+        };
         out.push_str(&format!(
             "{phone},Person {i},person{i}@example.com,Company {},{};{},{},2023-{:02}-{:02},{},{}\n",
             i % 500,
@@ -35,9 +38,15 @@ fn csv() -> Vec<u8> {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let data = csv();
-    let options = ImportOptions { default_region: Some("US".into()), ..Default::default() };
+    let options = ImportOptions {
+        default_region: Some("US".into()),
+        ..Default::default()
+    };
     let mut group = c.benchmark_group("import_csv_100k");
     group.throughput(Throughput::Elements(ROWS as u64));
     group.sample_size(10);
@@ -59,7 +68,9 @@ fn bench(c: &mut Criterion) {
                         let tenant = db.store().create_tenant("bench").await.unwrap().id;
                         let input = std::io::Cursor::new(data.clone());
                         let start = Instant::now();
-                        let report = import_csv(db.store(), tenant, input, &options).await.unwrap();
+                        let report = import_csv(db.store(), tenant, input, &options)
+                            .await
+                            .unwrap();
                         total += start.elapsed();
                         assert_eq!(report.inserted, ROWS as u64, "{:?}", report.errors.first());
                     }

@@ -27,7 +27,11 @@ fn mac(secret: &[u8], attempt: AttemptId) -> [u8; 32] {
 
 /// Issues the token for one call attempt.
 pub fn issue(secret: &[u8], attempt: AttemptId) -> String {
-    format!("{}.{}", attempt.0, URL_SAFE_NO_PAD.encode(mac(secret, attempt)))
+    format!(
+        "{}.{}",
+        attempt.0,
+        URL_SAFE_NO_PAD.encode(mac(secret, attempt))
+    )
 }
 
 /// The attempt a token was issued for, if the token is genuine (constant-time check).
@@ -54,12 +58,24 @@ mod tests {
         assert_eq!(verify(b"secret", &token), Some(AttemptId(42)));
         assert_eq!(verify(b"other", &token), None, "another server's secret");
         let forged = token.replacen("42.", "43.", 1);
-        assert_eq!(verify(b"secret", &forged), None, "a token cannot be moved to another call");
+        assert_eq!(
+            verify(b"secret", &forged),
+            None,
+            "a token cannot be moved to another call"
+        );
     }
 
     #[test]
     fn garbage_is_refused_without_panicking() {
-        for bad in ["", ".", "42", "42.", "x.y", "42.!!!", "99999999999999999999.abc"] {
+        for bad in [
+            "",
+            ".",
+            "42",
+            "42.",
+            "x.y",
+            "42.!!!",
+            "99999999999999999999.abc",
+        ] {
             assert_eq!(verify(b"secret", bad), None, "{bad:?}");
         }
     }

@@ -116,10 +116,24 @@ pub const CONTACT_COLUMNS: &[&str] = &["phone", "name", "email", "company", "tim
 
 impl Contact {
     /// The value a field name resolves to, as JSON: a column (`name`, `phone`, ...) or an
-    /// attribute path (`unit_type`, `attributes.unit_type`, `address.city`). `None` when
-    /// the field is missing.
+    /// attribute path (`unit_type`, `address.city`; `attributes.name` is always the
+    /// attribute, never the column). `None` when the field is missing.
     pub fn field(&self, path: &[String]) -> Option<Value> {
-        let (first, rest) = path.split_first()?;
+        let (first, rest) = match path.split_first()? {
+            (first, rest) if first == "attributes" && !rest.is_empty() => rest.split_first()?,
+            (first, rest) if rest.is_empty() || first != "attributes" => {
+                return self.field_unprefixed(first, rest);
+            }
+            _ => return None,
+        };
+        let mut current = self.attributes.get(first)?;
+        for key in rest {
+            current = current.as_object()?.get(key)?;
+        }
+        Some(current.clone())
+    }
+
+    fn field_unprefixed(&self, first: &String, rest: &[String]) -> Option<Value> {
         let column = |v: Option<&String>| v.map(|s| Value::String(s.clone()));
         if rest.is_empty() {
             match first.as_str() {

@@ -43,7 +43,9 @@ pub enum DncPatternError {
     #[error(transparent)]
     Phone(#[from] PhoneError),
     /// The prefix is malformed.
-    #[error("{value:?} is not a prefix pattern: expected \"+\" then 1 to 14 digits then \"*\", e.g. \"+1900*\"")]
+    #[error(
+        "{value:?} is not a prefix pattern: expected \"+\" then 1 to 14 digits then \"*\", e.g. \"+1900*\""
+    )]
     BadPrefix {
         /// The value as given.
         value: String,
@@ -56,15 +58,23 @@ impl DncPattern {
     pub fn parse(value: &str, default_region: Option<Region>) -> Result<Self, DncPatternError> {
         let trimmed = value.trim();
         if let Some(prefix) = trimmed.strip_suffix('*') {
-            let digits: String = prefix.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.')).collect();
+            let digits: String = prefix
+                .chars()
+                .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
+                .collect();
             let ok = digits.len() >= 2
                 && digits.len() <= 15
                 && digits.starts_with('+')
                 && digits[1..].bytes().all(|b| b.is_ascii_digit());
             if !ok {
-                return Err(DncPatternError::BadPrefix { value: value.to_owned() });
+                return Err(DncPatternError::BadPrefix {
+                    value: value.to_owned(),
+                });
             }
-            return Ok(DncPattern { kind: DncKind::Prefix, digits });
+            return Ok(DncPattern {
+                kind: DncKind::Prefix,
+                digits,
+            });
         }
         let number = E164::parse(trimmed, default_region)?;
         Ok(DncPattern::exact(&number))
@@ -72,7 +82,10 @@ impl DncPattern {
 
     /// The entry for exactly this number.
     pub fn exact(number: &E164) -> Self {
-        DncPattern { kind: DncKind::Exact, digits: number.as_str().to_owned() }
+        DncPattern {
+            kind: DncKind::Exact,
+            digits: number.as_str().to_owned(),
+        }
     }
 
     /// Exact or prefix.
@@ -95,7 +108,11 @@ impl DncPattern {
 
     /// Rebuilds a pattern read from the database.
     pub(crate) fn from_stored(kind: &str, digits: String) -> Self {
-        let kind = if kind == "prefix" { DncKind::Prefix } else { DncKind::Exact };
+        let kind = if kind == "prefix" {
+            DncKind::Prefix
+        } else {
+            DncKind::Exact
+        };
         DncPattern { kind, digits }
     }
 }
@@ -156,16 +173,31 @@ pub fn parse_list(text: &str, default_region: Option<Region>) -> (Vec<DncPattern
     let mut patterns = Vec::new();
     let mut errors = Vec::new();
     for (i, raw) in text.lines().enumerate() {
-        let value = raw.split(',').next().unwrap_or("").trim().trim_matches('"').trim();
+        let value = raw
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches('"')
+            .trim();
         if value.is_empty() || value.starts_with('#') {
             continue;
         }
-        if i == 0 && matches!(value.to_ascii_lowercase().as_str(), "phone" | "number" | "pattern" | "phone_number") {
+        if i == 0
+            && matches!(
+                value.to_ascii_lowercase().as_str(),
+                "phone" | "number" | "pattern" | "phone_number"
+            )
+        {
             continue;
         }
         match DncPattern::parse(value, default_region) {
             Ok(p) => patterns.push(p),
-            Err(e) => errors.push(LineError { line: i as u64 + 1, value: value.to_owned(), reason: e.to_string() }),
+            Err(e) => errors.push(LineError {
+                line: i as u64 + 1,
+                value: value.to_owned(),
+                reason: e.to_string(),
+            }),
         }
     }
     (patterns, errors)
@@ -206,7 +238,8 @@ mod tests {
 
     #[test]
     fn bulk_lists_skip_headers_comments_and_blanks_and_report_bad_lines() {
-        let text = "phone,reason\n+14155552671,asked\n\n# comment\n+1900*\nnope\n\"+442079460958\"\n";
+        let text =
+            "phone,reason\n+14155552671,asked\n\n# comment\n+1900*\nnope\n\"+442079460958\"\n";
         let (patterns, errors) = parse_list(text, None);
         let shown: Vec<String> = patterns.iter().map(ToString::to_string).collect();
         assert_eq!(shown, vec!["+14155552671", "+1900*", "+442079460958"]);

@@ -16,7 +16,10 @@ pub struct FieldError {
 impl FieldError {
     /// A problem at `field`.
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        FieldError { field: field.into(), reason: reason.into() }
+        FieldError {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -88,13 +91,23 @@ pub enum Error {
 
 impl Error {
     /// A single-field validation error.
-    pub fn invalid(what: &'static str, field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Invalid { what, errors: vec![FieldError::new(field, reason)] }
+    pub fn invalid(
+        what: &'static str,
+        field: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Invalid {
+            what,
+            errors: vec![FieldError::new(field, reason)],
+        }
     }
 
     /// A not-found error.
     pub fn not_found(what: &'static str, id: impl ToString) -> Self {
-        Error::NotFound { what, id: id.to_string() }
+        Error::NotFound {
+            what,
+            id: id.to_string(),
+        }
     }
 }
 

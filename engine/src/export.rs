@@ -11,8 +11,15 @@ use serde_json::Value;
 use std::io::Write;
 
 /// The fixed columns, before the attribute columns.
-pub const CONTACT_EXPORT_COLUMNS: [&str; 7] =
-    ["phone", "name", "email", "company", "timezone", "consent_at", "opted_out_at"];
+pub const CONTACT_EXPORT_COLUMNS: [&str; 7] = [
+    "phone",
+    "name",
+    "email",
+    "company",
+    "timezone",
+    "consent_at",
+    "opted_out_at",
+];
 
 /// Writes every contact of the tenant as CSV, page by page. Returns how many were written.
 pub async fn export_contacts_csv<W: Write>(store: &Store, tenant: TenantId, out: W) -> Result<u64> {
@@ -21,7 +28,10 @@ pub async fn export_contacts_csv<W: Write>(store: &Store, tenant: TenantId, out:
     let mut header: Vec<&str> = CONTACT_EXPORT_COLUMNS.to_vec();
     header.extend(keys.iter().map(String::as_str));
     writer.write_record(&header).map_err(io)?;
-    let mut filter = ContactFilter { limit: Some(1000), ..Default::default() };
+    let mut filter = ContactFilter {
+        limit: Some(1000),
+        ..Default::default()
+    };
     let mut written = 0;
     loop {
         let page = store.list_contacts(tenant, &filter).await?;
@@ -39,7 +49,8 @@ pub async fn export_contacts_csv<W: Write>(store: &Store, tenant: TenantId, out:
 /// One contact as a CSV record.
 pub fn record(contact: &Contact, keys: &[String]) -> Vec<String> {
     let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
-        t.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)).unwrap_or_default()
+        t.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+            .unwrap_or_default()
     };
     let mut row = vec![
         contact.phone.to_string(),
@@ -50,7 +61,10 @@ pub fn record(contact: &Contact, keys: &[String]) -> Vec<String> {
         time(contact.consent_at),
         time(contact.opted_out_at),
     ];
-    row.extend(keys.iter().map(|k| contact.attributes.get(k).map(cell).unwrap_or_default()));
+    row.extend(
+        keys.iter()
+            .map(|k| contact.attributes.get(k).map(cell).unwrap_or_default()),
+    );
     row
 }
 
@@ -59,8 +73,16 @@ pub fn cell(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
-        Value::Array(items) if items.iter().all(|v| matches!(v, Value::String(s) if !s.contains(';'))) => {
-            items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(";")
+        Value::Array(items)
+            if items
+                .iter()
+                .all(|v| matches!(v, Value::String(s) if !s.contains(';'))) =>
+        {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(";")
         }
         other => other.to_string(),
     }

@@ -151,7 +151,9 @@ pub enum ImportError {
     #[error("cannot read the csv header: {0}")]
     Header(String),
     /// No column is the phone number.
-    #[error("no phone column: name one `phone` (or map a column to phone); columns are {columns:?}")]
+    #[error(
+        "no phone column: name one `phone` (or map a column to phone); columns are {columns:?}"
+    )]
     NoPhoneColumn {
         /// The header as read.
         columns: Vec<String>,
@@ -192,7 +194,11 @@ enum Parsed {
     /// The header is usable; rows follow.
     Ready,
     /// Contacts to write, rows rejected, rows read.
-    Batch { contacts: Vec<NewContact>, errors: Vec<RowError>, rows: u64 },
+    Batch {
+        contacts: Vec<NewContact>,
+        errors: Vec<RowError>,
+        rows: u64,
+    },
     /// The import cannot go on.
     Fatal(ImportError),
 }
@@ -216,14 +222,21 @@ pub async fn import_csv<R: Read + Send + 'static>(
         Some(Parsed::Ready) => {}
         Some(Parsed::Fatal(e)) => return Err(e.into()),
         Some(Parsed::Batch { .. }) | None => {
-            return Err(ImportError::Header("the csv parser stopped before reading the header".into()).into());
+            return Err(ImportError::Header(
+                "the csv parser stopped before reading the header".into(),
+            )
+            .into());
         }
     }
     let mut writer = store.contact_writer(tenant).await?;
     let mut report = ImportReport::default();
     while let Some(message) = rx.recv().await {
         match message {
-            Parsed::Batch { contacts, errors, rows } => {
+            Parsed::Batch {
+                contacts,
+                errors,
+                rows,
+            } => {
                 report.rows += rows;
                 report.rejected += errors.len() as u64;
                 report.errors.extend(errors);
@@ -241,7 +254,11 @@ pub async fn import_csv<R: Read + Send + 'static>(
     }
     if parsing.await.is_err() {
         writer.rollback().await?;
-        return Err(ImportError::Read { line: report.rows + 1, reason: "the csv parser failed".into() }.into());
+        return Err(ImportError::Read {
+            line: report.rows + 1,
+            reason: "the csv parser failed".into(),
+        }
+        .into());
     }
     if options.mode == ImportMode::SkipBadRows || report.errors.is_empty() {
         let UpsertReport { inserted, updated } = writer.commit().await?;
@@ -256,7 +273,11 @@ pub async fn import_csv<R: Read + Send + 'static>(
 
 /// Reads the whole input, sending batches of parsed rows. Stops early only if the
 /// receiver is gone.
-fn parse_stream<R: Read>(input: R, options: &ImportOptions, tx: &tokio::sync::mpsc::Sender<Parsed>) {
+fn parse_stream<R: Read>(
+    input: R,
+    options: &ImportOptions,
+    tx: &tokio::sync::mpsc::Sender<Parsed>,
+) {
     let send = |m: Parsed| tx.blocking_send(m).is_ok();
     let delimiter = match ascii(options.delimiter, "delimiter") {
         Ok(d) => d,
@@ -265,9 +286,16 @@ fn parse_stream<R: Read>(input: R, options: &ImportOptions, tx: &tokio::sync::mp
             return;
         }
     };
-    let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).trim(csv::Trim::All).from_reader(input);
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(input);
     let headers: Vec<String> = match reader.headers() {
-        Ok(h) => h.iter().map(|h| h.trim_start_matches('\u{feff}').to_owned()).collect(),
+        Ok(h) => h
+            .iter()
+            .map(|h| h.trim_start_matches('\u{feff}').to_owned())
+            .collect(),
         Err(e) => {
             send(Parsed::Fatal(ImportError::Header(e.to_string())));
             return;
@@ -297,7 +325,10 @@ fn parse_stream<R: Read>(input: R, options: &ImportOptions, tx: &tokio::sync::mp
             Ok(false) => break,
             Err(e) => {
                 let line = e.position().map_or(line, |p| p.line());
-                send(Parsed::Fatal(ImportError::Read { line, reason: e.to_string() }));
+                send(Parsed::Fatal(ImportError::Read {
+                    line,
+                    reason: e.to_string(),
+                }));
                 return;
             }
         }
@@ -310,7 +341,12 @@ fn parse_stream<R: Read>(input: R, options: &ImportOptions, tx: &tokio::sync::mp
             Ok(_) => {}
             Err((column, reason)) => {
                 failed = true;
-                errors.push(RowError { row, line, column, reason });
+                errors.push(RowError {
+                    row,
+                    line,
+                    column,
+                    reason,
+                });
             }
         }
         if rows_in_batch as usize >= BATCH {
@@ -324,14 +360,21 @@ fn parse_stream<R: Read>(input: R, options: &ImportOptions, tx: &tokio::sync::mp
             }
         }
     }
-    send(Parsed::Batch { contacts, errors, rows: rows_in_batch });
+    send(Parsed::Batch {
+        contacts,
+        errors,
+        rows: rows_in_batch,
+    });
 }
 
 fn ascii(c: char, option: &'static str) -> Result<u8, ImportError> {
     u8::try_from(c)
         .ok()
         .filter(u8::is_ascii)
-        .ok_or(ImportError::Option { option, reason: format!("{c:?} is not a single ASCII character") })
+        .ok_or(ImportError::Option {
+            option,
+            reason: format!("{c:?} is not a single ASCII character"),
+        })
 }
 
 /// Turns one CSV record into a contact.
@@ -362,7 +405,11 @@ impl RowParser {
         }
         let mut columns: Vec<(String, Target, ValueType)> = Vec::with_capacity(headers.len());
         for header in headers {
-            let target = options.mapping.get(header).cloned().unwrap_or_else(|| recognise(header));
+            let target = options
+                .mapping
+                .get(header)
+                .cloned()
+                .unwrap_or_else(|| recognise(header));
             let ty = options.types.get(header).copied().unwrap_or_default();
             if target != Target::Ignore
                 && let Some((first, _, _)) = columns.iter().find(|(_, t, _)| *t == target)
@@ -376,14 +423,27 @@ impl RowParser {
             columns.push((header.clone(), target, ty));
         }
         if !columns.iter().any(|(_, t, _)| *t == Target::Phone) {
-            return Err(ImportError::NoPhoneColumn { columns: headers.to_vec() });
+            return Err(ImportError::NoPhoneColumn {
+                columns: headers.to_vec(),
+            });
         }
-        Ok(RowParser { columns, region, separator: options.list_separator })
+        Ok(RowParser {
+            columns,
+            region,
+            separator: options.list_separator,
+        })
     }
 
     fn parse(&self, record: &csv::StringRecord) -> Result<NewContact, CellError> {
         if record.len() > self.columns.len() {
-            return Err((None, format!("{} fields, but the header has {}", record.len(), self.columns.len())));
+            return Err((
+                None,
+                format!(
+                    "{} fields, but the header has {}",
+                    record.len(),
+                    self.columns.len()
+                ),
+            ));
         }
         let mut contact_fields = ContactFields::default();
         for (i, (header, target, ty)) in self.columns.iter().enumerate() {
@@ -395,7 +455,8 @@ impl RowParser {
             let text = || Some(cell.to_owned());
             match target {
                 Target::Phone => {
-                    contact_fields.phone = Some(E164::parse(cell, self.region).map_err(|e| err(e.to_string()))?)
+                    contact_fields.phone =
+                        Some(E164::parse(cell, self.region).map_err(|e| err(e.to_string()))?)
                 }
                 Target::Name => contact_fields.name = text(),
                 Target::Email => {
@@ -406,13 +467,18 @@ impl RowParser {
                 }
                 Target::Company => contact_fields.company = text(),
                 Target::Timezone => {
-                    let tz = parse_timezone(cell)
-                        .ok_or_else(|| err(format!("{cell:?} is not an IANA timezone (e.g. America/New_York)")))?;
+                    let tz = parse_timezone(cell).ok_or_else(|| {
+                        err(format!(
+                            "{cell:?} is not an IANA timezone (e.g. America/New_York)"
+                        ))
+                    })?;
                     contact_fields.timezone = Some(tz.name().to_owned());
                 }
                 Target::ConsentAt => {
-                    contact_fields.consent_at =
-                        Some(parse_instant(cell).ok_or_else(|| err(format!("{cell:?} is not a date or date-time")))?)
+                    contact_fields.consent_at = Some(
+                        parse_instant(cell)
+                            .ok_or_else(|| err(format!("{cell:?} is not a date or date-time")))?,
+                    )
                 }
                 Target::OptedOutAt => {
                     contact_fields.opted_out_at = match parse_instant(cell) {
@@ -428,13 +494,34 @@ impl RowParser {
                 Target::Ignore => {}
             }
         }
-        let ContactFields { phone, name, email, company, timezone, attributes, consent_at, opted_out_at } =
-            contact_fields;
+        let ContactFields {
+            phone,
+            name,
+            email,
+            company,
+            timezone,
+            attributes,
+            consent_at,
+            opted_out_at,
+        } = contact_fields;
         let phone = phone.ok_or_else(|| {
-            let column = self.columns.iter().find(|(_, t, _)| *t == Target::Phone).map(|(h, _, _)| h.clone());
+            let column = self
+                .columns
+                .iter()
+                .find(|(_, t, _)| *t == Target::Phone)
+                .map(|(h, _, _)| h.clone());
             (column, "the phone number is empty".to_owned())
         })?;
-        Ok(NewContact { phone, name, email, company, timezone, attributes, consent_at, opted_out_at })
+        Ok(NewContact {
+            phone,
+            name,
+            email,
+            company,
+            timezone,
+            attributes,
+            consent_at,
+            opted_out_at,
+        })
     }
 }
 
@@ -442,8 +529,8 @@ impl RowParser {
 fn recognise(header: &str) -> Target {
     let key = attribute_key(header);
     match key.as_str() {
-        "phone" | "phone_number" | "phonenumber" | "mobile" | "mobile_number" | "number" | "msisdn" | "tel"
-        | "telephone" => Target::Phone,
+        "phone" | "phone_number" | "phonenumber" | "mobile" | "mobile_number" | "number"
+        | "msisdn" | "tel" | "telephone" => Target::Phone,
         "name" | "full_name" | "fullname" | "contact_name" => Target::Name,
         "email" | "email_address" | "e_mail" => Target::Email,
         "company" | "company_name" | "organization" | "organisation" => Target::Company,
@@ -460,7 +547,13 @@ pub fn attribute_key(header: &str) -> String {
     header
         .trim()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -477,7 +570,10 @@ fn describe(target: &Target) -> String {
 fn is_plausible_email(s: &str) -> bool {
     match s.split_once('@') {
         Some((local, domain)) => {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !s.contains(char::is_whitespace)
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !s.contains(char::is_whitespace)
         }
         None => false,
     }
@@ -492,7 +588,10 @@ fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return Some(dt.with_timezone(&Utc));
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|dt| dt.and_utc())
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|dt| dt.and_utc())
 }
 
 /// A cell typed as its column says.
@@ -504,9 +603,12 @@ fn typed(cell: &str, ty: ValueType, separator: char) -> Result<Value, String> {
         ValueType::Bool => match cell.to_ascii_lowercase().as_str() {
             "true" | "yes" | "y" | "1" => Ok(Value::Bool(true)),
             "false" | "no" | "n" | "0" => Ok(Value::Bool(false)),
-            _ => Err(format!("{cell:?} is not a boolean (true/false, yes/no, 1/0)")),
+            _ => Err(format!(
+                "{cell:?} is not a boolean (true/false, yes/no, 1/0)"
+            )),
         },
-        ValueType::Date => date(cell).ok_or_else(|| format!("{cell:?} is not a date (YYYY-MM-DD) or RFC 3339 date-time")),
+        ValueType::Date => date(cell)
+            .ok_or_else(|| format!("{cell:?} is not a date (YYYY-MM-DD) or RFC 3339 date-time")),
         ValueType::List => Ok(list(cell, separator)),
     }
 }
@@ -530,11 +632,19 @@ fn scalar(cell: &str) -> Value {
         "false" | "FALSE" | "False" => return Value::Bool(false),
         _ => {}
     }
-    number(cell).or_else(|| date(cell)).unwrap_or_else(|| Value::String(cell.to_owned()))
+    number(cell)
+        .or_else(|| date(cell))
+        .unwrap_or_else(|| Value::String(cell.to_owned()))
 }
 
 fn list(cell: &str, separator: char) -> Value {
-    Value::Array(cell.split(separator).map(str::trim).filter(|s| !s.is_empty()).map(scalar).collect())
+    Value::Array(
+        cell.split(separator)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(scalar)
+            .collect(),
+    )
 }
 
 /// A plain decimal number without leading zeros (`007` and `+1` stay text).
@@ -544,7 +654,9 @@ fn number(cell: &str) -> Option<Value> {
         Some((i, f)) => (i, Some(f)),
         None => (digits, None),
     };
-    let int_ok = !int.is_empty() && int.bytes().all(|b| b.is_ascii_digit()) && (int == "0" || !int.starts_with('0'));
+    let int_ok = !int.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && (int == "0" || !int.starts_with('0'));
     let frac_ok = frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()));
     if !int_ok || !frac_ok || cell.len() > 24 {
         return None;
@@ -554,7 +666,10 @@ fn number(cell: &str) -> Option<Value> {
     {
         return Some(Value::from(i));
     }
-    cell.parse::<f64>().ok().filter(|f| f.is_finite()).map(Value::from)
+    cell.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .map(Value::from)
 }
 
 /// A date kept as `YYYY-MM-DD`, or a date-time normalized to UTC.
@@ -563,7 +678,10 @@ fn date(cell: &str) -> Option<Value> {
         return Some(Value::String(cell.to_owned()));
     }
     let dt = DateTime::parse_from_rfc3339(cell).ok()?;
-    Some(Value::String(dt.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::AutoSi, true)))
+    Some(Value::String(
+        dt.with_timezone(&Utc)
+            .to_rfc3339_opts(SecondsFormat::AutoSi, true),
+    ))
 }
 
 #[cfg(test)]
@@ -580,7 +698,10 @@ mod tests {
         assert_eq!(infer("+1", ';'), json!("+1"));
         assert_eq!(infer("true", ';'), json!(true));
         assert_eq!(infer("2024-01-05", ';'), json!("2024-01-05"));
-        assert_eq!(infer("2024-01-05T10:00:00+02:00", ';'), json!("2024-01-05T08:00:00Z"));
+        assert_eq!(
+            infer("2024-01-05T10:00:00+02:00", ';'),
+            json!("2024-01-05T08:00:00Z")
+        );
         assert_eq!(infer("2024-13-05", ';'), json!("2024-13-05"));
         assert_eq!(infer("mlaqa; taadhi", ';'), json!(["mlaqa", "taadhi"]));
         assert_eq!(infer(r#"["a", 1]"#, ';'), json!(["a", 1]));
@@ -592,34 +713,55 @@ mod tests {
         assert_eq!(recognise("Phone Number"), Target::Phone);
         assert_eq!(recognise("E-mail"), Target::Attribute("e-mail".into()));
         assert_eq!(recognise("Email"), Target::Email);
-        assert_eq!(recognise("Unit Type"), Target::Attribute("unit_type".into()));
+        assert_eq!(
+            recognise("Unit Type"),
+            Target::Attribute("unit_type".into())
+        );
         assert_eq!(recognise("TZ"), Target::Timezone);
     }
 
     #[test]
     fn typed_columns_reject_values_of_the_wrong_type() {
         assert_eq!(typed("12", ValueType::Number, ';'), Ok(json!(12)));
-        assert!(typed("twelve", ValueType::Number, ';').unwrap_err().contains("twelve"));
+        assert!(
+            typed("twelve", ValueType::Number, ';')
+                .unwrap_err()
+                .contains("twelve")
+        );
         assert_eq!(typed("yes", ValueType::Bool, ';'), Ok(json!(true)));
-        assert!(typed("soon", ValueType::Date, ';').unwrap_err().contains("soon"));
+        assert!(
+            typed("soon", ValueType::Date, ';')
+                .unwrap_err()
+                .contains("soon")
+        );
         assert_eq!(typed("007", ValueType::String, ';'), Ok(json!("007")));
         assert_eq!(typed("a", ValueType::List, ';'), Ok(json!(["a"])));
     }
 
     fn parser(headers: &[&str], options: &ImportOptions) -> Result<RowParser, ImportError> {
-        RowParser::new(&headers.iter().map(|s| s.to_string()).collect::<Vec<_>>(), options)
+        RowParser::new(
+            &headers.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            options,
+        )
     }
 
     #[test]
     fn a_header_without_a_phone_column_is_refused() {
-        let err = parser(&["name", "email"], &ImportOptions::default()).err().unwrap();
+        let err = parser(&["name", "email"], &ImportOptions::default())
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("no phone column"), "{err}");
     }
 
     #[test]
     fn two_columns_for_one_field_are_refused() {
-        let err = parser(&["phone", "mobile"], &ImportOptions::default()).err().unwrap();
-        assert!(err.to_string().contains("\"phone\" and \"mobile\""), "{err}");
+        let err = parser(&["phone", "mobile"], &ImportOptions::default())
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("\"phone\" and \"mobile\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -632,9 +774,17 @@ mod tests {
 
     #[test]
     fn rows_are_parsed_with_the_default_region() {
-        let options = ImportOptions { default_region: Some("US".into()), ..Default::default() };
+        let options = ImportOptions {
+            default_region: Some("US".into()),
+            ..Default::default()
+        };
         let p = parser(&["Phone", "Name", "Neighborhoods", "TZ"], &options).unwrap();
-        let rec = csv::StringRecord::from(vec!["(415) 555-2671", "Ada", "mlaqa;taadhi", "Europe/London"]);
+        let rec = csv::StringRecord::from(vec![
+            "(415) 555-2671",
+            "Ada",
+            "mlaqa;taadhi",
+            "Europe/London",
+        ]);
         let c = p.parse(&rec).unwrap();
         assert_eq!(c.phone.as_str(), "+14155552671");
         assert_eq!(c.name.as_deref(), Some("Ada"));
@@ -645,15 +795,27 @@ mod tests {
     #[test]
     fn bad_cells_name_the_column_and_value() {
         let p = parser(&["phone", "email", "timezone"], &ImportOptions::default()).unwrap();
-        let (col, reason) = p.parse(&csv::StringRecord::from(vec!["555", "", ""])).unwrap_err();
+        let (col, reason) = p
+            .parse(&csv::StringRecord::from(vec!["555", "", ""]))
+            .unwrap_err();
         assert_eq!(col.as_deref(), Some("phone"));
         assert!(reason.contains("555"), "{reason}");
-        let (col, reason) = p.parse(&csv::StringRecord::from(vec!["+14155552671", "nope", ""])).unwrap_err();
+        let (col, reason) = p
+            .parse(&csv::StringRecord::from(vec!["+14155552671", "nope", ""]))
+            .unwrap_err();
         assert_eq!(col.as_deref(), Some("email"));
         assert!(reason.contains("nope"));
-        let (col, _) = p.parse(&csv::StringRecord::from(vec!["+14155552671", "", "Mars/Base"])).unwrap_err();
+        let (col, _) = p
+            .parse(&csv::StringRecord::from(vec![
+                "+14155552671",
+                "",
+                "Mars/Base",
+            ]))
+            .unwrap_err();
         assert_eq!(col.as_deref(), Some("timezone"));
-        let (col, reason) = p.parse(&csv::StringRecord::from(vec!["", "", ""])).unwrap_err();
+        let (col, reason) = p
+            .parse(&csv::StringRecord::from(vec!["", "", ""]))
+            .unwrap_err();
         assert_eq!(col.as_deref(), Some("phone"));
         assert!(reason.contains("empty"));
     }

@@ -44,7 +44,9 @@ impl Region {
             .to_ascii_uppercase()
             .parse::<country::Id>()
             .map(Region)
-            .map_err(|_| PhoneError::UnknownRegion { value: code.to_owned() })
+            .map_err(|_| PhoneError::UnknownRegion {
+                value: code.to_owned(),
+            })
     }
 
     /// The ISO code, e.g. `US`.
@@ -61,13 +63,21 @@ impl E164 {
         Ok(E164(number.format().mode(Mode::E164).to_string()))
     }
 
-    fn parse_number(value: &str, default_region: Option<Region>) -> Result<PhoneNumber, PhoneError> {
+    fn parse_number(
+        value: &str,
+        default_region: Option<Region>,
+    ) -> Result<PhoneNumber, PhoneError> {
         let trimmed = value.trim();
         let number = phonenumber::parse(default_region.map(|r| r.0), trimmed).map_err(|e| {
-            PhoneError::Unparsable { value: value.to_owned(), reason: e.to_string() }
+            PhoneError::Unparsable {
+                value: value.to_owned(),
+                reason: e.to_string(),
+            }
         })?;
         if !phonenumber::is_valid(&number) {
-            return Err(PhoneError::Invalid { value: value.to_owned() });
+            return Err(PhoneError::Invalid {
+                value: value.to_owned(),
+            });
         }
         Ok(number)
     }
@@ -86,7 +96,9 @@ impl E164 {
     /// Wraps a value read back from our own database, where it was stored normalized.
     /// Falls back to a full parse if the stored text is not what we wrote.
     pub fn from_stored(value: String) -> Result<Self, PhoneError> {
-        if value.starts_with('+') && value.len() > 2 && value[1..].bytes().all(|b| b.is_ascii_digit())
+        if value.starts_with('+')
+            && value.len() > 2
+            && value[1..].bytes().all(|b| b.is_ascii_digit())
         {
             Ok(E164(value))
         } else {
@@ -141,7 +153,10 @@ mod tests {
     #[test]
     fn national_numbers_need_a_default_region() {
         let us = Region::parse("us").unwrap();
-        assert_eq!(E164::parse("(415) 555-2671", Some(us)).unwrap().as_str(), "+14155552671");
+        assert_eq!(
+            E164::parse("(415) 555-2671", Some(us)).unwrap().as_str(),
+            "+14155552671"
+        );
         let err = E164::parse("(415) 555-2671", None).unwrap_err();
         assert!(err.to_string().contains("(415) 555-2671"), "{err}");
     }

@@ -10,7 +10,9 @@ pub fn to_millis(t: DateTime<Utc>) -> i64 {
 
 /// The instant for milliseconds since the epoch (saturating at chrono's range).
 pub fn from_millis(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or(DateTime::<Utc>::MAX_UTC)
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// The current instant, truncated to milliseconds (what the database can hold).

@@ -1,2 +1,20 @@
 //! The simulated Twilio carrier, the scripted agent and the load driver.
+//!
+//! Everything here drives Switchboard from outside, over real sockets, the way Twilio and an
+//! AI agent would: it depends on `switchboard-media` for the wire formats and on nothing of
+//! the engine or its runtime.
 #![warn(missing_docs)]
+
+pub mod agent;
+pub mod carrier;
+mod error;
+mod wait;
+mod ws;
+
+
+pub use carrier::{
+    AnswerMix, CallRecord, CallScript, CallerAudio, CarrierConfig, DialResult, Millis,
+    SimCarrier, StreamCloseReason,
+};
+pub use error::Error;
+pub use wait::WaitTimedOut;

@@ -103,7 +103,11 @@ pub fn is_silence(mulaw: &[u8], threshold_dbfs: f32) -> bool {
 ///
 /// Out-of-range amplitudes are clamped; a non-finite frequency or amplitude gives silence.
 pub fn tone(freq_hz: f32, ms: u32, amplitude: f32) -> Vec<u8> {
-    let freq = if freq_hz.is_finite() { f64::from(freq_hz) } else { 0.0 };
+    let freq = if freq_hz.is_finite() {
+        f64::from(freq_hz)
+    } else {
+        0.0
+    };
     let amplitude = if amplitude.is_finite() {
         f64::from(amplitude.clamp(0.0, 1.0))
     } else {
@@ -155,13 +159,19 @@ mod tests {
         assert_eq!(linear_to_mulaw(32124), 0x80);
         assert_eq!(linear_to_mulaw(-32124), 0x00);
         assert_eq!(linear_to_mulaw(8), 0xFE);
+        // G.191 rounds negatives by one's complement; Sun-derived coders give 0x00 here.
+        assert_eq!(linear_to_mulaw(-31612), 0x01);
     }
 
     #[test]
     fn every_code_but_negative_zero_survives_decode_then_encode() {
         for code in 0..=u8::MAX {
             let expected = if code == 0x7F { 0xFF } else { code };
-            assert_eq!(linear_to_mulaw(mulaw_to_linear(code)), expected, "{code:#04x}");
+            assert_eq!(
+                linear_to_mulaw(mulaw_to_linear(code)),
+                expected,
+                "{code:#04x}"
+            );
         }
     }
 
@@ -178,7 +188,10 @@ mod tests {
             } else {
                 (magnitude + 132) / 32 + 1
             };
-            assert!(error <= bound, "{sample} -> {back} (error {error} > {bound})");
+            assert!(
+                error <= bound,
+                "{sample} -> {back} (error {error} > {bound})"
+            );
             assert!(back.signum() * sample.signum() >= 0, "{sample}");
         }
     }

@@ -5,14 +5,20 @@ use switchboard_api::{Application, Settings};
 use switchboard_engine::store::testing::TestDb;
 
 async fn check(db: &TestDb) {
-    let app = Application::build(&Settings::for_tests(db.url())).await.unwrap();
+    let app = Application::build(&Settings::for_tests(db.url()))
+        .await
+        .unwrap();
     let addr = app.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async {
         let _ = stopped.await;
     }));
-    let health: serde_json::Value =
-        reqwest::get(format!("http://{addr}/healthz")).await.unwrap().json().await.unwrap();
+    let health: serde_json::Value = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
     let ready = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
@@ -29,6 +35,8 @@ async fn the_server_answers_health_checks_on_sqlite() {
 
 #[tokio::test]
 async fn the_server_answers_health_checks_on_postgres() {
-    let Some(db) = TestDb::postgres().await else { return };
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
     check(&db).await;
 }

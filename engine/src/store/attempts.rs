@@ -58,7 +58,11 @@ impl AttemptStatus {
         Self::ALL
             .into_iter()
             .find(|v| v.as_str() == s)
-            .ok_or_else(|| Error::Database(sqlx::Error::Decode(format!("unknown attempt status {s:?}").into())))
+            .ok_or_else(|| {
+                Error::Database(sqlx::Error::Decode(
+                    format!("unknown attempt status {s:?}").into(),
+                ))
+            })
     }
 }
 
@@ -211,9 +215,20 @@ impl AttemptRow {
 const ATTEMPT_SELECT: &str = "SELECT id, tenant_id, campaign_id, contact_id, attempt_no, phone, status, result, \
      outcome, carrier_call_id, reserved_at, dialed_at, answered_at, ended_at, detail FROM call_attempts";
 
-type QueueRow = (i64, i64, i32, String, i32, Option<i64>, Option<i64>, Option<String>);
+type QueueRow = (
+    i64,
+    i64,
+    i32,
+    String,
+    i32,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
 
-fn queue_from_row((campaign_id, contact_id, priority, state, attempts, next, last, result): QueueRow) -> QueueEntry {
+fn queue_from_row(
+    (campaign_id, contact_id, priority, state, attempts, next, last, result): QueueRow,
+) -> QueueEntry {
     QueueEntry {
         campaign_id: CampaignId(campaign_id),
         contact_id: ContactId(contact_id),
@@ -229,7 +244,12 @@ fn queue_from_row((campaign_id, contact_id, priority, state, attempts, next, las
 impl Store {
     /// Puts contacts in a campaign's queue (contacts already queued stay as they are).
     /// Returns how many were added.
-    pub async fn enqueue_contacts(&self, campaign: CampaignId, contacts: &[ContactId], priority: i32) -> Result<u64> {
+    pub async fn enqueue_contacts(
+        &self,
+        campaign: CampaignId,
+        contacts: &[ContactId],
+        priority: i32,
+    ) -> Result<u64> {
         let added = with_db!(self, |pool| {
             let mut tx = pool.begin().await?;
             let mut added = 0;
@@ -253,7 +273,12 @@ impl Store {
 
     /// Queued contacts that may be dialed at `at`, highest priority first, then the
     /// longest waiting.
-    pub async fn due_contacts(&self, campaign: CampaignId, at: DateTime<Utc>, limit: u32) -> Result<Vec<QueueEntry>> {
+    pub async fn due_contacts(
+        &self,
+        campaign: CampaignId,
+        at: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<QueueEntry>> {
         let rows: Vec<QueueRow> = with_db!(self, |pool| {
             sqlx::query_as(
                 "SELECT campaign_id, contact_id, priority, state, attempts, next_attempt_at, last_attempt_at, last_result \
@@ -271,7 +296,11 @@ impl Store {
     }
 
     /// One contact's queue entry.
-    pub async fn queue_entry(&self, campaign: CampaignId, contact: ContactId) -> Result<QueueEntry> {
+    pub async fn queue_entry(
+        &self,
+        campaign: CampaignId,
+        contact: ContactId,
+    ) -> Result<QueueEntry> {
         let row: Option<QueueRow> = with_db!(self, |pool| {
             sqlx::query_as(
                 "SELECT campaign_id, contact_id, priority, state, attempts, next_attempt_at, last_attempt_at, last_result \
@@ -282,7 +311,8 @@ impl Store {
             .fetch_optional(pool)
             .await
         })?;
-        row.map(queue_from_row).ok_or_else(|| Error::not_found("queue entry", format!("{campaign}/{contact}")))
+        row.map(queue_from_row)
+            .ok_or_else(|| Error::not_found("queue entry", format!("{campaign}/{contact}")))
     }
 
     /// Reserves the next attempt for a queued contact, durably, before anyone dials. Fails
@@ -334,13 +364,21 @@ impl Store {
     pub async fn attempt(&self, id: AttemptId) -> Result<AttemptRecord> {
         let sql = format!("{ATTEMPT_SELECT} WHERE id = $1");
         let row: Option<AttemptRow> = with_db!(self, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id.0).fetch_optional(pool).await
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(id.0)
+                .fetch_optional(pool)
+                .await
         })?;
-        row.ok_or_else(|| Error::not_found("attempt", id))?.into_record()
+        row.ok_or_else(|| Error::not_found("attempt", id))?
+            .into_record()
     }
 
     /// Applies a change to an attempt.
-    pub async fn update_attempt(&self, id: AttemptId, update: &AttemptUpdate) -> Result<AttemptRecord> {
+    pub async fn update_attempt(
+        &self,
+        id: AttemptId,
+        update: &AttemptUpdate,
+    ) -> Result<AttemptRecord> {
         let current = self.attempt(id).await?;
         let mut detail = current.detail;
         if let Some(extra) = &update.detail {
@@ -377,7 +415,11 @@ impl Store {
         next_attempt_at: Option<DateTime<Utc>>,
         last_result: &str,
     ) -> Result<()> {
-        let state = if next_attempt_at.is_some() { "queued" } else { "done" };
+        let state = if next_attempt_at.is_some() {
+            "queued"
+        } else {
+            "done"
+        };
         let n = with_db!(self, |pool| {
             sqlx::query(
                 "UPDATE campaign_contacts SET state = $3, next_attempt_at = $4, last_result = $5 \
@@ -392,14 +434,29 @@ impl Store {
             .await
             .map(|r| r.rows_affected())
         })?;
-        if n == 0 { Err(Error::not_found("queue entry", format!("{campaign}/{contact}"))) } else { Ok(()) }
+        if n == 0 {
+            Err(Error::not_found(
+                "queue entry",
+                format!("{campaign}/{contact}"),
+            ))
+        } else {
+            Ok(())
+        }
     }
 
     /// A campaign's attempts, newest first.
-    pub async fn campaign_attempts(&self, campaign: CampaignId, limit: u32) -> Result<Vec<AttemptRecord>> {
+    pub async fn campaign_attempts(
+        &self,
+        campaign: CampaignId,
+        limit: u32,
+    ) -> Result<Vec<AttemptRecord>> {
         let sql = format!("{ATTEMPT_SELECT} WHERE campaign_id = $1 ORDER BY id DESC LIMIT $2");
         let rows: Vec<AttemptRow> = with_db!(self, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(campaign.0).bind(i64::from(limit)).fetch_all(pool).await
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(campaign.0)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
         })?;
         rows.into_iter().map(AttemptRow::into_record).collect()
     }
@@ -408,7 +465,9 @@ impl Store {
     pub async fn unfinished_attempts(&self) -> Result<Vec<AttemptRecord>> {
         let sql = format!("{ATTEMPT_SELECT} WHERE status <> 'ended' ORDER BY id");
         let rows: Vec<AttemptRow> =
-            with_db!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await)?;
+            with_db!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_all(pool)
+                .await)?;
         rows.into_iter().map(AttemptRow::into_record).collect()
     }
 
@@ -417,13 +476,15 @@ impl Store {
         with_db!(self, |pool| {
             let mut tx = pool.begin().await?;
             for e in events {
-                sqlx::query("INSERT INTO call_events (attempt_id, at, kind, data) VALUES ($1, $2, $3, $4)")
-                    .bind(e.attempt_id.0)
-                    .bind(to_millis(e.at))
-                    .bind(&e.kind)
-                    .bind(Json(&e.data))
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO call_events (attempt_id, at, kind, data) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(e.attempt_id.0)
+                .bind(to_millis(e.at))
+                .bind(&e.kind)
+                .bind(Json(&e.data))
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await
         })?;
@@ -440,7 +501,12 @@ impl Store {
         })?;
         Ok(rows
             .into_iter()
-            .map(|(a, at, kind, data)| CallEvent { attempt_id: AttemptId(a), at: from_millis(at), kind, data: data.0 })
+            .map(|(a, at, kind, data)| CallEvent {
+                attempt_id: AttemptId(a),
+                at: from_millis(at),
+                kind,
+                data: data.0,
+            })
             .collect())
     }
 }

@@ -50,7 +50,9 @@ impl Audience {
         let mut params = compiled.params;
         if !self.lists.is_empty() {
             let start = first_param + params.len();
-            let placeholders: Vec<String> = (0..self.lists.len()).map(|i| format!("${}", start + i)).collect();
+            let placeholders: Vec<String> = (0..self.lists.len())
+                .map(|i| format!("${}", start + i))
+                .collect();
             sql.push_str(&format!(
                 " AND c.id IN (SELECT m.contact_id FROM contact_list_members m \
                  JOIN contact_lists l ON l.id = m.list_id WHERE l.tenant_id = c.tenant_id AND m.list_id IN ({}))",
@@ -99,7 +101,9 @@ impl Store {
         let (filter, params) = audience.filter(self, 2);
         let sql = format!("SELECT COUNT(*) FROM contacts c WHERE c.tenant_id = $1 AND {filter}");
         let n: i64 = with_db!(self, |pool| {
-            let q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).persistent(false).bind(tenant.0);
+            let q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .persistent(false)
+                .bind(tenant.0);
             bind_all!(q, params).fetch_one(pool).await
         })?;
         Ok(super::count(n))
@@ -166,7 +170,11 @@ impl Store {
     pub async fn check_audience_lists(&self, tenant: TenantId, spec: &AudienceSpec) -> Result<()> {
         for (i, list) in spec.lists.iter().enumerate() {
             if let Err(Error::NotFound { .. }) = self.list(tenant, *list).await {
-                return Err(Error::invalid("campaign", format!("audience.lists[{i}]"), format!("no contact list {list}")));
+                return Err(Error::invalid(
+                    "campaign",
+                    format!("audience.lists[{i}]"),
+                    format!("no contact list {list}"),
+                ));
             }
         }
         Ok(())

@@ -72,7 +72,11 @@ impl CampaignRow {
 }
 
 fn decode_status(s: &str) -> Result<CampaignStatus> {
-    s.parse().map_err(|_| Error::Database(sqlx::Error::Decode(format!("unknown campaign status {s:?}").into())))
+    s.parse().map_err(|_| {
+        Error::Database(sqlx::Error::Decode(
+            format!("unknown campaign status {s:?}").into(),
+        ))
+    })
 }
 
 const CAMPAIGN_SELECT: &str =
@@ -102,13 +106,20 @@ impl Store {
             errors.push(crate::FieldError::new("audience.query", e.to_string()));
         }
         if !errors.is_empty() {
-            return Err(Error::Invalid { what: "campaign", errors });
+            return Err(Error::Invalid {
+                what: "campaign",
+                errors,
+            });
         }
         self.check_audience_lists(tenant, &config.audience).await
     }
 
     /// Creates a campaign in `draft` after validating its configuration.
-    pub async fn create_campaign(&self, tenant: TenantId, config: &CampaignConfig) -> Result<CampaignRecord> {
+    pub async fn create_campaign(
+        &self,
+        tenant: TenantId,
+        config: &CampaignConfig,
+    ) -> Result<CampaignRecord> {
         self.check_campaign_config(tenant, config).await?;
         let at = to_millis(now());
         let id: i64 = with_db!(self, |pool| {
@@ -131,13 +142,22 @@ impl Store {
     pub async fn campaign(&self, tenant: TenantId, id: CampaignId) -> Result<CampaignRecord> {
         let sql = format!("{CAMPAIGN_SELECT} WHERE tenant_id = $1 AND id = $2");
         let row: Option<CampaignRow> = with_db!(self, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant.0).bind(id.0).fetch_optional(pool).await
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(tenant.0)
+                .bind(id.0)
+                .fetch_optional(pool)
+                .await
         })?;
-        row.ok_or_else(|| Error::not_found("campaign", id))?.into_record()
+        row.ok_or_else(|| Error::not_found("campaign", id))?
+            .into_record()
     }
 
     /// A page of the tenant's campaigns, by id.
-    pub async fn list_campaigns(&self, tenant: TenantId, filter: &CampaignFilter) -> Result<Vec<CampaignRecord>> {
+    pub async fn list_campaigns(
+        &self,
+        tenant: TenantId,
+        filter: &CampaignFilter,
+    ) -> Result<Vec<CampaignRecord>> {
         let sql = format!(
             "{CAMPAIGN_SELECT} WHERE tenant_id = $1 AND id > $2 AND ($3 IS NULL OR status = $3) \
              AND ($4 IS NULL OR lower(name) LIKE $4 ESCAPE '\\') ORDER BY id LIMIT $5"
@@ -146,7 +166,13 @@ impl Store {
             let escaped: String = s
                 .to_lowercase()
                 .chars()
-                .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
+                .flat_map(|c| {
+                    if matches!(c, '%' | '_' | '\\') {
+                        vec!['\\', c]
+                    } else {
+                        vec![c]
+                    }
+                })
                 .collect();
             format!("%{escaped}%")
         });
@@ -164,12 +190,18 @@ impl Store {
     }
 
     /// Campaigns of every tenant in one of these statuses (for the runtime at startup).
-    pub async fn campaigns_in_status(&self, statuses: &[CampaignStatus]) -> Result<Vec<CampaignRecord>> {
+    pub async fn campaigns_in_status(
+        &self,
+        statuses: &[CampaignStatus],
+    ) -> Result<Vec<CampaignRecord>> {
         let mut all = Vec::new();
         for status in statuses {
             let sql = format!("{CAMPAIGN_SELECT} WHERE status = $1 ORDER BY id");
             let rows: Vec<CampaignRow> = with_db!(self, |pool| {
-                sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(status.as_str()).fetch_all(pool).await
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(status.as_str())
+                    .fetch_all(pool)
+                    .await
             })?;
             for row in rows {
                 all.push(row.into_record()?);
@@ -189,7 +221,10 @@ impl Store {
     ) -> Result<CampaignRecord> {
         self.check_campaign_config(tenant, config).await?;
         let current = self.campaign(tenant, id).await?;
-        if !matches!(current.status, CampaignStatus::Draft | CampaignStatus::Scheduled) {
+        if !matches!(
+            current.status,
+            CampaignStatus::Draft | CampaignStatus::Scheduled
+        ) {
             return Err(Error::Conflict(format!(
                 "campaign {id} is {}: only a draft or scheduled campaign can be edited",
                 current.status.as_str()
@@ -211,7 +246,9 @@ impl Store {
             .map(|r| r.rows_affected())
         })?;
         if n == 0 {
-            return Err(Error::Conflict(format!("campaign {id} changed status while being edited; retry")));
+            return Err(Error::Conflict(format!(
+                "campaign {id} changed status while being edited; retry"
+            )));
         }
         self.campaign(tenant, id).await
     }
@@ -234,7 +271,13 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected())
         })?;
-        if n == 0 { Err(Error::Conflict(format!("campaign {id} changed status; retry"))) } else { Ok(()) }
+        if n == 0 {
+            Err(Error::Conflict(format!(
+                "campaign {id} changed status; retry"
+            )))
+        } else {
+            Ok(())
+        }
     }
 
     /// Moves a campaign to `to`, if the lifecycle allows it from its current status for
@@ -254,7 +297,13 @@ impl Store {
         let change = transition(current.status, to, cause, reason)?;
         if to == CampaignStatus::Scheduled {
             // Draft -> scheduled only when everything a run needs is filled in.
-            current.config.readiness().map_err(|errors| Error::Invalid { what: "campaign", errors })?;
+            current
+                .config
+                .readiness()
+                .map_err(|errors| Error::Invalid {
+                    what: "campaign",
+                    errors,
+                })?;
         }
         let at = to_millis(now());
         let moved = with_db!(self, |pool| {
@@ -300,7 +349,11 @@ impl Store {
     }
 
     /// Every status change of a campaign, oldest first.
-    pub async fn campaign_history(&self, tenant: TenantId, id: CampaignId) -> Result<Vec<TransitionRecord>> {
+    pub async fn campaign_history(
+        &self,
+        tenant: TenantId,
+        id: CampaignId,
+    ) -> Result<Vec<TransitionRecord>> {
         self.campaign(tenant, id).await?;
         type Row = (String, String, String, String, Option<Json<Value>>, i64);
         let rows: Vec<Row> = with_db!(self, |pool| {
@@ -318,7 +371,9 @@ impl Store {
                     from: decode_status(&from)?,
                     to: decode_status(&to)?,
                     cause: cause.parse().map_err(|_| {
-                        Error::Database(sqlx::Error::Decode(format!("unknown cause {cause:?}").into()))
+                        Error::Database(sqlx::Error::Decode(
+                            format!("unknown cause {cause:?}").into(),
+                        ))
                     })?,
                     reason,
                     detail: detail.map(|d| d.0),

@@ -143,7 +143,11 @@ impl Store {
     /// in the input keeps its stored value; attributes are merged key by key (the new
     /// value wins); an opt-out is never cleared by an upsert. Rows with the same phone in
     /// one call are merged in order. Runs in one transaction: all rows are stored or none.
-    pub async fn upsert_contacts(&self, tenant: TenantId, contacts: &[NewContact]) -> Result<UpsertReport> {
+    pub async fn upsert_contacts(
+        &self,
+        tenant: TenantId,
+        contacts: &[NewContact],
+    ) -> Result<UpsertReport> {
         let mut writer = self.contact_writer(tenant).await?;
         writer.write(contacts).await?;
         writer.commit().await
@@ -157,12 +161,17 @@ impl Store {
             Db::Sqlite(pool) => WriterTx::Sqlite(pool.begin().await?),
             Db::Postgres(pool) => WriterTx::Postgres(pool.begin().await?),
         };
-        Ok(ContactWriter { tx, tenant, report: UpsertReport::default() })
+        Ok(ContactWriter {
+            tx,
+            tenant,
+            report: UpsertReport::default(),
+        })
     }
 
     /// Inserts or updates one contact and returns it as stored.
     pub async fn upsert_contact(&self, tenant: TenantId, contact: &NewContact) -> Result<Contact> {
-        self.upsert_contacts(tenant, std::slice::from_ref(contact)).await?;
+        self.upsert_contacts(tenant, std::slice::from_ref(contact))
+            .await?;
         self.contact_by_phone(tenant, &contact.phone)
             .await?
             .ok_or_else(|| Error::not_found("contact", &contact.phone))
@@ -170,7 +179,8 @@ impl Store {
 
     /// One contact of the tenant.
     pub async fn contact(&self, tenant: TenantId, id: ContactId) -> Result<Contact> {
-        let sql = format!("SELECT {CONTACT_SELECT} FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2");
+        let sql =
+            format!("SELECT {CONTACT_SELECT} FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2");
         let row: Option<ContactRow> = with_db!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(tenant.0)
@@ -178,13 +188,19 @@ impl Store {
                 .fetch_optional(pool)
                 .await
         })?;
-        row.ok_or_else(|| Error::not_found("contact", id))?.into_contact()
+        row.ok_or_else(|| Error::not_found("contact", id))?
+            .into_contact()
     }
 
     /// The tenant's contact with this number, if any.
-    pub async fn contact_by_phone(&self, tenant: TenantId, phone: &E164) -> Result<Option<Contact>> {
-        let sql =
-            format!("SELECT {CONTACT_SELECT} FROM contacts c WHERE c.tenant_id = $1 AND c.phone = $2");
+    pub async fn contact_by_phone(
+        &self,
+        tenant: TenantId,
+        phone: &E164,
+    ) -> Result<Option<Contact>> {
+        let sql = format!(
+            "SELECT {CONTACT_SELECT} FROM contacts c WHERE c.tenant_id = $1 AND c.phone = $2"
+        );
         let row: Option<ContactRow> = with_db!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(tenant.0)
@@ -196,10 +212,17 @@ impl Store {
     }
 
     /// A page of the tenant's contacts, ordered by id.
-    pub async fn list_contacts(&self, tenant: TenantId, filter: &ContactFilter) -> Result<Vec<Contact>> {
+    pub async fn list_contacts(
+        &self,
+        tenant: TenantId,
+        filter: &ContactFilter,
+    ) -> Result<Vec<Contact>> {
         let limit = i64::from(filter.limit.unwrap_or(100).clamp(1, 1000));
         let after = filter.after.map_or(0, |id| id.0);
-        let pattern = filter.search.as_ref().map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
+        let pattern = filter
+            .search
+            .as_ref()
+            .map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
         let sql = format!(
             "SELECT {CONTACT_SELECT} FROM contacts c WHERE c.tenant_id = $1 AND c.id > $2 \
              AND ($3 IS NULL OR lower(c.phone) LIKE $3 ESCAPE '\\' OR lower(c.name) LIKE $3 ESCAPE '\\' \
@@ -230,7 +253,12 @@ impl Store {
     }
 
     /// Replaces every field of a contact (the phone may change, to a number not yet used).
-    pub async fn update_contact(&self, tenant: TenantId, id: ContactId, contact: &NewContact) -> Result<Contact> {
+    pub async fn update_contact(
+        &self,
+        tenant: TenantId,
+        id: ContactId,
+        contact: &NewContact,
+    ) -> Result<Contact> {
         let result = with_db!(self, |pool| {
             sqlx::query(
                 "UPDATE contacts SET phone = $3, name = $4, email = $5, company = $6, timezone = $7, \
@@ -280,7 +308,11 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected())
         })?;
-        if n == 0 { Err(Error::not_found("contact", id)) } else { Ok(()) }
+        if n == 0 {
+            Err(Error::not_found("contact", id))
+        } else {
+            Ok(())
+        }
     }
 
     /// Deletes a contact. Its call history goes with it.
@@ -293,7 +325,11 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected())
         })?;
-        if n == 0 { Err(Error::not_found("contact", id)) } else { Ok(()) }
+        if n == 0 {
+            Err(Error::not_found("contact", id))
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -391,7 +427,10 @@ async fn upsert_sqlite(
     );
     insert.build().execute(&mut *tx).await?;
     let updated = existing.len() as u64;
-    Ok(UpsertReport { inserted: chunk.len() as u64 - updated, updated })
+    Ok(UpsertReport {
+        inserted: chunk.len() as u64 - updated,
+        updated,
+    })
 }
 
 async fn upsert_postgres(
@@ -451,7 +490,10 @@ async fn upsert_postgres(
     .bind(opt_outs)
     .fetch_one(&mut *tx)
     .await?;
-    Ok(UpsertReport { inserted: super::count(inserted), updated: super::count(total - inserted) })
+    Ok(UpsertReport {
+        inserted: super::count(inserted),
+        updated: super::count(total - inserted),
+    })
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -483,15 +525,13 @@ impl Store {
                 .fetch_all(pool)
                 .await?
             }
-            Db::Postgres(pool) => {
-                sqlx::query_scalar(
-                    "SELECT k FROM (SELECT DISTINCT jsonb_object_keys(attributes) AS k FROM contacts \
+            Db::Postgres(pool) => sqlx::query_scalar(
+                "SELECT k FROM (SELECT DISTINCT jsonb_object_keys(attributes) AS k FROM contacts \
                      WHERE tenant_id = $1) keys ORDER BY k COLLATE \"C\"",
-                )
-                .bind(tenant.0)
-                .fetch_all(pool)
-                .await?
-            }
+            )
+            .bind(tenant.0)
+            .fetch_all(pool)
+            .await?,
         };
         Ok(keys)
     }

@@ -19,7 +19,8 @@ fn entry_from_row((id, tenant_id, pattern, kind, reason, source, created_at): Dn
     }
 }
 
-const DNC_SELECT: &str = "SELECT id, tenant_id, pattern, kind, reason, source, created_at FROM dnc_entries";
+const DNC_SELECT: &str =
+    "SELECT id, tenant_id, pattern, kind, reason, source, created_at FROM dnc_entries";
 
 impl Store {
     /// Adds patterns to the tenant's list in one transaction. Patterns already present are
@@ -59,15 +60,21 @@ impl Store {
     /// Removes a pattern. Errors if it was not on the list.
     pub async fn remove_dnc(&self, tenant: TenantId, pattern: &DncPattern) -> Result<()> {
         let n = with_db!(self, |pool| {
-            sqlx::query("DELETE FROM dnc_entries WHERE tenant_id = $1 AND kind = $2 AND pattern = $3")
-                .bind(tenant.0)
-                .bind(pattern.kind().as_str())
-                .bind(pattern.digits())
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
+            sqlx::query(
+                "DELETE FROM dnc_entries WHERE tenant_id = $1 AND kind = $2 AND pattern = $3",
+            )
+            .bind(tenant.0)
+            .bind(pattern.kind().as_str())
+            .bind(pattern.digits())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
         })?;
-        if n == 0 { Err(Error::not_found("do-not-call entry", pattern)) } else { Ok(()) }
+        if n == 0 {
+            Err(Error::not_found("do-not-call entry", pattern))
+        } else {
+            Ok(())
+        }
     }
 
     /// The entry that blocks this number, if any (an exact entry before a prefix one).
@@ -76,10 +83,15 @@ impl Store {
         let sql = format!(
             "{DNC_SELECT} WHERE tenant_id = $1 AND ((kind = 'exact' AND pattern = $2) OR \
              (kind = 'prefix' AND pattern IN ({}))) ORDER BY kind, length(pattern) DESC LIMIT 1",
-            (0..candidates.len()).map(|i| format!("${}", i + 3)).collect::<Vec<_>>().join(", ")
+            (0..candidates.len())
+                .map(|i| format!("${}", i + 3))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let row: Option<DncRow> = with_db!(self, |pool| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant.0).bind(number.as_str());
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(tenant.0)
+                .bind(number.as_str());
             for p in &candidates {
                 q = q.bind(*p);
             }
@@ -89,7 +101,12 @@ impl Store {
     }
 
     /// A page of the tenant's list, by id.
-    pub async fn list_dnc(&self, tenant: TenantId, after: Option<DncEntryId>, limit: u32) -> Result<Vec<DncEntry>> {
+    pub async fn list_dnc(
+        &self,
+        tenant: TenantId,
+        after: Option<DncEntryId>,
+        limit: u32,
+    ) -> Result<Vec<DncEntry>> {
         let sql = format!("{DNC_SELECT} WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3");
         let rows: Vec<DncRow> = with_db!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))

@@ -10,7 +10,12 @@ use crate::{ContactId, ContactListId, TenantId};
 type ListRow = (i64, i64, String, i64);
 
 fn list_from_row((id, tenant_id, name, created_at): ListRow) -> ContactList {
-    ContactList { id: ContactListId(id), tenant_id: TenantId(tenant_id), name, created_at: from_millis(created_at) }
+    ContactList {
+        id: ContactListId(id),
+        tenant_id: TenantId(tenant_id),
+        name,
+        created_at: from_millis(created_at),
+    }
 }
 
 impl Store {
@@ -32,10 +37,15 @@ impl Store {
             .await
         });
         match result {
-            Ok(id) => Ok(ContactList { id: ContactListId(id), tenant_id: tenant, name: name.to_owned(), created_at: from_millis(at) }),
-            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
-                Err(Error::Conflict(format!("a contact list named {name:?} already exists")))
-            }
+            Ok(id) => Ok(ContactList {
+                id: ContactListId(id),
+                tenant_id: tenant,
+                name: name.to_owned(),
+                created_at: from_millis(at),
+            }),
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Err(Error::Conflict(
+                format!("a contact list named {name:?} already exists"),
+            )),
             Err(e) => Err(e.into()),
         }
     }
@@ -49,7 +59,8 @@ impl Store {
                 .fetch_optional(pool)
                 .await
         })?;
-        row.map(list_from_row).ok_or_else(|| Error::not_found("contact list", id))
+        row.map(list_from_row)
+            .ok_or_else(|| Error::not_found("contact list", id))
     }
 
     /// The tenant's lists, by id.
@@ -73,22 +84,32 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected())
         })?;
-        if n == 0 { Err(Error::not_found("contact list", id)) } else { Ok(()) }
+        if n == 0 {
+            Err(Error::not_found("contact list", id))
+        } else {
+            Ok(())
+        }
     }
 
     /// Adds contacts to a list. Every contact must belong to the tenant; if one does not,
     /// nothing is added and the error names it. Returns how many were newly added.
-    pub async fn add_to_list(&self, tenant: TenantId, list: ContactListId, contacts: &[ContactId]) -> Result<u64> {
+    pub async fn add_to_list(
+        &self,
+        tenant: TenantId,
+        list: ContactListId,
+        contacts: &[ContactId],
+    ) -> Result<u64> {
         self.list(tenant, list).await?;
         let mut added = 0;
         with_db!(self, |pool| {
             let mut tx = pool.begin().await?;
             for id in contacts {
-                let owned: Option<i64> = sqlx::query_scalar("SELECT id FROM contacts WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.0)
-                    .bind(id.0)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let owned: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM contacts WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant.0)
+                        .bind(id.0)
+                        .fetch_optional(&mut *tx)
+                        .await?;
                 if owned.is_none() {
                     return Err(Error::not_found("contact", id));
                 }
@@ -108,18 +129,25 @@ impl Store {
     }
 
     /// Removes contacts from a list. Returns how many were members.
-    pub async fn remove_from_list(&self, tenant: TenantId, list: ContactListId, contacts: &[ContactId]) -> Result<u64> {
+    pub async fn remove_from_list(
+        &self,
+        tenant: TenantId,
+        list: ContactListId,
+        contacts: &[ContactId],
+    ) -> Result<u64> {
         self.list(tenant, list).await?;
         let mut removed = 0;
         with_db!(self, |pool| {
             let mut tx = pool.begin().await?;
             for id in contacts {
-                removed += sqlx::query("DELETE FROM contact_list_members WHERE list_id = $1 AND contact_id = $2")
-                    .bind(list.0)
-                    .bind(id.0)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                removed += sqlx::query(
+                    "DELETE FROM contact_list_members WHERE list_id = $1 AND contact_id = $2",
+                )
+                .bind(list.0)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             }
             tx.commit().await
         })?;
@@ -127,14 +155,22 @@ impl Store {
     }
 
     /// The members of a list, by contact id.
-    pub async fn list_members(&self, tenant: TenantId, list: ContactListId) -> Result<Vec<Contact>> {
+    pub async fn list_members(
+        &self,
+        tenant: TenantId,
+        list: ContactListId,
+    ) -> Result<Vec<Contact>> {
         self.list(tenant, list).await?;
         let sql = format!(
             "SELECT {CONTACT_SELECT} FROM contacts c JOIN contact_list_members m ON m.contact_id = c.id \
              WHERE c.tenant_id = $1 AND m.list_id = $2 ORDER BY c.id"
         );
         let rows: Vec<ContactRow> = with_db!(self, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant.0).bind(list.0).fetch_all(pool).await
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(tenant.0)
+                .bind(list.0)
+                .fetch_all(pool)
+                .await
         })?;
         rows.into_iter().map(ContactRow::into_contact).collect()
     }

@@ -12,16 +12,20 @@ mod campaigns;
 mod contacts;
 mod dnc;
 mod lists;
+mod outcomes;
 mod settings;
 mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use attempts::{AttemptRecord, AttemptStatus, AttemptUpdate, CallEvent, NewAttempt, QueueEntry};
+pub use attempts::{
+    AttemptRecord, AttemptStatus, AttemptUpdate, CallEvent, NewAttempt, QueueEntry,
+};
 pub use campaign_audience::{Audience, TemplateCoverage};
 pub use campaigns::{CampaignFilter, CampaignRecord, TransitionRecord};
 pub use contacts::{ContactFilter, ContactWriter, UpsertReport};
 
+pub use outcomes::{CarrierUpdate, OutcomeReport, Recorded};
 pub use tenants::{ApiKeyRecord, ApiKeyScope};
 
 use crate::error::{Error, Result};
@@ -76,7 +80,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { max_connections: 16, acquire_timeout: Duration::from_secs(10) }
+        StoreOptions {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -102,7 +109,9 @@ impl Store {
                     .acquire_timeout(options.acquire_timeout)
                     .connect_with(connect)
                     .await?;
-                Ok(Store { db: Db::Sqlite(pool) })
+                Ok(Store {
+                    db: Db::Sqlite(pool),
+                })
             }
             Some("postgres" | "postgresql") => {
                 let connect = PgConnectOptions::from_str(url)?;
@@ -111,7 +120,9 @@ impl Store {
                     .acquire_timeout(options.acquire_timeout)
                     .connect_with(connect)
                     .await?;
-                Ok(Store { db: Db::Postgres(pool) })
+                Ok(Store {
+                    db: Db::Postgres(pool),
+                })
             }
             other => Err(Error::invalid(
                 "database url",
@@ -143,7 +154,10 @@ impl Store {
 
     /// Answers when the database answers (for readiness checks).
     pub async fn ping(&self) -> Result<()> {
-        with_db!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        with_db!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 

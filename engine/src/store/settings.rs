@@ -7,7 +7,11 @@ use crate::time::{now, to_millis};
 impl Store {
     /// The value of a server setting, created from `init` the first time it is asked
     /// for. Concurrent first calls (even from several processes) all get the same value.
-    pub async fn server_setting_or_init(&self, key: &str, init: impl FnOnce() -> String) -> Result<String> {
+    pub async fn server_setting_or_init(
+        &self,
+        key: &str,
+        init: impl FnOnce() -> String,
+    ) -> Result<String> {
         let candidate = init();
         let value: String = with_db!(self, |pool| {
             let mut tx = pool.begin().await?;

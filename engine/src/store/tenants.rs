@@ -31,7 +31,9 @@ impl ApiKeyScope {
         match s {
             "tenant" => Ok(ApiKeyScope::Tenant),
             "admin" => Ok(ApiKeyScope::Admin),
-            other => Err(Error::Database(sqlx::Error::Decode(format!("unknown key scope {other:?}").into()))),
+            other => Err(Error::Database(sqlx::Error::Decode(
+                format!("unknown key scope {other:?}").into(),
+            ))),
         }
     }
 }
@@ -58,7 +60,9 @@ pub struct ApiKeyRecord {
 type TenantRow = (i64, String, Option<i64>, Option<i64>, i64);
 type KeyRow = (i64, i64, String, String, String, i64, Option<i64>);
 
-fn tenant_from_row((id, name, max_running_campaigns, max_concurrent_calls, created_at): TenantRow) -> Tenant {
+fn tenant_from_row(
+    (id, name, max_running_campaigns, max_concurrent_calls, created_at): TenantRow,
+) -> Tenant {
     Tenant {
         id: TenantId(id),
         name,
@@ -68,7 +72,9 @@ fn tenant_from_row((id, name, max_running_campaigns, max_concurrent_calls, creat
     }
 }
 
-fn key_from_row((id, tenant_id, name, prefix, scope, created_at, revoked_at): KeyRow) -> Result<ApiKeyRecord> {
+fn key_from_row(
+    (id, tenant_id, name, prefix, scope, created_at, revoked_at): KeyRow,
+) -> Result<ApiKeyRecord> {
     Ok(ApiKeyRecord {
         id: ApiKeyId(id),
         tenant_id: TenantId(tenant_id),
@@ -89,11 +95,13 @@ impl Store {
         }
         let at = to_millis(now());
         let id: i64 = with_db!(self, |pool| {
-            sqlx::query_scalar("INSERT INTO tenants (name, created_at) VALUES ($1, $2) RETURNING id")
-                .bind(name)
-                .bind(at)
-                .fetch_one(pool)
-                .await
+            sqlx::query_scalar(
+                "INSERT INTO tenants (name, created_at) VALUES ($1, $2) RETURNING id",
+            )
+            .bind(name)
+            .bind(at)
+            .fetch_one(pool)
+            .await
         })?;
         self.tenant(TenantId(id)).await
     }
@@ -109,7 +117,8 @@ impl Store {
             .fetch_optional(pool)
             .await
         })?;
-        row.map(tenant_from_row).ok_or_else(|| Error::not_found("tenant", id))
+        row.map(tenant_from_row)
+            .ok_or_else(|| Error::not_found("tenant", id))
     }
 
     /// Every tenant, by id.
@@ -132,9 +141,16 @@ impl Store {
         max_running_campaigns: Option<i64>,
         max_concurrent_calls: Option<i64>,
     ) -> Result<Tenant> {
-        for (field, v) in [("max_running_campaigns", max_running_campaigns), ("max_concurrent_calls", max_concurrent_calls)] {
+        for (field, v) in [
+            ("max_running_campaigns", max_running_campaigns),
+            ("max_concurrent_calls", max_concurrent_calls),
+        ] {
             if let Some(v) = v.filter(|v| *v < 1) {
-                return Err(Error::invalid("tenant", field, format!("must be at least 1, got {v}")));
+                return Err(Error::invalid(
+                    "tenant",
+                    field,
+                    format!("must be at least 1, got {v}"),
+                ));
             }
         }
         let n = with_db!(self, |pool| {
@@ -228,6 +244,10 @@ impl Store {
             .await
             .map(|r| r.rows_affected())
         })?;
-        if n == 0 { Err(Error::not_found("api key", id)) } else { Ok(()) }
+        if n == 0 {
+            Err(Error::not_found("api key", id))
+        } else {
+            Ok(())
+        }
     }
 }

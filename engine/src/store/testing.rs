@@ -52,7 +52,11 @@ impl TestDb {
         let url = format!("sqlite://{}", dir.join("switchboard.db").display());
         let store = Store::connect(&url).await.expect("open sqlite");
         store.migrate().await.expect("migrate sqlite");
-        TestDb { store, url, cleanup: Cleanup::File(dir) }
+        TestDb {
+            store,
+            url,
+            cleanup: Cleanup::File(dir),
+        }
     }
 
     /// A fresh PostgreSQL database, or `None` (with a message) when PostgreSQL is not
@@ -77,9 +81,15 @@ impl TestDb {
             .expect("create test database");
         let _ = conn.close().await;
         let url = database_url(&admin, &name);
-        let store = Store::connect(&url).await.expect("connect to test database");
+        let store = Store::connect(&url)
+            .await
+            .expect("connect to test database");
         store.migrate().await.expect("migrate postgres");
-        Some(TestDb { store, url, cleanup: Cleanup::Postgres { name } })
+        Some(TestDb {
+            store,
+            url,
+            cleanup: Cleanup::Postgres { name },
+        })
     }
 
     /// The store over this database.
@@ -120,13 +130,17 @@ impl Drop for TestDb {
                 // Drop runs inside the test's runtime; do the async work on a thread of
                 // its own so the database is gone when the test returns.
                 let _ = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
                     if let Ok(rt) = rt {
                         rt.block_on(async move {
                             store.close().await;
                             if let Ok(mut conn) = PgConnection::connect(&admin).await {
                                 let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                                let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await;
+                                let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
+                                    .execute(&mut conn)
+                                    .await;
                             }
                         });
                     }
@@ -173,7 +187,10 @@ pub type TestResult = Result<()>;
 impl Store {
     /// Runs a raw statement (tests of database-level guarantees only).
     pub async fn raw_execute_for_tests(&self, sql: &'static str) -> Result<u64> {
-        Ok(super::with_db!(self, |pool| sqlx::query(sql).execute(pool).await.map(|r| r.rows_affected()))?)
+        Ok(super::with_db!(self, |pool| sqlx::query(sql)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?)
     }
 }
 
@@ -188,7 +205,10 @@ mod tests {
             "postgres://postgres@127.0.0.1:5432/x"
         );
         assert_eq!(
-            database_url("postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "x"),
+            database_url(
+                "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+                "x"
+            ),
             "postgres://postgres@127.0.0.1:5432/x?sslmode=disable"
         );
     }

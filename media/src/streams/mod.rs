@@ -474,7 +474,9 @@ macro_rules! body {
 }
 
 body!(StartBody { start: StartInfo });
-body!(MediaBody { media: MediaPayload });
+body!(MediaBody {
+    media: MediaPayload
+});
 body!(DtmfBody { dtmf: DtmfInfo });
 body!(MarkBody { mark: MarkInfo });
 body!(StopBody { stop: StopInfo });

@@ -37,7 +37,8 @@ const CONNECTED: &str = r#"{"event":"connected","protocol":"Call","version":"1.0
 const START: &str = r#"{"event":"start","sequenceNumber":"1","streamSid":"MZ18ad3ab5a668481ce02b83e7395059f0","start":{"streamSid":"MZ18ad3ab5a668481ce02b83e7395059f0","accountSid":"AC123","callSid":"CA123","tracks":["inbound"],"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1},"customParameters":{"call_id":"42","token":"t0k"}}}"#;
 const MEDIA: &str = r#"{"event":"media","sequenceNumber":"3","streamSid":"MZ1","media":{"track":"inbound","chunk":"2","timestamp":"5","payload":"/////w=="}}"#;
 const DTMF: &str = r#"{"event":"dtmf","streamSid":"MZ1","sequenceNumber":"5","dtmf":{"track":"inbound_track","digit":"1"}}"#;
-const MARK: &str = r#"{"event":"mark","sequenceNumber":"4","streamSid":"MZ1","mark":{"name":"greeting-end"}}"#;
+const MARK: &str =
+    r#"{"event":"mark","sequenceNumber":"4","streamSid":"MZ1","mark":{"name":"greeting-end"}}"#;
 const STOP: &str = r#"{"event":"stop","sequenceNumber":"6","streamSid":"MZ1","stop":{"accountSid":"AC123","callSid":"CA123"}}"#;
 const OUT_MEDIA: &str = r#"{"event":"media","streamSid":"MZ1","media":{"payload":"/////w=="}}"#;
 const OUT_MARK: &str = r#"{"event":"mark","streamSid":"MZ1","mark":{"name":"m1"}}"#;
@@ -83,8 +84,10 @@ fn parses_the_documented_media_dtmf_mark_and_stop_messages() {
     assert!(matches!(&dtmf, StreamEvent::Dtmf { dtmf, .. }
         if dtmf.digit == "1" && dtmf.track.as_deref() == Some("inbound_track")));
     let mark = StreamEvent::parse(MARK).unwrap();
-    assert!(matches!(&mark, StreamEvent::Mark { mark, sequence_number: Some(n), .. }
-        if mark.name == "greeting-end" && n == "4"));
+    assert!(
+        matches!(&mark, StreamEvent::Mark { mark, sequence_number: Some(n), .. }
+        if mark.name == "greeting-end" && n == "4")
+    );
     let stop = StreamEvent::parse(STOP).unwrap();
     assert!(matches!(&stop, StreamEvent::Stop { stop, .. } if stop.call_sid == "CA123"));
 }
@@ -171,13 +174,20 @@ fn a_missing_field_is_named_in_the_error() {
     let error = StreamEvent::parse(r#"{"event":"start","streamSid":"MZ1","start":{"streamSid":"MZ1","accountSid":"AC1","mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#).unwrap_err();
     assert!(error.to_string().contains("`callSid`"), "{error}");
     let error = StreamEvent::parse(r#"{"event":"dtmf","streamSid":"MZ1","dtmf":{}}"#).unwrap_err();
-    assert!(error.to_string().starts_with("invalid dtmf message: missing field `digit`"));
+    assert!(
+        error
+            .to_string()
+            .starts_with("invalid dtmf message: missing field `digit`")
+    );
 }
 
 #[test]
 fn garbage_and_binary_input_are_errors_not_panics() {
     let binary = String::from_utf8_lossy(&[0x00, 0xFF, 0x7B, 0x22, 0x80, 0x01]).into_owned();
-    let huge_number = format!(r#"{{"event":"connected","protocol":{},"version":"1"}}"#, "9".repeat(400));
+    let huge_number = format!(
+        r#"{{"event":"connected","protocol":{},"version":"1"}}"#,
+        "9".repeat(400)
+    );
     for text in [
         "",
         "not json",
@@ -192,12 +202,18 @@ fn garbage_and_binary_input_are_errors_not_panics() {
     }
     assert!(matches!(StreamEvent::parse("{"), Err(StreamError::Json(_))));
     assert_eq!(StreamEvent::parse("{}"), Err(StreamError::MissingEvent));
-    assert_eq!(StreamEvent::parse(r#"{"event":7}"#), Err(StreamError::MissingEvent));
+    assert_eq!(
+        StreamEvent::parse(r#"{"event":7}"#),
+        Err(StreamError::MissingEvent)
+    );
     assert_eq!(peek_event(&binary), None);
     assert_eq!(peek_event(r#"{"event":7}"#), None);
     assert_eq!(peek_event("{}"), None);
     assert_eq!(peek_event(r#"["media"]"#), None);
-    assert_eq!(StreamEvent::parse(r#"["media"]"#), Err(StreamError::MissingEvent));
+    assert_eq!(
+        StreamEvent::parse(r#"["media"]"#),
+        Err(StreamError::MissingEvent)
+    );
     let bad_payload = r#"{"event":"media","streamSid":"MZ1","media":{"payload":"@@@"}}"#;
     let StreamEvent::Media { media, .. } = StreamEvent::parse(bad_payload).unwrap() else {
         panic!("not media");

@@ -385,9 +385,18 @@ mod tests {
         assert_eq!(field_of(valid().url("https://x").validate()), "twiml");
         let neither = CreateCall::new("+1", "+2");
         assert_eq!(field_of(neither.validate()), "twiml");
-        assert_eq!(field_of(valid().timeout_secs(14).validate()), "timeout_secs");
-        assert_eq!(field_of(valid().timeout_secs(601).validate()), "timeout_secs");
-        assert_eq!(field_of(valid().time_limit_secs(0).validate()), "time_limit_secs");
+        assert_eq!(
+            field_of(valid().timeout_secs(14).validate()),
+            "timeout_secs"
+        );
+        assert_eq!(
+            field_of(valid().timeout_secs(601).validate()),
+            "timeout_secs"
+        );
+        assert_eq!(
+            field_of(valid().time_limit_secs(0).validate()),
+            "time_limit_secs"
+        );
     }
 
     #[test]

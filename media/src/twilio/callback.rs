@@ -92,9 +92,18 @@ impl StatusCallback {
         };
         push("AccountSid", self.account_sid.clone());
         push("CallStatus", Some(self.call_status.to_string()));
-        push("SequenceNumber", self.sequence_number.map(|n| n.to_string()));
-        push("AnsweredBy", self.answered_by.as_ref().map(|a| a.to_string()));
-        push("CallDuration", self.call_duration_secs.map(|n| n.to_string()));
+        push(
+            "SequenceNumber",
+            self.sequence_number.map(|n| n.to_string()),
+        );
+        push(
+            "AnsweredBy",
+            self.answered_by.as_ref().map(|a| a.to_string()),
+        );
+        push(
+            "CallDuration",
+            self.call_duration_secs.map(|n| n.to_string()),
+        );
         push("Timestamp", self.timestamp.clone());
         push("From", self.from.clone());
         push("To", self.to.clone());
@@ -104,7 +113,10 @@ impl StatusCallback {
             "MachineDetectionDuration",
             self.machine_detection_duration_ms.map(|n| n.to_string()),
         );
-        push("SipResponseCode", self.sip_response_code.map(|n| n.to_string()));
+        push(
+            "SipResponseCode",
+            self.sip_response_code.map(|n| n.to_string()),
+        );
         push("ErrorCode", self.error_code.map(|n| n.to_string()));
         form
     }
@@ -196,7 +208,10 @@ mod tests {
             let params: Vec<_> = completed().into_iter().filter(|(k, _)| k != name).collect();
             StatusCallback::from_form(&params).unwrap_err()
         };
-        assert_eq!(without("CallSid"), CallbackError::Missing { field: "CallSid" });
+        assert_eq!(
+            without("CallSid"),
+            CallbackError::Missing { field: "CallSid" }
+        );
         assert_eq!(without("CallStatus").to_string(), "missing CallStatus");
         let empty = form(&[("CallSid", ""), ("CallStatus", "ringing")]);
         assert_eq!(
@@ -211,8 +226,15 @@ mod tests {
         params.retain(|(k, _)| k != "SequenceNumber");
         params.extend(form(&[("ErrorCode", "3x"), ("SequenceNumber", "-1")]));
         let error = StatusCallback::from_form(&params).unwrap_err();
-        assert_eq!(error.to_string(), r#"invalid SequenceNumber: "-1" is not a number"#);
-        let long = form(&[("CallSid", "CA1"), ("CallStatus", "failed"), ("ErrorCode", &"9".repeat(500))]);
+        assert_eq!(
+            error.to_string(),
+            r#"invalid SequenceNumber: "-1" is not a number"#
+        );
+        let long = form(&[
+            ("CallSid", "CA1"),
+            ("CallStatus", "failed"),
+            ("ErrorCode", &"9".repeat(500)),
+        ]);
         match StatusCallback::from_form(&long).unwrap_err() {
             CallbackError::Invalid { field, value } => {
                 assert_eq!(field, "ErrorCode");
@@ -232,8 +254,14 @@ mod tests {
             ("Surprise", "x"),
         ]);
         let callback = StatusCallback::from_form(&params).unwrap();
-        assert_eq!(callback.call_status, CallStatus::Unknown("something-new".into()));
-        assert_eq!(callback.answered_by, Some(AnsweredBy::Unknown("unknown".into())));
+        assert_eq!(
+            callback.call_status,
+            CallStatus::Unknown("something-new".into())
+        );
+        assert_eq!(
+            callback.answered_by,
+            Some(AnsweredBy::Unknown("unknown".into()))
+        );
         assert_eq!(callback.call_duration_secs, None);
     }
 
@@ -270,12 +298,17 @@ mod tests {
         };
         assert_eq!(full.to_form().len(), 14);
         assert_eq!(StatusCallback::from_form(&full.to_form()).unwrap(), full);
-        let sparse = StatusCallback::from_form(&form(&[("CallSid", "CA2"), ("CallStatus", "ringing")])).unwrap();
+        let sparse =
+            StatusCallback::from_form(&form(&[("CallSid", "CA2"), ("CallStatus", "ringing")]))
+                .unwrap();
         assert_eq!(
             sparse.to_form(),
             form(&[("CallSid", "CA2"), ("CallStatus", "ringing")])
         );
         let read_back = StatusCallback::from_form(&completed()).unwrap();
-        assert_eq!(StatusCallback::from_form(&read_back.to_form()).unwrap(), read_back);
+        assert_eq!(
+            StatusCallback::from_form(&read_back.to_form()).unwrap(),
+            read_back
+        );
     }
 }

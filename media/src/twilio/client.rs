@@ -7,8 +7,8 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 
 pub use super::call::{
-    CallResource, CallbackEvent, CreateCall, HttpMethod, MachineDetection, MAX_TIMEOUT_SECS,
-    MAX_TWIML_CHARS, MIN_TIMEOUT_SECS,
+    CallResource, CallbackEvent, CreateCall, HttpMethod, MAX_TIMEOUT_SECS, MAX_TWIML_CHARS,
+    MIN_TIMEOUT_SECS, MachineDetection,
 };
 pub use super::error::TwilioError;
 pub use super::status::{AnsweredBy, CallStatus};
@@ -137,7 +137,9 @@ impl TwilioClient {
         status: &str,
     ) -> Result<CallResource, TwilioError> {
         let url = self.call_url(call_sid)?;
-        let call = self.post_form(&url, &[("Status", status.to_owned())]).await?;
+        let call = self
+            .post_form(&url, &[("Status", status.to_owned())])
+            .await?;
         tracing::debug!(call_sid, status, "twilio call updated");
         Ok(call)
     }

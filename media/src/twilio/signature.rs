@@ -89,7 +89,9 @@ fn url_variants(url: &str) -> [Option<String>; 3] {
     let Some(parts) = UrlParts::split(url) else {
         return [Some(url.to_owned()), None, None];
     };
-    let stripped = parts.port.map(|_| format!("{}{}", parts.before_port, parts.rest));
+    let stripped = parts
+        .port
+        .map(|_| format!("{}{}", parts.before_port, parts.rest));
     let with_default = match (parts.port, default_port(parts.scheme)) {
         (None, Some(port)) => Some(format!("{}:{port}{}", parts.before_port, parts.rest)),
         _ => None,
@@ -129,7 +131,11 @@ impl<'a> UrlParts<'a> {
         let port = host_and_port[search_from..]
             .rfind(':')
             .map(|colon| search_from + colon)
-            .filter(|&colon| host_and_port[colon + 1..].bytes().all(|b| b.is_ascii_digit()));
+            .filter(|&colon| {
+                host_and_port[colon + 1..]
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+            });
         let port_start = authority_start + host_start + port.unwrap_or(host_and_port.len());
         Some(Self {
             scheme: &url[..scheme_end],
@@ -199,12 +205,21 @@ mod tests {
         let signed_80 = sign(TOKEN, "http://mycompany.com:80/cb", &[]);
         assert!(validate(TOKEN, http, &[], &signed_80));
         let wss = "wss://sb.example:443/media";
-        assert!(validate(TOKEN, wss, &[], &sign(TOKEN, "wss://sb.example/media", &[])));
+        assert!(validate(
+            TOKEN,
+            wss,
+            &[],
+            &sign(TOKEN, "wss://sb.example/media", &[])
+        ));
     }
 
     #[test]
     fn another_port_or_host_is_not_accepted() {
-        let signed = sign(TOKEN, "https://mycompany.com:8443/myapp.php?foo=1&bar=2", &params());
+        let signed = sign(
+            TOKEN,
+            "https://mycompany.com:8443/myapp.php?foo=1&bar=2",
+            &params(),
+        );
         assert!(!validate(TOKEN, URL, &params(), &signed));
         let other_host = sign(TOKEN, "https://evil.com/myapp.php?foo=1&bar=2", &params());
         assert!(!validate(TOKEN, URL, &params(), &other_host));
@@ -213,7 +228,10 @@ mod tests {
     #[test]
     fn repeated_values_are_signed_sorted_under_their_name() {
         let form = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-            pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect()
         };
         let params = form(&[("Event", "ringing"), ("A", "1"), ("Event", "answered")]);
         let manual = {
@@ -255,10 +273,20 @@ mod tests {
         );
         let signature = sign(TOKEN, &url, &[]);
         assert!(validate_json(TOKEN, &url, body, &signature));
-        assert!(!validate_json(TOKEN, &url, br#"{"event":"call.completed","sid":"CA2"}"#, &signature));
+        assert!(!validate_json(
+            TOKEN,
+            &url,
+            br#"{"event":"call.completed","sid":"CA2"}"#,
+            &signature
+        ));
         assert!(!validate_json("54321", &url, body, &signature));
         let no_hash = "https://sb.example/hooks";
-        assert!(!validate_json(TOKEN, no_hash, body, &sign(TOKEN, no_hash, &[])));
+        assert!(!validate_json(
+            TOKEN,
+            no_hash,
+            body,
+            &sign(TOKEN, no_hash, &[])
+        ));
         let with_port = url.replacen("sb.example", "sb.example:443", 1);
         assert!(validate_json(TOKEN, &with_port, body, &signature));
     }
@@ -282,7 +310,10 @@ mod tests {
             variants("http://[::1]/x?y=1"),
             ["http://[::1]/x?y=1", "http://[::1]:80/x?y=1"]
         );
-        assert_eq!(variants("https://[::1]:443"), ["https://[::1]:443", "https://[::1]"]);
+        assert_eq!(
+            variants("https://[::1]:443"),
+            ["https://[::1]:443", "https://[::1]"]
+        );
         assert_eq!(variants("ftp://h/x"), ["ftp://h/x"]);
         assert_eq!(variants("not a url"), ["not a url"]);
         assert_eq!(variants("https://"), ["https://", "https://:443"]);

@@ -190,7 +190,10 @@ mod tests {
             let status = CallStatus::from(wire);
             assert!(!matches!(status, CallStatus::Unknown(_)), "{wire}");
             assert_eq!(status.as_str(), wire);
-            assert_eq!(serde_json::to_string(&status).unwrap(), format!("\"{wire}\""));
+            assert_eq!(
+                serde_json::to_string(&status).unwrap(),
+                format!("\"{wire}\"")
+            );
         }
     }
 

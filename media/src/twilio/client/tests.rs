@@ -130,7 +130,10 @@ async fn create_call_posts_the_exact_form_with_basic_auth() {
     let seen = &seen[0];
     assert_eq!(seen.method, Method::POST);
     assert_eq!(seen.path, format!("/2010-04-01/Accounts/{SID}/Calls.json"));
-    assert_eq!(seen.authorization.as_deref(), Some(expected_auth().as_str()));
+    assert_eq!(
+        seen.authorization.as_deref(),
+        Some(expected_auth().as_str())
+    );
     assert_eq!(
         seen.content_type.as_deref(),
         Some("application/x-www-form-urlencoded")
@@ -159,7 +162,12 @@ async fn create_call_posts_the_exact_form_with_basic_auth() {
 
 #[tokio::test]
 async fn a_url_call_sends_url_and_method_instead_of_twiml() {
-    let (fake, client) = start(vec![(StatusCode::CREATED, None, call_json("CA1", "queued"))]).await;
+    let (fake, client) = start(vec![(
+        StatusCode::CREATED,
+        None,
+        call_json("CA1", "queued"),
+    )])
+    .await;
     let request = CreateCall::new("+14155550100", "+14155550199")
         .url("https://sb.example/twiml")
         .method(HttpMethod::Get);
@@ -194,7 +202,12 @@ async fn an_invalid_request_never_reaches_twilio() {
 #[tokio::test]
 async fn a_rate_limited_request_is_retryable_with_its_delay() {
     let body = r#"{"code":20429,"message":"Too Many Requests","more_info":"https://www.twilio.com/docs/errors/20429","status":429}"#;
-    let (_fake, client) = start(vec![(StatusCode::TOO_MANY_REQUESTS, Some("2"), body.into())]).await;
+    let (_fake, client) = start(vec![(
+        StatusCode::TOO_MANY_REQUESTS,
+        Some("2"),
+        body.into(),
+    )])
+    .await;
     let request = CreateCall::new("+14155550100", "+14155550199").twiml("<Response/>");
     let error = client.create_call(&request).await.unwrap_err();
     assert!(error.is_retryable());
@@ -260,7 +273,13 @@ async fn a_hostile_call_sid_is_refused_before_sending() {
     for sid in ["", "../../Accounts", "CA1?x=1", &"C".repeat(65)] {
         let error = client.hangup(sid).await.unwrap_err();
         assert!(
-            matches!(error, TwilioError::Invalid { field: "call_sid", .. }),
+            matches!(
+                error,
+                TwilioError::Invalid {
+                    field: "call_sid",
+                    ..
+                }
+            ),
             "{sid}"
         );
     }

@@ -1,0 +1,246 @@
+//! What happens to a call after it is dialed: carrier status changes (applied idempotently
+//! and monotonically, since callbacks arrive twice or out of order) and the agent's
+//! outcome (a `do_not_call` outcome lists the number in the same transaction).
+
+use super::attempts::AttemptStatus;
+use super::{Store, with_db};
+use crate::campaign::Outcome;
+use crate::error::{Error, Result};
+use crate::time::{now, to_millis};
+use crate::{AttemptId, TenantId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlx::types::Json;
+
+/// A status change reported by the carrier.
+#[derive(Debug, Clone)]
+pub struct CarrierUpdate {
+    /// The carrier's id for the call.
+    pub carrier_call_id: Option<String>,
+    /// Where the call is now.
+    pub status: AttemptStatus,
+    /// How it ended, when `status` is `Ended` (`completed`, `busy`, `no_answer`, ...).
+    pub result: Option<String>,
+    /// Who answered (`human`, `machine_start`, ...), when known.
+    pub answered_by: Option<String>,
+    /// The carrier's ordering number for this callback.
+    pub sequence: Option<u64>,
+    /// The carrier's status name as received.
+    pub carrier_status: String,
+    /// When it was received.
+    pub at: DateTime<Utc>,
+}
+
+/// The agent's report on a call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeReport {
+    /// The call the report is for (must match the token's call when given).
+    #[serde(default)]
+    pub call_id: Option<String>,
+    /// What came of the call.
+    pub outcome: Outcome,
+    /// Free-form notes.
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// When to call back (required for `callback`).
+    #[serde(default)]
+    pub callback_at: Option<DateTime<Utc>>,
+    /// The conversation, as text or structured turns.
+    #[serde(default)]
+    pub transcript: Option<Value>,
+}
+
+/// Whether a report changed anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recorded {
+    /// Stored now.
+    New,
+    /// The same outcome was already stored (a retried report).
+    Repeat,
+}
+
+/// `status` ranked along the lifecycle, in SQL.
+const RANK: &str = "CASE status WHEN 'reserved' THEN 0 WHEN 'dialing' THEN 1 WHEN 'ringing' THEN 2 \
+     WHEN 'answered' THEN 3 WHEN 'bridged' THEN 4 ELSE 5 END";
+
+fn rank(s: AttemptStatus) -> i32 {
+    match s {
+        AttemptStatus::Reserved => 0,
+        AttemptStatus::Dialing => 1,
+        AttemptStatus::Ringing => 2,
+        AttemptStatus::Answered => 3,
+        AttemptStatus::Bridged => 4,
+        AttemptStatus::Ended => 5,
+    }
+}
+
+impl Store {
+    /// Applies a carrier callback. The status only moves forward (a late `ringing` after
+    /// `completed` changes nothing), times and who-answered are recorded the first time
+    /// they are known, the first end result wins, and every callback is kept as an event.
+    /// Returns whether the status moved.
+    pub async fn apply_carrier_update(
+        &self,
+        id: AttemptId,
+        update: &CarrierUpdate,
+    ) -> Result<bool> {
+        let at = to_millis(update.at);
+        let answered = matches!(
+            update.status,
+            AttemptStatus::Answered | AttemptStatus::Bridged
+        );
+        let ended = update.status == AttemptStatus::Ended;
+        let sql = format!(
+            "UPDATE call_attempts SET \
+               status = CASE WHEN {RANK} < $2 THEN $3 ELSE status END, \
+               carrier_call_id = COALESCE(carrier_call_id, $4), \
+               answered_at = CASE WHEN $5 THEN COALESCE(answered_at, $6) ELSE answered_at END, \
+               ended_at = CASE WHEN $7 THEN COALESCE(ended_at, $6) ELSE ended_at END, \
+               result = CASE WHEN $7 AND {RANK} < 5 THEN $8 ELSE result END \
+             WHERE id = $1"
+        );
+        let event = json!({
+            "carrier_status": update.carrier_status,
+            "sequence": update.sequence,
+            "answered_by": update.answered_by,
+        });
+        let moved = with_db!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let before: Option<String> =
+                sqlx::query_scalar("SELECT status FROM call_attempts WHERE id = $1")
+                    .bind(id.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(before) = before else {
+                return Err(Error::not_found("attempt", id));
+            };
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id.0)
+                .bind(rank(update.status))
+                .bind(update.status.as_str())
+                .bind(update.carrier_call_id.as_deref())
+                .bind(answered)
+                .bind(at)
+                .bind(ended)
+                .bind(update.result.as_deref())
+                .execute(&mut *tx)
+                .await?;
+            if let Some(by) = &update.answered_by {
+                let detail = Json(json!({ "answered_by": by }));
+                let merge = match self.backend() {
+                    super::Backend::Sqlite => {
+                        "UPDATE call_attempts SET detail = json_patch(detail, $2) WHERE id = $1 AND json_extract(detail, '$.answered_by') IS NULL"
+                    }
+                    super::Backend::Postgres => {
+                        "UPDATE call_attempts SET detail = detail || $2 WHERE id = $1 AND NOT detail ? 'answered_by'"
+                    }
+                };
+                sqlx::query(merge)
+                    .bind(id.0)
+                    .bind(detail)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO call_events (attempt_id, at, kind, data) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(id.0)
+            .bind(at)
+            .bind(format!("carrier.{}", update.carrier_status))
+            .bind(Json(&event))
+            .execute(&mut *tx)
+            .await?;
+            let after: String =
+                sqlx::query_scalar("SELECT status FROM call_attempts WHERE id = $1")
+                    .bind(id.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            tx.commit().await?;
+            Ok::<bool, Error>(after != before)
+        })?;
+        Ok(moved)
+    }
+
+    /// Records the agent's outcome for a call. A `do_not_call` outcome puts the number on
+    /// the tenant's do-not-call list and opts the contact out in the same transaction, so
+    /// no later attempt of any campaign dials it. A repeated identical report is accepted;
+    /// a different outcome for a call that already has one is a conflict.
+    pub async fn record_outcome(&self, id: AttemptId, report: &OutcomeReport) -> Result<Recorded> {
+        if report.outcome == Outcome::Callback && report.callback_at.is_none() {
+            return Err(Error::invalid(
+                "outcome",
+                "callback_at",
+                "is required for a callback outcome",
+            ));
+        }
+        let attempt = self.attempt(id).await?;
+        if let Some(existing) = &attempt.outcome {
+            return if existing == report.outcome.as_str() {
+                Ok(Recorded::Repeat)
+            } else {
+                Err(Error::Conflict(format!(
+                    "call {id} already has outcome {existing}; refusing {}",
+                    report.outcome.as_str()
+                )))
+            };
+        }
+        let at = to_millis(now());
+        let tenant: TenantId = attempt.tenant_id;
+        let detail = json!({
+            "notes": report.notes,
+            "callback_at": report.callback_at,
+            "transcript": report.transcript,
+        });
+        let merge = match self.backend() {
+            super::Backend::Sqlite => {
+                "UPDATE call_attempts SET outcome = $2, detail = json_patch(detail, $3) WHERE id = $1 AND outcome IS NULL"
+            }
+            super::Backend::Postgres => {
+                "UPDATE call_attempts SET outcome = $2, detail = detail || $3 WHERE id = $1 AND outcome IS NULL"
+            }
+        };
+        let stored = with_db!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            if report.outcome == Outcome::DoNotCall {
+                sqlx::query(
+                    "INSERT INTO dnc_entries (tenant_id, pattern, kind, reason, source, created_at) \
+                     VALUES ($1, $2, 'exact', $3, 'agent', $4) ON CONFLICT (tenant_id, kind, pattern) DO NOTHING",
+                )
+                .bind(tenant.0)
+                .bind(&attempt.phone)
+                .bind(format!("do_not_call outcome on call {id}"))
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE contacts SET opted_out_at = COALESCE(opted_out_at, $2), updated_at = $2 WHERE id = $1")
+                    .bind(attempt.contact_id.0)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let n = sqlx::query(merge)
+                .bind(id.0)
+                .bind(report.outcome.as_str())
+                .bind(Json(&detail))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("INSERT INTO call_events (attempt_id, at, kind, data) VALUES ($1, $2, 'agent.outcome', $3)")
+                .bind(id.0)
+                .bind(at)
+                .bind(Json(json!({ "outcome": report.outcome.as_str() })))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<u64, sqlx::Error>(n)
+        })?;
+        if stored == 0 {
+            // Another report won the race; answer as if it had come first.
+            return Box::pin(self.record_outcome(id, report)).await;
+        }
+        Ok(Recorded::New)
+    }
+}

@@ -1,0 +1,211 @@
+//! Signed requests to the customer's URLs: status callbacks (in order, duplicated or
+//! swapped on demand), TwiML fetches and asynchronous machine detection results.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use switchboard_media::twilio::signature::sign;
+use switchboard_media::{CallStatus, StatusCallback};
+use tokio::sync::mpsc;
+
+use super::record::{CallEntry, SentCallback, duration_secs};
+use super::request::Method;
+
+/// Header carrying Twilio's request signature.
+pub(crate) const SIGNATURE_HEADER: &str = "X-Twilio-Signature";
+/// `ApiVersion` sent with every request.
+const API_VERSION: &str = "2010-04-01";
+
+/// One status callback waiting to be delivered.
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    pub sequence_number: u64,
+    pub status: CallStatus,
+    pub form: Vec<(String, String)>,
+}
+
+/// How callbacks are delivered for one call.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    pub http: reqwest::Client,
+    pub auth_token: Arc<str>,
+    pub url: String,
+    pub method: Method,
+    pub duplicate: bool,
+    pub out_of_order: bool,
+}
+
+/// Sends a form to `url`, signed as Twilio signs: POST signs the URL and the form, GET
+/// puts the form in the query string and signs the resulting URL alone.
+pub(crate) async fn send_signed(
+    http: &reqwest::Client,
+    auth_token: &str,
+    url: &str,
+    method: Method,
+    form: &[(String, String)],
+) -> Result<reqwest::Response, reqwest::Error> {
+    let request = match method {
+        Method::Post => {
+            let signature = sign(auth_token, url, form);
+            http.post(url).form(form).header(SIGNATURE_HEADER, signature)
+        }
+        Method::Get => {
+            let mut request = http.get(url).query(form).build()?;
+            let signature = sign(auth_token, request.url().as_str(), &[]);
+            if let Ok(value) = signature.parse() {
+                request.headers_mut().insert(SIGNATURE_HEADER, value);
+            }
+            return http.execute(request).await;
+        }
+    };
+    request.send().await
+}
+
+/// The form parameters every request about a call carries (TwiML fetch, callbacks).
+pub(crate) fn call_form(entry: &CallEntry, status: &CallStatus) -> Vec<(String, String)> {
+    let pairs = [
+        ("CallSid", entry.sid.as_str()),
+        ("AccountSid", entry.account_sid.as_str()),
+        ("From", entry.request.from.as_str()),
+        ("To", entry.request.to.as_str()),
+        ("CallStatus", status.as_str()),
+        ("Direction", "outbound-api"),
+        ("ApiVersion", API_VERSION),
+    ];
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// Queues the status callback for `status` if the customer asked for that event.
+///
+/// Sequence numbers count the callbacks actually queued for the call, from 0. After the
+/// terminal status the queue is closed, which ends the call's delivery task.
+pub(crate) fn emit(entry: &CallEntry, status: CallStatus) {
+    let events = entry.request.events;
+    let requested = match status {
+        CallStatus::Initiated => events.initiated,
+        CallStatus::Ringing => events.ringing,
+        CallStatus::InProgress => events.answered,
+        ref other => other.is_terminal() && events.completed,
+    };
+    let mut state = entry.lock();
+    let terminal = status.is_terminal();
+    if requested && entry.request.status_callback.is_some() {
+        let sequence_number = state.next_sequence;
+        state.next_sequence += 1;
+        let callback = StatusCallback {
+            call_sid: entry.sid.clone(),
+            account_sid: Some(entry.account_sid.clone()),
+            call_status: status.clone(),
+            sequence_number: Some(sequence_number),
+            answered_by: if entry.request.machine_detection {
+                state.answered_by.clone()
+            } else {
+                None
+            },
+            call_duration_secs: terminal
+                .then(|| duration_secs(state.answered_at, state.ended_at).unwrap_or(0)),
+            timestamp: Some(chrono::Utc::now().to_rfc2822()),
+            from: Some(entry.request.from.clone()),
+            to: Some(entry.request.to.clone()),
+            direction: Some("outbound-api".to_owned()),
+            callback_source: Some("call-progress-events".to_owned()),
+            machine_detection_duration_ms: None,
+            sip_response_code: None,
+            error_code: None,
+        };
+        let mut form = callback.to_form();
+        form.push(("ApiVersion".to_owned(), API_VERSION.to_owned()));
+        if let Some(tx) = &state.callback_tx {
+            let pending = Pending {
+                sequence_number,
+                status,
+                form,
+            };
+            if tx.send(pending).is_ok() {
+                entry.counters.callbacks_in_flight.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
+    if terminal {
+        state.callback_tx = None;
+    }
+}
+
+/// Delivers a call's callbacks until its queue closes.
+pub(crate) async fn deliver(
+    delivery: Delivery,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+    entry: Arc<CallEntry>,
+) {
+    let mut held: Option<Pending> = None;
+    while let Some(pending) = rx.recv().await {
+        if !delivery.out_of_order {
+            send_one(&delivery, &entry, &pending).await;
+            continue;
+        }
+        // Swapped pairs: hold the even one, send the odd one first, then the held one.
+        match held.take() {
+            None => held = Some(pending),
+            Some(earlier) => {
+                send_one(&delivery, &entry, &pending).await;
+                send_one(&delivery, &entry, &earlier).await;
+            }
+        }
+    }
+    if let Some(last) = held {
+        send_one(&delivery, &entry, &last).await;
+    }
+}
+
+async fn send_one(delivery: &Delivery, entry: &CallEntry, pending: &Pending) {
+    let copies = if delivery.duplicate { 2 } else { 1 };
+    for _ in 0..copies {
+        let sent_at = Instant::now();
+        let result = send_signed(
+            &delivery.http,
+            &delivery.auth_token,
+            &delivery.url,
+            delivery.method,
+            &pending.form,
+        )
+        .await;
+        let http_status = match result {
+            Ok(response) => Some(response.status().as_u16()),
+            Err(error) => {
+                tracing::debug!(call_sid = %entry.sid, %error, "status callback failed");
+                None
+            }
+        };
+        entry.lock().callbacks_sent.push(SentCallback {
+            sequence_number: pending.sequence_number,
+            status: pending.status.clone(),
+            http_status,
+            sent_at,
+        });
+    }
+    entry.counters.callbacks_in_flight.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// Posts the asynchronous machine detection result.
+pub(crate) async fn send_async_amd(
+    http: &reqwest::Client,
+    auth_token: &str,
+    entry: &CallEntry,
+    (url, method): &(String, Method),
+    detection_ms: u64,
+) {
+    let answered_by = entry.lock().answered_by.clone();
+    let mut form = call_form(entry, &CallStatus::InProgress);
+    form.retain(|(k, _)| k == "CallSid" || k == "AccountSid");
+    if let Some(answered_by) = answered_by {
+        form.push(("AnsweredBy".to_owned(), answered_by.to_string()));
+    }
+    form.push(("MachineDetectionDuration".to_owned(), detection_ms.to_string()));
+    if let Err(error) = send_signed(http, auth_token, url, *method, &form).await {
+        tracing::debug!(call_sid = %entry.sid, %error, "async amd callback failed");
+    }
+}

@@ -1,0 +1,340 @@
+//! The carrier's shared state and its REST API: create, fetch and update calls as
+//! Twilio's `2010-04-01` Calls resource does.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use switchboard_media::CallStatus;
+use tokio::sync::{Notify, mpsc, watch};
+
+use super::callbacks::{Delivery, deliver, emit};
+use super::config::{CallerAudio, CarrierConfig};
+use super::record::{CallEntry, CallState, Counters, duration_secs};
+use super::request::{ApiError, CallRequest};
+use super::script::Planner;
+
+/// How long an update waits for a hung-up call to reach its final status.
+const HANGUP_SETTLE: Duration = Duration::from_secs(2);
+
+type FormResult = Result<Form<Vec<(String, String)>>, FormRejection>;
+
+/// State shared by the API handlers, the dial queue and the call tasks.
+pub(crate) struct Shared {
+    pub config: CarrierConfig,
+    pub auth_token: Arc<str>,
+    pub http: reqwest::Client,
+    pub audio: AudioCache,
+    calls: Mutex<CallTable>,
+    planner: Mutex<Planner>,
+    dial_queue: mpsc::UnboundedSender<Arc<CallEntry>>,
+    sid_prefix: u64,
+    sid_counter: AtomicU64,
+}
+
+#[derive(Default)]
+struct CallTable {
+    by_sid: HashMap<String, Arc<CallEntry>>,
+    in_order: Vec<Arc<CallEntry>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    pub(crate) fn new(
+        config: CarrierConfig,
+        http: reqwest::Client,
+        dial_queue: mpsc::UnboundedSender<Arc<CallEntry>>,
+    ) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Self {
+            auth_token: Arc::from(config.auth_token.as_str()),
+            planner: Mutex::new(Planner::new(config.seed)),
+            config,
+            http,
+            audio: AudioCache::default(),
+            calls: Mutex::new(CallTable::default()),
+            dial_queue,
+            sid_prefix: splitmix64(nanos ^ u64::from(std::process::id())),
+            sid_counter: AtomicU64::new(0),
+        }
+    }
+
+    /// A fresh SID: `prefix` and 32 lowercase hex digits, unique per carrier instance.
+    pub(crate) fn new_sid(&self, prefix: &str) -> String {
+        let n = self.sid_counter.fetch_add(1, Ordering::Relaxed);
+        format!("{prefix}{:016x}{:016x}", self.sid_prefix, splitmix64(n))
+    }
+
+    pub(crate) fn entries(&self) -> Vec<Arc<CallEntry>> {
+        lock(&self.calls).in_order.clone()
+    }
+
+    fn find(&self, sid: &str) -> Option<Arc<CallEntry>> {
+        lock(&self.calls).by_sid.get(sid).cloned()
+    }
+}
+
+/// SplitMix64: spreads a counter over 64 bits.
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// One second of each caller audio, as base64 frame payloads shared by all calls.
+#[derive(Default)]
+pub(crate) struct AudioCache {
+    loops: Mutex<HashMap<Option<(u32, u32)>, Arc<[String]>>>,
+}
+
+impl AudioCache {
+    pub(crate) fn frames(&self, audio: CallerAudio) -> Arc<[String]> {
+        use switchboard_media::audio::{FRAME_BYTES, silence, tone};
+        let key = match audio {
+            CallerAudio::Tone { freq_hz, amplitude } => Some((freq_hz.to_bits(), amplitude.to_bits())),
+            CallerAudio::Silence => None,
+        };
+        lock(&self.loops)
+            .entry(key)
+            .or_insert_with(|| {
+                let samples = match audio {
+                    CallerAudio::Tone { freq_hz, amplitude } => tone(freq_hz, 1000, amplitude),
+                    CallerAudio::Silence => silence(1000),
+                };
+                let engine = base64::engine::general_purpose::STANDARD;
+                samples.chunks(FRAME_BYTES).map(|frame| engine.encode(frame)).collect()
+            })
+            .clone()
+    }
+}
+
+/// The Calls API routes.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/2010-04-01/Accounts/{account}/Calls.json", post(create))
+        .route("/2010-04-01/Accounts/{account}/Calls/{sid}", get(fetch).post(update))
+        .with_state(shared)
+}
+
+/// Checks HTTP Basic credentials and the account in the path.
+fn authorize(shared: &Shared, headers: &HeaderMap, account: &str, path: &str) -> Result<(), ApiError> {
+    let credentials = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Basic "))
+        .and_then(|encoded| base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok())
+        .and_then(|decoded| String::from_utf8(decoded).ok());
+    let Some((user, password)) = credentials.as_deref().and_then(|c| c.split_once(':')) else {
+        return Err(ApiError::unauthorized());
+    };
+    if user != shared.config.account_sid || password != shared.config.auth_token {
+        return Err(ApiError::unauthorized());
+    }
+    if account != shared.config.account_sid {
+        return Err(ApiError::not_found(path));
+    }
+    Ok(())
+}
+
+fn form_params(form: FormResult) -> Result<Vec<(String, String)>, ApiError> {
+    form.map(|Form(params)| params)
+        .map_err(|rejection| ApiError::bad_request(20001, format!("invalid form body: {rejection}")))
+}
+
+async fn create(
+    State(shared): State<Arc<Shared>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    form: FormResult,
+) -> Result<Response, ApiError> {
+    let path = format!("/2010-04-01/Accounts/{account}/Calls.json");
+    authorize(&shared, &headers, &account, &path)?;
+    let request = CallRequest::from_form(&form_params(form)?)?;
+    let plan = lock(&shared.planner).plan(&shared.config, &request);
+    let (callback_tx, callback_rx) = mpsc::unbounded_channel();
+    let entry = Arc::new(CallEntry {
+        sid: shared.new_sid("CA"),
+        account_sid: shared.config.account_sid.clone(),
+        created_at: std::time::Instant::now(),
+        created_wall: chrono::Utc::now(),
+        plan,
+        counters: Counters::default(),
+        state: Mutex::new(CallState {
+            status: CallStatus::Queued,
+            dial_started_at: None,
+            dial_started_wall: None,
+            answered_at: None,
+            ended_at: None,
+            ended_wall: None,
+            answered_by: None,
+            stream_url: None,
+            stream_sid: None,
+            first_far_audio_at: None,
+            marks_sent_back: Vec::new(),
+            dtmf_sent: Vec::new(),
+            stream_close_reason: None,
+            callbacks_sent: Vec::new(),
+            next_sequence: 0,
+            callback_tx: Some(callback_tx),
+        }),
+        hangup_requested: Default::default(),
+        hangup: Notify::new(),
+        ended: watch::Sender::new(false),
+        request,
+    });
+    if let Some(url) = entry.request.status_callback.clone() {
+        let delivery = Delivery {
+            http: shared.http.clone(),
+            auth_token: shared.auth_token.clone(),
+            url,
+            method: entry.request.status_callback_method,
+            duplicate: shared.config.duplicate_callbacks,
+            out_of_order: shared.config.out_of_order_callbacks,
+        };
+        tokio::spawn(deliver(delivery, callback_rx, entry.clone()));
+    }
+    {
+        let mut table = lock(&shared.calls);
+        table.by_sid.insert(entry.sid.clone(), entry.clone());
+        table.in_order.push(entry.clone());
+    }
+    tracing::debug!(call_sid = %entry.sid, to = %entry.request.to, "call queued");
+    let body = call_json(&entry);
+    if shared.dial_queue.send(entry).is_err() {
+        return Err(ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: 20003,
+            message: "the simulated carrier is shutting down".to_owned(),
+        });
+    }
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Resolves `{sid}.json` in the path to a call.
+fn call_for(shared: &Shared, headers: &HeaderMap, account: &str, sid_json: &str) -> Result<Arc<CallEntry>, ApiError> {
+    let path = format!("/2010-04-01/Accounts/{account}/Calls/{sid_json}");
+    authorize(shared, headers, account, &path)?;
+    sid_json
+        .strip_suffix(".json")
+        .and_then(|sid| shared.find(sid))
+        .ok_or_else(|| ApiError::not_found(&path))
+}
+
+async fn fetch(
+    State(shared): State<Arc<Shared>>,
+    Path((account, sid_json)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let entry = call_for(&shared, &headers, &account, &sid_json)?;
+    Ok(Json(call_json(&entry)))
+}
+
+/// `Status=completed` hangs up (or cancels a call not yet answered); `Status=canceled`
+/// cancels a queued or ringing call and leaves an answered one alone.
+async fn update(
+    State(shared): State<Arc<Shared>>,
+    Path((account, sid_json)): Path<(String, String)>,
+    headers: HeaderMap,
+    form: FormResult,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let entry = call_for(&shared, &headers, &account, &sid_json)?;
+    let params = form_params(form)?;
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim());
+    if get("Twiml").is_some() || get("Url").is_some() {
+        return Err(ApiError::bad_request(
+            20001,
+            "redirecting a live call is not supported by the simulated carrier",
+        ));
+    }
+    let cancel_only = match get("Status") {
+        None => return Ok(Json(call_json(&entry))),
+        Some("completed") => false,
+        Some("canceled") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(20001, format!("Status must be completed or canceled, not {other:?}")));
+        }
+    };
+    let canceled_in_queue = {
+        let state = entry.lock();
+        let status = state.status.clone();
+        let answered = status == CallStatus::InProgress;
+        if status.is_terminal() || (cancel_only && answered) {
+            drop(state);
+            return Ok(Json(call_json(&entry)));
+        }
+        entry.hangup_requested.store(true, Ordering::Release);
+        state.dial_started_at.is_none()
+    };
+    if canceled_in_queue {
+        // Never dialled: the dial queue will skip it.
+        super::lifecycle::finish(&entry, CallStatus::Canceled);
+    } else {
+        entry.hangup.notify_one();
+        let mut ended = entry.ended.subscribe();
+        let _ = tokio::time::timeout(HANGUP_SETTLE, ended.wait_for(|done| *done)).await;
+    }
+    Ok(Json(call_json(&entry)))
+}
+
+/// The call as Twilio's JSON describes it.
+fn call_json(entry: &CallEntry) -> serde_json::Value {
+    let state = entry.lock();
+    let rfc2822 = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc2822());
+    let duration = match state.status {
+        CallStatus::Completed => duration_secs(state.answered_at, state.ended_at).map(|s| s.to_string()),
+        _ => None,
+    };
+    let queue_time = match state.dial_started_at {
+        Some(at) => entry.queue_ms(at),
+        None if state.status == CallStatus::Queued => entry.queue_ms(std::time::Instant::now()),
+        None => 0,
+    };
+    let uri = format!("/2010-04-01/Accounts/{}/Calls/{}.json", entry.account_sid, entry.sid);
+    let updated = state.ended_wall.or(state.dial_started_wall).unwrap_or(entry.created_wall);
+    serde_json::json!({
+        "sid": entry.sid,
+        "account_sid": entry.account_sid,
+        "to": entry.request.to,
+        "to_formatted": entry.request.to,
+        "from": entry.request.from,
+        "from_formatted": entry.request.from,
+        "status": state.status.as_str(),
+        "direction": "outbound-api",
+        "api_version": "2010-04-01",
+        "date_created": entry.created_wall.to_rfc2822(),
+        "date_updated": updated.to_rfc2822(),
+        "start_time": rfc2822(state.dial_started_wall),
+        "end_time": rfc2822(state.ended_wall),
+        "duration": duration,
+        "price": null,
+        "price_unit": "USD",
+        "answered_by": state.answered_by.as_ref().filter(|_| entry.request.machine_detection).map(|a| a.as_str()),
+        "queue_time": queue_time.to_string(),
+        "caller_name": null,
+        "parent_call_sid": null,
+        "phone_number_sid": null,
+        "forwarded_from": null,
+        "group_sid": null,
+        "trunk_sid": null,
+        "annotation": null,
+        "uri": uri,
+        "subresource_uris": {
+            "notifications": uri.replace(".json", "/Notifications.json"),
+            "recordings": uri.replace(".json", "/Recordings.json"),
+        },
+    })
+}

@@ -1,0 +1,351 @@
+//! The callee's side of a Media Stream: a WebSocket client that sends `connected`,
+//! `start`, real-time `media` and scripted `dtmf`, echoes `mark`s as their audio "plays"
+//! and ends with `stop`.
+//!
+//! Frames are paced by a tokio interval with [`MissedTickBehavior::Burst`]: when the task
+//! falls behind, the missed frames are sent back to back, so the audio sent always matches
+//! the time elapsed (as Twilio's jitter-buffered packets do). A tick that fires more than
+//! half a frame (10 ms) after its deadline counts as late.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use switchboard_media::streams::{DtmfInfo, MarkInfo, MediaFormat, MediaPayload, StartInfo, StopInfo};
+use switchboard_media::twilio::signature::sign;
+use switchboard_media::{EventKind, StreamEvent, peek_event};
+use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+use super::callbacks::SIGNATURE_HEADER;
+use super::playout::Playout;
+use super::record::{CallEntry, Counters, StreamCloseReason};
+use super::twiml::StreamTarget;
+use crate::ws::{self, CLOSE_NORMAL, WsIn, WsOut};
+
+/// One media frame's duration.
+const FRAME: Duration = Duration::from_millis(switchboard_media::audio::FRAME_MS as u64);
+/// Longest wait for the WebSocket handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for the far side's close frame after ours.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What a stream session needs besides its socket.
+pub(crate) struct StreamSession {
+    pub entry: Arc<CallEntry>,
+    pub stream_sid: String,
+    pub parameters: BTreeMap<String, String>,
+    /// Base64 payloads of the callee's audio, looped.
+    pub frames: Arc<[String]>,
+    /// When the callee hangs up.
+    pub deadline: Instant,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Opens the WebSocket to `target` (signed with `auth_token`) and runs the session.
+pub(crate) async fn connect_and_run(
+    auth_token: &str,
+    target: &StreamTarget,
+    session: StreamSession,
+) -> StreamCloseReason {
+    let connect_failed = |error: String| StreamCloseReason::ConnectFailed { error };
+    let mut request = match target.url.as_str().into_client_request() {
+        Ok(request) => request,
+        Err(error) => return connect_failed(error.to_string()),
+    };
+    let signature = sign(auth_token, &target.url, &[]);
+    match signature.parse() {
+        Ok(value) => {
+            request.headers_mut().insert(SIGNATURE_HEADER, value);
+        }
+        Err(error) => return connect_failed(format!("bad signature header: {error}")),
+    }
+    let connected = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request));
+    let socket = match connected.await {
+        Ok(Ok((socket, _response))) => socket,
+        Ok(Err(error)) => return connect_failed(error.to_string()),
+        Err(_) => return connect_failed(format!("no handshake within {CONNECT_TIMEOUT:?}")),
+    };
+    let (sink, stream) = ws::from_tungstenite(socket);
+    run(sink, stream, session).await
+}
+
+/// Runs a session over any socket; returns why it ended.
+pub(crate) async fn run<S, R>(mut sink: S, mut stream: R, mut session: StreamSession) -> StreamCloseReason
+where
+    S: Sink<WsOut> + Unpin,
+    S::Error: std::fmt::Display,
+    R: Stream<Item = WsIn> + Unpin,
+{
+    let mut out = Outgoing::new(&session);
+    if let Err(error) = out.open(&mut sink, &session).await {
+        return StreamCloseReason::FarSideDropped { error };
+    }
+    let started = Instant::now();
+    let mut ticker = tokio::time::interval_at(started + FRAME, FRAME);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut playout = Playout::default();
+    let dtmf = session.entry.plan.dtmf.clone();
+    let mut next_dtmf = 0;
+    let far_future = started + Duration::from_secs(86_400 * 365);
+    let entry = session.entry.clone();
+    loop {
+        if entry.hangup_requested.load(Ordering::Acquire) {
+            return out.stop(&mut sink, &mut stream, StreamCloseReason::HungUp).await;
+        }
+        let dtmf_at = dtmf.get(next_dtmf).map(|(at, _)| started + Duration::from_millis(*at));
+        let mark_at = playout.next_due();
+        let sent = tokio::select! {
+            biased;
+            _ = entry.hangup.notified() => {
+                return out.stop(&mut sink, &mut stream, StreamCloseReason::HungUp).await;
+            }
+            _ = session.shutdown.wait_for(|stop| *stop) => {
+                return out.stop(&mut sink, &mut stream, StreamCloseReason::Shutdown).await;
+            }
+            _ = tokio::time::sleep_until(session.deadline) => {
+                return out.stop(&mut sink, &mut stream, StreamCloseReason::TalkTimeEnded).await;
+            }
+            incoming = stream.next() => match on_incoming(incoming, &entry, &session, &mut playout) {
+                Incoming::Continue(echo) => out.marks(&mut sink, &entry, echo).await,
+                Incoming::Closed(reason) => {
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+                    return reason;
+                }
+            },
+            _ = tokio::time::sleep_until(mark_at.unwrap_or(far_future)), if mark_at.is_some() => {
+                let due = playout.take_due(Instant::now());
+                out.marks(&mut sink, &entry, due).await
+            }
+            _ = tokio::time::sleep_until(dtmf_at.unwrap_or(far_future)), if dtmf_at.is_some() => {
+                let digit = dtmf.get(next_dtmf).map(|(_, d)| d.clone()).unwrap_or_default();
+                next_dtmf += 1;
+                out.dtmf(&mut sink, &entry, digit).await
+            }
+            scheduled = ticker.tick() => {
+                if Instant::now().saturating_duration_since(scheduled) > FRAME / 2 {
+                    Counters::bump(&entry.counters.late_ticks);
+                }
+                out.media(&mut sink, &entry).await
+            }
+        };
+        if let Err(error) = sent {
+            return StreamCloseReason::FarSideDropped { error };
+        }
+    }
+}
+
+enum Incoming {
+    /// Keep going; echo these marks now.
+    Continue(Vec<String>),
+    /// The far side closed or went away.
+    Closed(StreamCloseReason),
+}
+
+fn on_incoming(
+    incoming: Option<WsIn>,
+    entry: &CallEntry,
+    session: &StreamSession,
+    playout: &mut Playout,
+) -> Incoming {
+    let counters = &entry.counters;
+    let text = match incoming {
+        None => {
+            let error = "connection ended without a close frame".to_owned();
+            return Incoming::Closed(StreamCloseReason::FarSideDropped { error });
+        }
+        Some(WsIn::Error(error)) => return Incoming::Closed(StreamCloseReason::FarSideDropped { error }),
+        Some(WsIn::Close(frame)) => {
+            let (code, reason) = frame.map_or((None, String::new()), |(c, r)| (Some(c), r));
+            return Incoming::Closed(StreamCloseReason::FarSideClosed { code, reason });
+        }
+        Some(WsIn::Control) => return Incoming::Continue(Vec::new()),
+        Some(WsIn::Binary(_)) => {
+            Counters::bump(&counters.protocol_errors);
+            return Incoming::Continue(Vec::new());
+        }
+        Some(WsIn::Text(text)) => text,
+    };
+    let now = Instant::now();
+    if peek_event(&text) == Some(EventKind::Media) {
+        // The hot path: count without decoding the payload.
+        if counters.frames_received.fetch_add(1, Ordering::Relaxed) == 0 {
+            entry.lock().first_far_audio_at = Some(now.into_std());
+        }
+        playout.on_media(now);
+        return Incoming::Continue(Vec::new());
+    }
+    let event = match StreamEvent::parse(&text) {
+        Ok(event) => event,
+        Err(_) => {
+            Counters::bump(&counters.protocol_errors);
+            return Incoming::Continue(Vec::new());
+        }
+    };
+    if event.stream_sid().is_some_and(|sid| sid != session.stream_sid) {
+        Counters::bump(&counters.protocol_errors);
+    }
+    match event {
+        StreamEvent::Mark { mark, .. } => {
+            playout.on_mark(mark.name, now);
+            Incoming::Continue(playout.take_due(now))
+        }
+        StreamEvent::Clear { .. } => {
+            Counters::bump(&counters.clears_received);
+            Incoming::Continue(playout.on_clear(now))
+        }
+        _ => {
+            // Only media, mark and clear may come from the far side.
+            Counters::bump(&counters.protocol_errors);
+            Incoming::Continue(Vec::new())
+        }
+    }
+}
+
+/// Builds and sends the carrier's messages, numbering them as Twilio does.
+struct Outgoing {
+    stream_sid: String,
+    account_sid: String,
+    call_sid: String,
+    frames: Arc<[String]>,
+    sequence: u64,
+    chunk: u64,
+}
+
+impl Outgoing {
+    fn new(session: &StreamSession) -> Self {
+        Self {
+            stream_sid: session.stream_sid.clone(),
+            account_sid: session.entry.account_sid.clone(),
+            call_sid: session.entry.sid.clone(),
+            frames: session.frames.clone(),
+            sequence: 0,
+            chunk: 0,
+        }
+    }
+
+    fn next_sequence(&mut self) -> Option<String> {
+        self.sequence += 1;
+        Some(self.sequence.to_string())
+    }
+
+    async fn send<S>(&mut self, sink: &mut S, event: StreamEvent) -> Result<(), String>
+    where
+        S: Sink<WsOut> + Unpin,
+        S::Error: std::fmt::Display,
+    {
+        ws::send(sink, WsOut::Text(event.to_json())).await
+    }
+
+    /// `connected`, then `start` with sequence number 1.
+    async fn open<S>(&mut self, sink: &mut S, session: &StreamSession) -> Result<(), String>
+    where
+        S: Sink<WsOut> + Unpin,
+        S::Error: std::fmt::Display,
+    {
+        self.send(sink, StreamEvent::connected()).await?;
+        let start = StreamEvent::Start {
+            sequence_number: self.next_sequence(),
+            stream_sid: self.stream_sid.clone(),
+            start: StartInfo {
+                stream_sid: self.stream_sid.clone(),
+                account_sid: self.account_sid.clone(),
+                call_sid: self.call_sid.clone(),
+                tracks: vec!["inbound".to_owned()],
+                media_format: MediaFormat::default(),
+                custom_parameters: session.parameters.clone(),
+            },
+        };
+        self.send(sink, start).await
+    }
+
+    async fn media<S>(&mut self, sink: &mut S, entry: &CallEntry) -> Result<(), String>
+    where
+        S: Sink<WsOut> + Unpin,
+        S::Error: std::fmt::Display,
+    {
+        let index = usize::try_from(self.chunk).unwrap_or(0) % self.frames.len().max(1);
+        let payload = self.frames.get(index).cloned().unwrap_or_default();
+        let timestamp = self.chunk * u64::from(switchboard_media::audio::FRAME_MS);
+        self.chunk += 1;
+        let event = StreamEvent::Media {
+            sequence_number: self.next_sequence(),
+            stream_sid: self.stream_sid.clone(),
+            media: MediaPayload {
+                track: Some("inbound".to_owned()),
+                chunk: Some(self.chunk.to_string()),
+                timestamp: Some(timestamp.to_string()),
+                payload,
+            },
+        };
+        self.send(sink, event).await?;
+        Counters::bump(&entry.counters.frames_sent);
+        Ok(())
+    }
+
+    async fn dtmf<S>(&mut self, sink: &mut S, entry: &CallEntry, digit: String) -> Result<(), String>
+    where
+        S: Sink<WsOut> + Unpin,
+        S::Error: std::fmt::Display,
+    {
+        let event = StreamEvent::Dtmf {
+            sequence_number: self.next_sequence(),
+            stream_sid: self.stream_sid.clone(),
+            dtmf: DtmfInfo {
+                track: Some("inbound_track".to_owned()),
+                digit: digit.clone(),
+            },
+        };
+        self.send(sink, event).await?;
+        entry.lock().dtmf_sent.push(digit);
+        Ok(())
+    }
+
+    async fn marks<S>(&mut self, sink: &mut S, entry: &CallEntry, names: Vec<String>) -> Result<(), String>
+    where
+        S: Sink<WsOut> + Unpin,
+        S::Error: std::fmt::Display,
+    {
+        for name in names {
+            let event = StreamEvent::Mark {
+                sequence_number: self.next_sequence(),
+                stream_sid: self.stream_sid.clone(),
+                mark: MarkInfo { name: name.clone() },
+            };
+            self.send(sink, event).await?;
+            entry.lock().marks_sent_back.push(name);
+        }
+        Ok(())
+    }
+
+    /// Sends `stop` and a close frame, then waits briefly for the far side's close.
+    async fn stop<S, R>(&mut self, sink: &mut S, stream: &mut R, reason: StreamCloseReason) -> StreamCloseReason
+    where
+        S: Sink<WsOut> + Unpin,
+        S::Error: std::fmt::Display,
+        R: Stream<Item = WsIn> + Unpin,
+    {
+        let stop = StreamEvent::Stop {
+            sequence_number: self.next_sequence(),
+            stream_sid: self.stream_sid.clone(),
+            stop: StopInfo {
+                account_sid: self.account_sid.clone(),
+                call_sid: self.call_sid.clone(),
+            },
+        };
+        let _ = self.send(sink, stop).await;
+        let _ = ws::send(sink, WsOut::Close(CLOSE_NORMAL, String::new())).await;
+        let drain = async {
+            while let Some(message) = stream.next().await {
+                if matches!(message, WsIn::Close(_) | WsIn::Error(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
+        reason
+    }
+}

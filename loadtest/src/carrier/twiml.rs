@@ -1,0 +1,155 @@
+//! Reading the TwiML a call runs when answered: the `<Connect><Stream>` target, its
+//! `<Parameter>`s and whether it hangs up.
+
+use quick_xml::XmlVersion;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::reader::Reader;
+
+/// Longest TwiML document read; a fetched document beyond this is refused.
+pub(crate) const MAX_TWIML_BYTES: usize = 64 * 1024;
+
+/// The media stream a `<Connect><Stream>` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StreamTarget {
+    pub url: String,
+    /// `<Parameter name value>` pairs, in document order.
+    pub parameters: Vec<(String, String)>,
+}
+
+/// What the simulator acts on in a TwiML document.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Twiml {
+    /// The first `<Connect><Stream>`, if any.
+    pub stream: Option<StreamTarget>,
+    /// A `<Hangup/>` appears.
+    pub hangup: bool,
+}
+
+/// Parses TwiML; entities in attribute values are unescaped.
+pub(crate) fn parse(xml: &str) -> Result<Twiml, String> {
+    if xml.len() > MAX_TWIML_BYTES {
+        return Err(format!("twiml of {} bytes is too long", xml.len()));
+    }
+    let mut reader = Reader::from_str(xml);
+    let mut twiml = Twiml::default();
+    let mut path: Vec<Vec<u8>> = Vec::new();
+    let mut saw_response = false;
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|error| format!("invalid twiml at byte {}: {error}", reader.error_position()))?;
+        match event {
+            Event::Start(element) => {
+                on_element(&reader, &element, &path, &mut twiml, &mut saw_response)?;
+                path.push(element.local_name().as_ref().to_vec());
+            }
+            Event::Empty(element) => {
+                on_element(&reader, &element, &path, &mut twiml, &mut saw_response)?;
+            }
+            Event::End(_) => {
+                path.pop();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !saw_response {
+        return Err("twiml has no <Response> root".to_owned());
+    }
+    Ok(twiml)
+}
+
+fn on_element(
+    reader: &Reader<&[u8]>,
+    element: &BytesStart<'_>,
+    path: &[Vec<u8>],
+    twiml: &mut Twiml,
+    saw_response: &mut bool,
+) -> Result<(), String> {
+    let name = element.local_name();
+    let parent = path.last().map(Vec::as_slice);
+    match (name.as_ref(), parent) {
+        (b"Response", None) => *saw_response = true,
+        (b"Hangup", Some(b"Response")) => twiml.hangup = true,
+        (b"Stream", Some(b"Connect")) if twiml.stream.is_none() => {
+            let url = attribute(reader, element, b"url")?
+                .ok_or_else(|| "<Stream> has no url attribute".to_owned())?;
+            twiml.stream = Some(StreamTarget {
+                url,
+                parameters: Vec::new(),
+            });
+        }
+        (b"Parameter", Some(b"Stream")) => {
+            let name = attribute(reader, element, b"name")?;
+            let value = attribute(reader, element, b"value")?;
+            // Only the first <Stream> collects parameters; a later one was ignored above.
+            let in_first_stream = path.len() >= 2 && path[path.len() - 2] == b"Connect";
+            if let (Some(name), Some(stream)) = (name, twiml.stream.as_mut())
+                && in_first_stream
+                && stream.parameters.len() < 256
+            {
+                stream.parameters.push((name, value.unwrap_or_default()));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn attribute(
+    reader: &Reader<&[u8]>,
+    element: &BytesStart<'_>,
+    key: &[u8],
+) -> Result<Option<String>, String> {
+    for attribute in element.attributes() {
+        let attribute = attribute.map_err(|error| format!("invalid attribute: {error}"))?;
+        if attribute.key.local_name().as_ref() == key {
+            let value = attribute
+                .decoded_and_normalized_value(XmlVersion::Implicit1_0, reader.decoder())
+                .map_err(|error| format!("invalid attribute value: {error}"))?;
+            return Ok(Some(value.into_owned()));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_media::twilio::twiml::connect_stream;
+
+    #[test]
+    fn media_connect_stream_documents_round_trip_with_entities() {
+        let params = [("call_id", "42"), ("contact", r#"{"name":"Tom & \"Jerry\" <x>"}"#)];
+        let xml = connect_stream("ws://127.0.0.1:9/agent?a=1&b=2", &params);
+        let twiml = parse(&xml).unwrap();
+        let stream = twiml.stream.unwrap();
+        assert_eq!(stream.url, "ws://127.0.0.1:9/agent?a=1&b=2");
+        let expected: Vec<_> = params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        assert_eq!(stream.parameters, expected);
+        assert!(!twiml.hangup);
+    }
+
+    #[test]
+    fn character_references_for_newlines_survive() {
+        let xml = connect_stream("wss://h/p", &[("script", "line one\nline two")]);
+        let stream = parse(&xml).unwrap().stream.unwrap();
+        assert_eq!(stream.parameters[0].1, "line one\nline two");
+    }
+
+    #[test]
+    fn say_and_hangup_has_no_stream() {
+        let twiml = parse("<Response><Say>Bye</Say><Hangup/></Response>").unwrap();
+        assert_eq!(twiml, Twiml { stream: None, hangup: true });
+    }
+
+    #[test]
+    fn broken_or_rootless_documents_are_errors_not_panics() {
+        for xml in ["", "<Response><Connect>", "<Foo/>", "<Response><Stream url=\"x\"", "\u{0}"] {
+            let _ = parse(xml);
+        }
+        assert!(parse("<Foo/>").is_err());
+        assert!(parse("<Response><Connect><Stream/></Connect></Response>").is_err());
+        assert!(parse("<Response></Wrong>").is_err());
+    }
+}
