@@ -1,14 +1,19 @@
 //! The HTTP application: state, router, and the server bound to a socket.
 
+use crate::calls::{CallServices, RelayTotals};
 use crate::config::Settings;
+use crate::{agent_api, media_ws, twilio_hooks};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use secrecy::SecretString;
 use serde_json::json;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use switchboard_actors::urls::PublicUrls;
 use switchboard_engine::store::Store;
 use tokio::net::TcpListener;
 
@@ -17,6 +22,8 @@ use tokio::net::TcpListener;
 pub struct AppState {
     /// The database.
     pub store: Store,
+    /// Call endpoints' settings and totals.
+    pub calls: Arc<CallServices>,
 }
 
 /// Every route Switchboard serves.
@@ -24,6 +31,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/twilio/status", post(twilio_hooks::status_callback))
+        .route(
+            "/twilio/twiml",
+            get(twilio_hooks::call_twiml).post(twilio_hooks::call_twiml),
+        )
+        .route("/twilio/media", get(media_ws::media_stream))
+        .route("/api/v1/agent/outcome", post(agent_api::report_outcome))
         .with_state(state)
 }
 
@@ -69,26 +83,53 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The operating system gave no randomness for the call token secret.
+    #[error("the operating system's random source failed: {0}")]
+    Random(String),
+}
+
+/// A fresh random secret for per-call tokens (32 bytes from the OS).
+fn new_secret() -> Result<String, StartError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| StartError::Random(e.to_string()))?;
+    Ok(switchboard_engine::call_token::new_secret(bytes))
 }
 
 impl Application {
-    /// Opens the database (migrating it if configured) and binds the listen address.
+    /// Opens the database (migrating it if configured), binds the listen address and loads
+    /// the server's call token secret (created on first start).
     pub async fn build(settings: &Settings) -> Result<Application, StartError> {
         let store = Store::connect(settings.database_url()).await?;
         if settings.migrate_on_start {
             store.migrate().await?;
         }
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: settings.listen,
-                    source,
-                })?;
-        Ok(Application {
-            listener,
-            state: AppState { store },
-        })
+        let bind_error = |source| StartError::Bind {
+            addr: settings.listen,
+            source,
+        };
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(bind_error)?;
+        let local = listener.local_addr().map_err(bind_error)?;
+        let public_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local}"));
+        let candidate = new_secret()?;
+        let secret = store
+            .server_setting_or_init(switchboard_engine::call_token::SECRET_SETTING, || candidate)
+            .await?;
+        let calls = CallServices {
+            urls: PublicUrls::new(&public_url),
+            twilio_auth_token: settings.twilio_auth_token.clone(),
+            call_token_secret: SecretString::from(secret),
+            totals: RelayTotals::default(),
+        };
+        let state = AppState {
+            store,
+            calls: Arc::new(calls),
+        };
+        Ok(Application { listener, state })
     }
 
     /// The bound address (with the real port when configured with port 0).

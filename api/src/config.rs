@@ -26,6 +26,18 @@ pub struct Settings {
     pub log: String,
     /// Region used to read national-format numbers (ISO 3166 alpha-2, e.g. `US`).
     pub default_region: Option<String>,
+    /// The URL the carrier and agents reach this server at (`https://switchboard.example.com`),
+    /// used in callback and stream URLs and to check request signatures behind a proxy.
+    /// Default: `http://` + the listen address.
+    pub public_url: Option<String>,
+    /// Twilio account SID (`AC...`).
+    pub twilio_account_sid: Option<String>,
+    /// Twilio auth token: signs and verifies webhooks, authenticates API calls.
+    pub twilio_auth_token: Option<SecretString>,
+    /// Twilio REST API base (default `https://api.twilio.com`; the simulated carrier in tests).
+    pub twilio_api_base: String,
+    /// The caller id calls are placed from (E.164).
+    pub twilio_from: Option<String>,
 }
 
 /// How logs are written.
@@ -46,6 +58,7 @@ struct Defaults {
     migrate_on_start: bool,
     log_format: LogFormat,
     log: &'static str,
+    twilio_api_base: &'static str,
 }
 
 const DEFAULTS: Defaults = Defaults {
@@ -54,6 +67,7 @@ const DEFAULTS: Defaults = Defaults {
     migrate_on_start: true,
     log_format: LogFormat::Text,
     log: "info",
+    twilio_api_base: "https://api.twilio.com",
 };
 
 /// Why the configuration could not be loaded.
@@ -87,6 +101,11 @@ impl Settings {
             log_format: LogFormat::Text,
             log: "warn".to_owned(),
             default_region: None,
+            public_url: None,
+            twilio_account_sid: None,
+            twilio_auth_token: None,
+            twilio_api_base: "https://api.twilio.com".to_owned(),
+            twilio_from: None,
         }
     }
 
@@ -119,6 +138,7 @@ mod tests {
 
             jail.set_env("SWITCHBOARD_LISTEN", "127.0.0.1:7000");
             jail.set_env("SWITCHBOARD_DATABASE_URL", "postgres://u:hunter2@db/x");
+            jail.set_env("SWITCHBOARD_TWILIO_AUTH_TOKEN", "twilio-secret-token");
             let s: Settings = Settings::figment("sb.toml".into()).extract()?;
             assert_eq!(s.listen.to_string(), "127.0.0.1:7000");
             assert_eq!(s.database_url(), "postgres://u:hunter2@db/x");

@@ -2,8 +2,14 @@
 //! health endpoints, and the [`Application`] that binds them to a socket.
 #![warn(missing_docs)]
 
+pub mod agent_api;
 pub mod app;
+pub mod calls;
 pub mod config;
+pub mod media_ws;
+pub mod problem;
+pub mod relay;
+pub mod twilio_hooks;
 
 pub use app::{AppState, Application, router};
 pub use config::Settings;

@@ -1065,7 +1065,7 @@ mod calls {
     fn update(status: AttemptStatus, carrier: &str, seq: u64) -> CarrierUpdate {
         CarrierUpdate {
             carrier_call_id: Some("CA1".into()),
-            status,
+            status: Some(status),
             result: (status == AttemptStatus::Ended).then(|| "completed".to_owned()),
             answered_by: (carrier == "in-progress").then(|| "human".to_owned()),
             sequence: Some(seq),

@@ -1,1 +1,123 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: a real server on a loopback port over a fresh
+//! database, and the records a call needs.
+#![warn(missing_docs)]
+
+use serde_json::json;
+use std::net::SocketAddr;
+use switchboard_api::{AppState, Application, Settings};
+use switchboard_engine::campaign::CampaignConfig;
+use switchboard_engine::contact::NewContact;
+use switchboard_engine::store::testing::TestDb;
+use switchboard_engine::store::{AttemptRecord, NewAttempt, Store};
+use switchboard_engine::{E164, TenantId};
+
+/// The Twilio auth token the test server and the simulated carrier share.
+pub const AUTH_TOKEN: &str = "test-auth-token";
+/// The Twilio account the test server and the simulated carrier share.
+pub const ACCOUNT_SID: &str = "ACtest00000000000000000000000000000";
+
+/// A running server.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state (store, call services).
+    pub state: AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    /// Starts Switchboard on port 0 over this database, with Twilio configured.
+    pub async fn start(db: &TestDb) -> TestServer {
+        let mut settings = Settings::for_tests(db.url());
+        settings.twilio_auth_token = Some(secrecy::SecretString::from(AUTH_TOKEN.to_owned()));
+        settings.twilio_account_sid = Some(ACCOUNT_SID.to_owned());
+        let app = Application::build(&settings)
+            .await
+            .expect("the server starts");
+        let addr = app.local_addr();
+        let state = app.state().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run(async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            state,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` + path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// A tenant, one contact per phone number and a campaign whose agent is `agent_url`, with
+/// every contact queued. Returns the tenant and the attempts reserved for each contact.
+pub async fn seed_calls(
+    store: &Store,
+    agent_url: &str,
+    contacts: &[(&str, serde_json::Value)],
+) -> (TenantId, Vec<AttemptRecord>) {
+    let tenant = store.create_tenant("test").await.unwrap().id;
+    let config = CampaignConfig::from_json(json!({
+        "name": "Test calls",
+        "audience": {"query": {}},
+        "agent": {"mode": "media_stream", "url": agent_url},
+        "script": {"template": "Hello {name|there}, this is Sarah from Acme.", "variables": {"offer": "10%"}},
+    }))
+    .unwrap();
+    let campaign = store.create_campaign(tenant, &config).await.unwrap();
+    let mut attempts = Vec::new();
+    let new: Vec<NewContact> = contacts
+        .iter()
+        .map(|(phone, attributes)| {
+            let mut c = NewContact::new(E164::parse(phone, None).unwrap());
+            c.name = Some(format!("Contact {phone}"));
+            c.attributes = attributes.as_object().cloned().unwrap_or_default();
+            c
+        })
+        .collect();
+    store.upsert_contacts(tenant, &new).await.unwrap();
+    for c in &new {
+        let contact = store
+            .contact_by_phone(tenant, &c.phone)
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .enqueue_contacts(campaign.id, &[contact.id], 0)
+            .await
+            .unwrap();
+        let attempt = store
+            .reserve_attempt(&NewAttempt {
+                tenant_id: tenant,
+                campaign_id: campaign.id,
+                contact_id: contact.id,
+                phone: contact.phone.clone(),
+                attempts_seen: 0,
+            })
+            .await
+            .unwrap();
+        attempts.push(attempt);
+    }
+    (tenant, attempts)
+}

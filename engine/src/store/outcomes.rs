@@ -18,8 +18,8 @@ use sqlx::types::Json;
 pub struct CarrierUpdate {
     /// The carrier's id for the call.
     pub carrier_call_id: Option<String>,
-    /// Where the call is now.
-    pub status: AttemptStatus,
+    /// Where the call is now (`None`: a status we do not know; only recorded as an event).
+    pub status: Option<AttemptStatus>,
     /// How it ended, when `status` is `Ended` (`completed`, `busy`, `no_answer`, ...).
     pub result: Option<String>,
     /// Who answered (`human`, `machine_start`, ...), when known.
@@ -90,16 +90,20 @@ impl Store {
         let at = to_millis(update.at);
         let answered = matches!(
             update.status,
-            AttemptStatus::Answered | AttemptStatus::Bridged
+            Some(AttemptStatus::Answered | AttemptStatus::Bridged)
         );
-        let ended = update.status == AttemptStatus::Ended;
+        let ended = update.status == Some(AttemptStatus::Ended);
+        // An unknown status ranks below everything, so it never moves the call.
+        let status_rank = update.status.map_or(-1, rank);
+        let status_name = update.status.map(AttemptStatus::as_str);
         let sql = format!(
             "UPDATE call_attempts SET \
-               status = CASE WHEN {RANK} < $2 THEN $3 ELSE status END, \
+               status = CASE WHEN {RANK} < $2 THEN COALESCE($3, status) ELSE status END, \
                carrier_call_id = COALESCE(carrier_call_id, $4), \
                answered_at = CASE WHEN $5 THEN COALESCE(answered_at, $6) ELSE answered_at END, \
                ended_at = CASE WHEN $7 THEN COALESCE(ended_at, $6) ELSE ended_at END, \
-               result = CASE WHEN $7 AND {RANK} < 5 THEN $8 ELSE result END \
+               result = CASE WHEN $7 AND {RANK} < 5 THEN $8 ELSE result END, \
+               dialed_at = CASE WHEN $9 THEN COALESCE(dialed_at, $6) ELSE dialed_at END \
              WHERE id = $1"
         );
         let event = json!({
@@ -119,13 +123,14 @@ impl Store {
             };
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(id.0)
-                .bind(rank(update.status))
-                .bind(update.status.as_str())
+                .bind(status_rank)
+                .bind(status_name)
                 .bind(update.carrier_call_id.as_deref())
                 .bind(answered)
                 .bind(at)
                 .bind(ended)
                 .bind(update.result.as_deref())
+                .bind(update.status.is_some())
                 .execute(&mut *tx)
                 .await?;
             if let Some(by) = &update.answered_by {
@@ -242,5 +247,40 @@ impl Store {
             return Box::pin(self.record_outcome(id, report)).await;
         }
         Ok(Recorded::New)
+    }
+}
+
+impl Store {
+    /// Records that the call reached its agent (status `bridged`, unless it already ended).
+    pub async fn mark_bridged(&self, id: AttemptId, data: Value) -> Result<bool> {
+        let at = to_millis(now());
+        let sql = format!(
+            "UPDATE call_attempts SET status = CASE WHEN {RANK} < 4 THEN 'bridged' ELSE status END, \
+             answered_at = COALESCE(answered_at, $2) WHERE id = $1"
+        );
+        let n = with_db!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id.0)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n > 0 {
+                sqlx::query("INSERT INTO call_events (attempt_id, at, kind, data) VALUES ($1, $2, 'agent.bridged', $3)")
+                    .bind(id.0)
+                    .bind(at)
+                    .bind(Json(&data))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<u64, sqlx::Error>(n)
+        })?;
+        if n == 0 {
+            Err(Error::not_found("attempt", id))
+        } else {
+            Ok(true)
+        }
     }
 }

@@ -1,0 +1,119 @@
+//! Placing one call attempt through the carrier: inline TwiML that connects the answered
+//! call to Switchboard's media stream, status callbacks for every event, and answering
+//! machine detection. The attempt is already reserved in the database when this runs.
+
+use crate::urls::PublicUrls;
+use switchboard_engine::store::{
+    AttemptRecord, AttemptStatus, AttemptUpdate, CarrierUpdate, Store,
+};
+use switchboard_media::twilio::call::MachineDetection;
+use switchboard_media::twilio::twiml;
+use switchboard_media::{CreateCall, TwilioClient, TwilioError};
+
+/// How calls are placed.
+#[derive(Debug, Clone)]
+pub struct DialSettings {
+    /// Caller id (E.164).
+    pub from: String,
+    /// How long to let the phone ring (at least 15 s, regulation and Twilio's minimum).
+    pub ring_timeout_secs: u32,
+    /// Ask the carrier to tell humans from answering machines.
+    pub machine_detection: bool,
+}
+
+impl Default for DialSettings {
+    fn default() -> Self {
+        DialSettings {
+            from: String::new(),
+            ring_timeout_secs: 30,
+            machine_detection: true,
+        }
+    }
+}
+
+/// Why a call could not be placed.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// The carrier refused or could not be reached.
+    #[error("the carrier refused the call: {0}")]
+    Carrier(#[from] TwilioError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] switchboard_engine::Error),
+}
+
+/// Places calls for reserved attempts.
+#[derive(Debug, Clone)]
+pub struct Dialer {
+    twilio: TwilioClient,
+    urls: PublicUrls,
+    settings: DialSettings,
+}
+
+impl Dialer {
+    /// A dialer through this carrier account.
+    pub fn new(twilio: TwilioClient, urls: PublicUrls, settings: DialSettings) -> Self {
+        Dialer {
+            twilio,
+            urls,
+            settings,
+        }
+    }
+
+    /// The request that places this attempt's call.
+    pub fn request(&self, attempt: &AttemptRecord) -> CreateCall {
+        let id = attempt.id.to_string();
+        let xml = twiml::connect_stream(&self.urls.media_stream(), &[("attempt", id.as_str())]);
+        let mut call = CreateCall::new(attempt.phone.clone(), self.settings.from.clone())
+            .twiml(xml)
+            .status_callback(self.urls.status_callback(attempt.id))
+            .timeout_secs(self.settings.ring_timeout_secs.max(15));
+        if self.settings.machine_detection {
+            call = call.machine_detection(MachineDetection::Enable);
+        }
+        call
+    }
+
+    /// Asks the carrier to place the call and records its id. A refusal ends the attempt
+    /// as `failed` with the carrier's reason. (A transport error is recorded the same way;
+    /// the carrier may still have placed the call, and its callbacks, which name the
+    /// attempt, will then arrive and be recorded.)
+    pub async fn dial(&self, store: &Store, attempt: &AttemptRecord) -> Result<String, DialError> {
+        match self.twilio.create_call(&self.request(attempt)).await {
+            Ok(call) => {
+                let update = CarrierUpdate {
+                    carrier_call_id: Some(call.sid.clone()),
+                    status: Some(AttemptStatus::Dialing),
+                    result: None,
+                    answered_by: None,
+                    sequence: None,
+                    carrier_status: call
+                        .status
+                        .as_ref()
+                        .map_or("queued", |s| s.as_str())
+                        .to_owned(),
+                    at: switchboard_engine::time::now(),
+                };
+                store.apply_carrier_update(attempt.id, &update).await?;
+                Ok(call.sid)
+            }
+            Err(e) => {
+                let mut detail = serde_json::Map::new();
+                detail.insert("dial_error".into(), serde_json::json!(e.to_string()));
+                detail.insert(
+                    "dial_error_retryable".into(),
+                    serde_json::json!(e.is_retryable()),
+                );
+                let update = AttemptUpdate {
+                    status: Some(AttemptStatus::Ended),
+                    result: Some("failed".into()),
+                    ended_at: Some(switchboard_engine::time::now()),
+                    detail: Some(detail),
+                    ..Default::default()
+                };
+                store.update_attempt(attempt.id, &update).await?;
+                Err(e.into())
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! The agent API: an agent reports the outcome of the call it handled, authenticated by
+//! the per-call token it received in the stream's `start` (or its dispatch metadata).
+
+use crate::app::AppState;
+use crate::problem::Problem;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use switchboard_engine::call_token;
+use switchboard_engine::store::OutcomeReport;
+
+/// `POST /api/v1/agent/outcome` with `Authorization: Bearer <call token>`.
+pub async fn report_outcome(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, Problem> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| Problem::forbidden("missing bearer call token"))?;
+    let attempt = call_token::verify(
+        state.calls.call_token_secret.expose_secret().as_bytes(),
+        token,
+    )
+    .ok_or_else(|| Problem::forbidden("invalid call token"))?;
+    let report: OutcomeReport = serde_json::from_slice::<OutcomeReport>(&body)
+        .map_err(|e| Problem::bad_request("body", format!("expected an outcome report ({e})")))?;
+    if let Some(call_id) = &report.call_id
+        && call_id != &attempt.to_string()
+    {
+        return Err(Problem::bad_request(
+            "call_id",
+            format!("{call_id:?} is not the call this token is for"),
+        ));
+    }
+    let recorded = state.store.record_outcome(attempt, &report).await?;
+    tracing::info!(call_id = %attempt, outcome = report.outcome.as_str(), "agent outcome");
+    Ok(Json(
+        json!({ "call_id": attempt.to_string(), "outcome": report.outcome.as_str(), "recorded": recorded }),
+    ))
+}

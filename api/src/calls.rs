@@ -1,0 +1,117 @@
+//! What the call-facing endpoints share: public URLs, the Twilio auth token, the call
+//! token secret, and the running totals of every relay.
+
+use crate::relay::{RelayStats, latency_histogram};
+use axum::http::Uri;
+use hdrhistogram::Histogram;
+use secrecy::SecretString;
+use serde::Serialize;
+use std::sync::Mutex;
+use switchboard_actors::urls::PublicUrls;
+
+/// Settings and shared state of the call endpoints.
+pub struct CallServices {
+    /// Switchboard's public URLs.
+    pub urls: PublicUrls,
+    /// Twilio's auth token, to check webhook signatures (`None`: Twilio is not configured).
+    pub twilio_auth_token: Option<SecretString>,
+    /// The secret that signs per-call agent tokens.
+    pub call_token_secret: SecretString,
+    /// Totals over every relay since start.
+    pub totals: RelayTotals,
+}
+
+impl CallServices {
+    /// The URL a request was sent to, as the carrier sees it: public base + path + query.
+    pub fn public_url_for(&self, uri: &Uri) -> String {
+        self.urls
+            .for_path(uri.path_and_query().map_or("/", |p| p.as_str()))
+    }
+}
+
+/// Relay figures summed over every call.
+pub struct RelayTotals {
+    inner: Mutex<Totals>,
+}
+
+struct Totals {
+    calls: u64,
+    frames_from_carrier: u64,
+    frames_from_agent: u64,
+    gaps: u64,
+    latency_us: Histogram<u64>,
+    first_audio_ms: Histogram<u64>,
+}
+
+/// A snapshot of [`RelayTotals`].
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayTotalsSnapshot {
+    /// Calls relayed.
+    pub calls: u64,
+    /// Media frames carrier → agent.
+    pub frames_from_carrier: u64,
+    /// Media frames agent → carrier.
+    pub frames_from_agent: u64,
+    /// Late carrier frames.
+    pub gaps: u64,
+    /// Relay latency percentiles (µs): p50, p99, p99.9, max.
+    pub latency_us: [u64; 4],
+    /// Answer to agent first audio (ms): p50, p99, max; calls with agent audio.
+    pub first_audio_ms: [u64; 3],
+    /// Calls where the agent produced audio.
+    pub calls_with_agent_audio: u64,
+}
+
+impl Default for RelayTotals {
+    fn default() -> Self {
+        RelayTotals {
+            inner: Mutex::new(Totals {
+                calls: 0,
+                frames_from_carrier: 0,
+                frames_from_agent: 0,
+                gaps: 0,
+                latency_us: latency_histogram(),
+                first_audio_ms: Histogram::new_with_bounds(1, 600_000, 2)
+                    .expect("static histogram bounds are valid"),
+            }),
+        }
+    }
+}
+
+impl RelayTotals {
+    /// Adds one finished relay (once per call, not per frame).
+    pub fn add(&self, stats: &RelayStats) {
+        let mut t = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        t.calls += 1;
+        t.frames_from_carrier += stats.frames_from_carrier;
+        t.frames_from_agent += stats.frames_from_agent;
+        t.gaps += stats.gaps;
+        let _ = t.latency_us.add(&stats.latency_us);
+        if let Some(first) = stats.first_agent_audio {
+            let _ = t.first_audio_ms.record((first.as_millis() as u64).max(1));
+        }
+    }
+
+    /// The figures so far.
+    pub fn snapshot(&self) -> RelayTotalsSnapshot {
+        let t = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        RelayTotalsSnapshot {
+            calls: t.calls,
+            frames_from_carrier: t.frames_from_carrier,
+            frames_from_agent: t.frames_from_agent,
+            gaps: t.gaps,
+            latency_us: [
+                t.latency_us.value_at_quantile(0.5),
+                t.latency_us.value_at_quantile(0.99),
+                t.latency_us.value_at_quantile(0.999),
+                t.latency_us.max(),
+            ],
+            first_audio_ms: [
+                t.first_audio_ms.value_at_quantile(0.5),
+                t.first_audio_ms.value_at_quantile(0.99),
+                t.first_audio_ms.max(),
+            ],
+            calls_with_agent_audio: t.first_audio_ms.len(),
+        }
+    }
+}

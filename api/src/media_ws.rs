@@ -1,0 +1,370 @@
+//! The media-stream endpoint: the carrier opens a WebSocket here for each answered call;
+//! Switchboard identifies the call from `start.customParameters`, opens the agent's
+//! WebSocket with the call context, and relays until either side ends.
+
+use crate::app::AppState;
+use crate::problem::Problem;
+use crate::relay::{RelayLimits, RelayStats, relay};
+use crate::twilio_hooks::SIGNATURE_HEADER;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use secrecy::ExposeSecret;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use switchboard_engine::AttemptId;
+use switchboard_engine::campaign::AgentConfig;
+use switchboard_engine::store::{AttemptStatus, CallEvent};
+use switchboard_engine::template::Template;
+use switchboard_media::StreamEvent;
+use switchboard_media::streams::{MediaFormat, StartInfo};
+use switchboard_media::twilio::signature;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+/// How long the carrier has to send `connected` and `start` after the upgrade.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the agent has to accept the WebSocket.
+const AGENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `GET /twilio/media`: the carrier's media stream (a WebSocket upgrade, signed).
+pub async fn media_stream(
+    State(state): State<AppState>,
+    mut request: Request,
+) -> Result<Response, Problem> {
+    let headers = request.headers().clone();
+    verify_upgrade(&state, &headers)?;
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).ok_or_else(|| {
+        Problem::bad_request("sec-websocket-key", "a websocket upgrade is required")
+    })?;
+    let is_upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !is_upgrade {
+        return Err(Problem::bad_request(
+            "upgrade",
+            "a websocket upgrade is required",
+        ));
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws =
+                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
+                        .await;
+                run_session(state, ws).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "media stream upgrade failed"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::UPGRADE, "websocket")
+        .header(header::CONNECTION, "upgrade")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Body::empty())
+        .map_err(|e| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "upgrade failed",
+                e.to_string(),
+            )
+        })
+}
+
+/// The carrier signs the stream URL it was given (no parameters). Both the `wss://` form
+/// and its `https://` twin are accepted: each proves the sender holds the auth token.
+fn verify_upgrade(state: &AppState, headers: &HeaderMap) -> Result<(), Problem> {
+    let Some(token) = &state.calls.twilio_auth_token else {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not configured",
+            "twilio is not configured",
+        ));
+    };
+    let Some(given) = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()) else {
+        return Err(Problem::forbidden("missing X-Twilio-Signature"));
+    };
+    let ws_url = state.calls.urls.media_stream();
+    let http_url = ws_url
+        .replacen("wss://", "https://", 1)
+        .replacen("ws://", "http://", 1);
+    let ok = [ws_url, http_url]
+        .iter()
+        .any(|url| signature::validate(token.expose_secret(), url, &[], given));
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::forbidden("invalid X-Twilio-Signature"))
+    }
+}
+
+/// Why a session ended before its relay started.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("the carrier did not start the stream: {0}")]
+    NoStart(String),
+    #[error("start.customParameters has no valid attempt id")]
+    NoAttempt,
+    #[error(transparent)]
+    Store(#[from] switchboard_engine::Error),
+    #[error("call {0} is already over")]
+    Ended(AttemptId),
+    #[error("the campaign's agent cannot take a media stream: {0}")]
+    Agent(String),
+    #[error("the agent at {url} is unreachable: {reason}")]
+    AgentUnreachable { url: String, reason: String },
+}
+
+async fn run_session<S>(state: AppState, mut carrier: WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let start = match read_start(&mut carrier).await {
+        Ok(start) => start,
+        Err(e) => {
+            tracing::warn!(error = %e, "media stream refused");
+            let _ = carrier.close(None).await;
+            return;
+        }
+    };
+    let attempt = start
+        .custom_parameters
+        .get("attempt")
+        .and_then(|v| v.parse().ok())
+        .map(AttemptId);
+    let span =
+        tracing::info_span!("call", call_id = ?attempt.map(|a| a.0), call_sid = %start.call_sid);
+    let _guard = span.enter();
+    let result = match attempt {
+        Some(attempt) => bridge(&state, attempt, &start, carrier).await,
+        None => {
+            let _ = carrier.close(None).await;
+            Err(SessionError::NoAttempt)
+        }
+    };
+    match (attempt, result) {
+        (Some(attempt), Ok(stats)) => finish(&state, attempt, &stats).await,
+        (None, Ok(_)) => {}
+        (attempt, Err(e)) => {
+            tracing::warn!(error = %e, "media stream ended before the agent");
+            if let Some(attempt) = attempt {
+                let event = CallEvent {
+                    attempt_id: attempt,
+                    at: switchboard_engine::time::now(),
+                    kind: "stream.refused".into(),
+                    data: json!({ "reason": e.to_string() }),
+                };
+                let _ = state.store.append_events(&[event]).await;
+            }
+        }
+    }
+}
+
+/// Reads `connected` (optional) and `start`.
+async fn read_start<S>(carrier: &mut WebSocketStream<S>) -> Result<StartInfo, SessionError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let read = async {
+        while let Some(frame) = carrier.next().await {
+            let text = match frame {
+                Ok(Message::Text(text)) => text,
+                Ok(Message::Close(_)) => break,
+                Ok(Message::Binary(_)) => return Err(SessionError::NoStart("binary frame".into())),
+                Ok(_) => continue,
+                Err(e) => return Err(SessionError::NoStart(e.to_string())),
+            };
+            match StreamEvent::parse(&text) {
+                Ok(StreamEvent::Start { start, .. }) => return Ok(start),
+                Ok(StreamEvent::Connected { .. }) => continue,
+                Ok(other) => {
+                    return Err(SessionError::NoStart(format!(
+                        "{} before start",
+                        other.kind().as_str()
+                    )));
+                }
+                Err(e) => return Err(SessionError::NoStart(e.to_string())),
+            }
+        }
+        Err(SessionError::NoStart("closed before start".into()))
+    };
+    tokio::time::timeout(START_TIMEOUT, read)
+        .await
+        .map_err(|_| SessionError::NoStart("timed out".into()))?
+}
+
+/// Looks up the call, opens the agent with the call context and relays.
+async fn bridge<S>(
+    state: &AppState,
+    attempt_id: AttemptId,
+    start: &StartInfo,
+    mut carrier: WebSocketStream<S>,
+) -> Result<RelayStats, SessionError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let context = async {
+        let attempt = state.store.attempt(attempt_id).await?;
+        if attempt.status == AttemptStatus::Ended {
+            return Err(SessionError::Ended(attempt_id));
+        }
+        let campaign = state
+            .store
+            .campaign(attempt.tenant_id, attempt.campaign_id)
+            .await?;
+        let contact = state
+            .store
+            .contact(attempt.tenant_id, attempt.contact_id)
+            .await?;
+        Ok((attempt, campaign, contact))
+    };
+    let (attempt, campaign, contact) = match context.await {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = carrier.close(None).await;
+            return Err(e);
+        }
+    };
+    let url = match &campaign.config.agent {
+        Some(AgentConfig::MediaStream { url }) => url.clone(),
+        Some(other) => {
+            let _ = carrier.close(None).await;
+            return Err(SessionError::Agent(format!(
+                "agent mode {other:?} is not a media stream agent"
+            )));
+        }
+        None => {
+            let _ = carrier.close(None).await;
+            return Err(SessionError::Agent("the campaign has no agent".into()));
+        }
+    };
+    let script = &campaign.config.script;
+    let rendered = Template::parse(&script.template)
+        .map(|t| {
+            t.render(&contact, &script.variables, &script.fallbacks)
+                .text
+        })
+        .unwrap_or_else(|_| script.template.clone());
+    let token = switchboard_engine::call_token::issue(
+        state.calls.call_token_secret.expose_secret().as_bytes(),
+        attempt.id,
+    );
+    let contact_json = json!({
+        "name": contact.name, "phone": contact.phone, "email": contact.email,
+        "company": contact.company, "timezone": contact.timezone, "attributes": contact.attributes,
+    });
+    let mut parameters = BTreeMap::new();
+    parameters.insert("call_id".to_owned(), attempt.id.to_string());
+    parameters.insert("token".to_owned(), token);
+    parameters.insert("outcome_url".to_owned(), state.calls.urls.outcome());
+    parameters.insert("campaign_id".to_owned(), campaign.id.to_string());
+    parameters.insert("script".to_owned(), rendered);
+    parameters.insert("contact".to_owned(), contact_json.to_string());
+    parameters.insert("vars".to_owned(), json!(script.variables).to_string());
+
+    let connected = tokio::time::timeout(
+        AGENT_CONNECT_TIMEOUT,
+        tokio_tungstenite::connect_async(url.as_str()),
+    )
+    .await;
+    let mut agent = match connected {
+        Ok(Ok((agent, _))) => agent,
+        Ok(Err(e)) => {
+            let _ = carrier.close(None).await;
+            return Err(SessionError::AgentUnreachable {
+                url,
+                reason: e.to_string(),
+            });
+        }
+        Err(_) => {
+            let _ = carrier.close(None).await;
+            return Err(SessionError::AgentUnreachable {
+                url,
+                reason: "timed out".into(),
+            });
+        }
+    };
+    let agent_start = StreamEvent::Start {
+        sequence_number: Some("1".into()),
+        stream_sid: start.stream_sid.clone(),
+        start: StartInfo {
+            stream_sid: start.stream_sid.clone(),
+            account_sid: start.account_sid.clone(),
+            call_sid: start.call_sid.clone(),
+            tracks: start.tracks.clone(),
+            media_format: MediaFormat {
+                ..start.media_format.clone()
+            },
+            custom_parameters: parameters,
+        },
+    };
+    let opened: Result<(), WsError> = async {
+        agent
+            .send(Message::text(StreamEvent::connected().to_json()))
+            .await?;
+        agent.send(Message::text(agent_start.to_json())).await
+    }
+    .await;
+    if let Err(e) = opened {
+        let _ = carrier.close(None).await;
+        return Err(SessionError::AgentUnreachable {
+            url,
+            reason: e.to_string(),
+        });
+    }
+    state
+        .store
+        .mark_bridged(attempt.id, json!({ "agent_url": url }))
+        .await?;
+    Ok(relay(carrier, agent, RelayLimits::default()).await)
+}
+
+/// Stores what the relay saw with the call, and adds it to the server's totals.
+async fn finish(state: &AppState, attempt: AttemptId, stats: &RelayStats) {
+    let summary = stats.summary();
+    tracing::info!(
+        end = stats.end.code(),
+        frames_in = stats.frames_from_carrier,
+        frames_out = stats.frames_from_agent,
+        "media stream ended"
+    );
+    state.calls.totals.add(stats);
+    let mut events = Vec::with_capacity(2);
+    let now = switchboard_engine::time::now();
+    if let Some(first) = stats.first_agent_audio {
+        events.push(CallEvent {
+            attempt_id: attempt,
+            at: now,
+            kind: "agent.first_audio".into(),
+            data: json!({ "ms": first.as_millis() as u64 }),
+        });
+    }
+    events.push(CallEvent {
+        attempt_id: attempt,
+        at: now,
+        kind: "stream.ended".into(),
+        data: json!(summary),
+    });
+    if let Err(e) = state.store.append_events(&events).await {
+        tracing::error!(error = %e, "could not store the stream's events");
+    }
+    let mut detail = serde_json::Map::new();
+    detail.insert("relay".into(), json!(summary));
+    let update = switchboard_engine::store::AttemptUpdate {
+        detail: Some(detail),
+        ..Default::default()
+    };
+    if let Err(e) = state.store.update_attempt(attempt, &update).await {
+        tracing::error!(error = %e, "could not store the relay summary");
+    }
+}

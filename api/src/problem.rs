@@ -1,0 +1,118 @@
+//! Errors as HTTP responses: RFC 9457 problem details (`application/problem+json`) naming
+//! the field and value at fault. Every handler error becomes a response here, and only
+//! here; internal details (database errors) are logged, never sent.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use switchboard_engine::{Error, FieldError};
+
+/// An error a handler returns.
+#[derive(Debug)]
+pub struct Problem {
+    status: StatusCode,
+    title: String,
+    detail: String,
+    errors: Vec<FieldError>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+impl Problem {
+    /// A problem with a status, a short title and a detail sentence.
+    pub fn new(status: StatusCode, title: impl Into<String>, detail: impl Into<String>) -> Self {
+        Problem {
+            status,
+            title: title.into(),
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// 403: the request is not authentic (a bad signature or token).
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    /// 400 for one field.
+    pub fn bad_request(field: &str, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        Problem {
+            status: StatusCode::BAD_REQUEST,
+            title: "invalid request".into(),
+            detail: format!("{field}: {reason}"),
+            errors: vec![FieldError::new(field, reason)],
+        }
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid { what, errors } => Problem {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                title: format!("invalid {what}"),
+                detail: errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                errors,
+            },
+            Error::NotFound { .. } => {
+                Problem::new(StatusCode::NOT_FOUND, "not found", e.to_string())
+            }
+            Error::Conflict(_) | Error::Transition(_) => {
+                Problem::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            Error::Phone(_) | Error::Query(_) | Error::Template(_) | Error::Import(_) => {
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid request",
+                    e.to_string(),
+                )
+            }
+            Error::Database(_) | Error::Migrate(_) => {
+                tracing::error!(error = %e, "database error");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the database is unavailable; retry later",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = Body {
+            kind: "about:blank",
+            title: &self.title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            errors: &self.errors,
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}

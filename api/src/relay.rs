@@ -1,0 +1,324 @@
+//! The media relay: moves a call's frames between the carrier's media stream and the
+//! agent's, in the Twilio Media Streams dialect on both sides.
+//!
+//! Per frame the relay does as little as it can: it reads the `event` name without
+//! decoding the payload ([`peek_event`]), forwards the very same text frame (no re-encode,
+//! no copy: the frame's bytes move from one socket to the other), and records its timing.
+//! No actor or database is involved per frame. Either side misbehaving (a binary frame,
+//! text that is not an event, a stalled stream, a disconnect) ends the call with a reason.
+
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+use switchboard_media::{EventKind, peek_event};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+/// Limits on how long either side may stay quiet.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayLimits {
+    /// The carrier sends a frame every 20 ms; this long without one means the stream is dead.
+    pub carrier_stall: Duration,
+    /// How long the agent may take to send its first audio before the call is ended.
+    pub agent_first_audio: Duration,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        RelayLimits {
+            carrier_stall: Duration::from_secs(5),
+            agent_first_audio: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Why a relay ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "by", content = "detail", rename_all = "snake_case")]
+pub enum EndReason {
+    /// The carrier sent `stop` (the callee hung up or the call was ended).
+    CarrierStopped,
+    /// The carrier's socket closed.
+    CarrierClosed,
+    /// The agent closed its socket (normally, after its conversation).
+    AgentClosed,
+    /// The carrier broke the protocol or the socket failed.
+    CarrierError(String),
+    /// The agent broke the protocol or the socket failed.
+    AgentError(String),
+    /// The carrier sent nothing for too long.
+    CarrierStalled,
+    /// The agent never sent audio.
+    AgentSilent,
+}
+
+impl EndReason {
+    /// A short code for logs and events.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EndReason::CarrierStopped => "carrier_stopped",
+            EndReason::CarrierClosed => "carrier_closed",
+            EndReason::AgentClosed => "agent_closed",
+            EndReason::CarrierError(_) => "carrier_error",
+            EndReason::AgentError(_) => "agent_error",
+            EndReason::CarrierStalled => "carrier_stalled",
+            EndReason::AgentSilent => "agent_silent",
+        }
+    }
+}
+
+/// What one relay saw.
+#[derive(Debug, Clone)]
+pub struct RelayStats {
+    /// Media frames from the carrier forwarded to the agent.
+    pub frames_from_carrier: u64,
+    /// Media frames from the agent forwarded to the carrier.
+    pub frames_from_agent: u64,
+    /// DTMF events forwarded to the agent.
+    pub dtmf: u64,
+    /// Marks forwarded (agent → carrier) and echoes forwarded (carrier → agent).
+    pub marks: u64,
+    /// `clear` events forwarded to the carrier.
+    pub clears: u64,
+    /// Time from the relay's start (the carrier's `start`) to the agent's first audio.
+    pub first_agent_audio: Option<Duration>,
+    /// Per-frame time from reading a frame to having written it to the other side, in µs.
+    pub latency_us: Histogram<u64>,
+    /// Carrier frames that arrived more than 40 ms after the previous one.
+    pub gaps: u64,
+    /// The longest wait between two carrier frames.
+    pub max_gap: Duration,
+    /// How long the relay ran.
+    pub duration: Duration,
+    /// Why it ended.
+    pub end: EndReason,
+}
+
+/// A serializable summary of [`RelayStats`].
+#[derive(Debug, Clone, Serialize)]
+pub struct RelaySummary {
+    /// Media frames carrier → agent.
+    pub frames_from_carrier: u64,
+    /// Media frames agent → carrier.
+    pub frames_from_agent: u64,
+    /// DTMF events.
+    pub dtmf: u64,
+    /// Marks both ways.
+    pub marks: u64,
+    /// Clears.
+    pub clears: u64,
+    /// Answer (stream start) to the agent's first audio, ms.
+    pub first_agent_audio_ms: Option<u64>,
+    /// Relay latency p50, µs.
+    pub latency_p50_us: u64,
+    /// Relay latency p99, µs.
+    pub latency_p99_us: u64,
+    /// Relay latency max, µs.
+    pub latency_max_us: u64,
+    /// Late carrier frames.
+    pub gaps: u64,
+    /// Longest gap, ms.
+    pub max_gap_ms: u64,
+    /// Duration, ms.
+    pub duration_ms: u64,
+    /// Why it ended.
+    pub end: EndReason,
+}
+
+impl RelayStats {
+    /// The summary stored with the call.
+    pub fn summary(&self) -> RelaySummary {
+        RelaySummary {
+            frames_from_carrier: self.frames_from_carrier,
+            frames_from_agent: self.frames_from_agent,
+            dtmf: self.dtmf,
+            marks: self.marks,
+            clears: self.clears,
+            first_agent_audio_ms: self.first_agent_audio.map(|d| d.as_millis() as u64),
+            latency_p50_us: self.latency_us.value_at_quantile(0.5),
+            latency_p99_us: self.latency_us.value_at_quantile(0.99),
+            latency_max_us: self.latency_us.max(),
+            gaps: self.gaps,
+            max_gap_ms: self.max_gap.as_millis() as u64,
+            duration_ms: self.duration.as_millis() as u64,
+            end: self.end.clone(),
+        }
+    }
+}
+
+/// A histogram for per-frame latency: 1 µs to 1 s at 2 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 1_000_000, 2).expect("static histogram bounds are valid")
+}
+
+/// A frame's gap to the previous carrier frame beyond which it counts as late.
+const LATE: Duration = Duration::from_millis(40);
+
+enum Flow {
+    Go,
+    End(EndReason),
+}
+
+/// Relays until either side ends, then closes both with the reason.
+pub async fn relay<C, A>(mut carrier: C, mut agent: A, limits: RelayLimits) -> RelayStats
+where
+    C: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
+    A: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
+{
+    let started = Instant::now();
+    let mut stats = RelayStats {
+        frames_from_carrier: 0,
+        frames_from_agent: 0,
+        dtmf: 0,
+        marks: 0,
+        clears: 0,
+        first_agent_audio: None,
+        latency_us: latency_histogram(),
+        gaps: 0,
+        max_gap: Duration::ZERO,
+        duration: Duration::ZERO,
+        end: EndReason::CarrierClosed,
+    };
+    let mut last_carrier = started;
+    let first_audio_deadline = tokio::time::Instant::from_std(started + limits.agent_first_audio);
+    let end = loop {
+        let stall_deadline = tokio::time::Instant::from_std(last_carrier + limits.carrier_stall);
+        let flow = tokio::select! {
+            frame = carrier.next() => {
+                let now = Instant::now();
+                let gap = now - last_carrier;
+                last_carrier = now;
+                from_carrier(frame, gap, now, &mut agent, &mut stats).await
+            }
+            frame = agent.next() => from_agent(frame, started, &mut carrier, &mut stats).await,
+            () = tokio::time::sleep_until(stall_deadline) => Flow::End(EndReason::CarrierStalled),
+            () = tokio::time::sleep_until(first_audio_deadline), if stats.first_agent_audio.is_none() => {
+                Flow::End(EndReason::AgentSilent)
+            }
+        };
+        if let Flow::End(reason) = flow {
+            break reason;
+        }
+    };
+    stats.duration = started.elapsed();
+    close(&mut carrier, &end).await;
+    close(&mut agent, &end).await;
+    stats.end = end;
+    stats
+}
+
+async fn from_carrier<A>(
+    frame: Option<Result<Message, WsError>>,
+    gap: Duration,
+    received: Instant,
+    agent: &mut A,
+    stats: &mut RelayStats,
+) -> Flow
+where
+    A: Sink<Message, Error = WsError> + Unpin,
+{
+    let text = match frame {
+        Some(Ok(Message::Text(text))) => text,
+        Some(Ok(Message::Binary(_))) => {
+            return Flow::End(EndReason::CarrierError("binary frame".into()));
+        }
+        Some(Ok(Message::Close(_))) | None => return Flow::End(EndReason::CarrierClosed),
+        Some(Ok(_)) => return Flow::Go,
+        Some(Err(e)) => return Flow::End(EndReason::CarrierError(e.to_string())),
+    };
+    let kind = match peek_event(&text) {
+        Some(kind) => kind,
+        None => {
+            return Flow::End(EndReason::CarrierError(
+                "a frame that is not a media stream event".into(),
+            ));
+        }
+    };
+    match kind {
+        EventKind::Media => {
+            stats.frames_from_carrier += 1;
+            if stats.frames_from_carrier > 1 && gap > LATE {
+                stats.gaps += 1;
+            }
+            stats.max_gap = stats.max_gap.max(gap);
+        }
+        EventKind::Dtmf => stats.dtmf += 1,
+        EventKind::Mark => stats.marks += 1,
+        EventKind::Stop => {
+            let _ = agent.send(Message::Text(text)).await;
+            return Flow::End(EndReason::CarrierStopped);
+        }
+        EventKind::Connected | EventKind::Start | EventKind::Clear | EventKind::Unknown => {
+            return Flow::Go;
+        }
+    }
+    if let Err(e) = agent.send(Message::Text(text)).await {
+        return Flow::End(EndReason::AgentError(e.to_string()));
+    }
+    record(stats, received);
+    Flow::Go
+}
+
+async fn from_agent<C>(
+    frame: Option<Result<Message, WsError>>,
+    started: Instant,
+    carrier: &mut C,
+    stats: &mut RelayStats,
+) -> Flow
+where
+    C: Sink<Message, Error = WsError> + Unpin,
+{
+    let received = Instant::now();
+    let text = match frame {
+        Some(Ok(Message::Text(text))) => text,
+        Some(Ok(Message::Binary(_))) => {
+            return Flow::End(EndReason::AgentError("binary frame".into()));
+        }
+        Some(Ok(Message::Close(_))) | None => return Flow::End(EndReason::AgentClosed),
+        Some(Ok(_)) => return Flow::Go,
+        Some(Err(e)) => return Flow::End(EndReason::AgentError(e.to_string())),
+    };
+    match peek_event(&text) {
+        Some(EventKind::Media) => {
+            stats.frames_from_agent += 1;
+            if stats.first_agent_audio.is_none() {
+                stats.first_agent_audio = Some(received - started);
+            }
+        }
+        Some(EventKind::Mark) => stats.marks += 1,
+        Some(EventKind::Clear) => stats.clears += 1,
+        Some(_) => return Flow::Go,
+        None => {
+            return Flow::End(EndReason::AgentError(
+                "a frame that is not a media stream event".into(),
+            ));
+        }
+    }
+    if let Err(e) = carrier.send(Message::Text(text)).await {
+        return Flow::End(EndReason::CarrierError(e.to_string()));
+    }
+    record(stats, received);
+    Flow::Go
+}
+
+fn record(stats: &mut RelayStats, received: Instant) {
+    let us = received.elapsed().as_micros().clamp(1, 1_000_000) as u64;
+    let _ = stats.latency_us.record(us);
+}
+
+async fn close<S>(side: &mut S, reason: &EndReason)
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    let frame = CloseFrame {
+        code: CloseCode::Normal,
+        reason: reason.code().into(),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        side.send(Message::Close(Some(frame))),
+    )
+    .await;
+}

@@ -1,0 +1,141 @@
+//! Webhooks Twilio calls: status callbacks and the TwiML of a call. Every request must
+//! carry a valid `X-Twilio-Signature` over the public URL it was sent to; anything else is
+//! refused with 403 and changes nothing.
+
+use crate::app::AppState;
+use crate::problem::Problem;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use switchboard_engine::AttemptId;
+use switchboard_engine::store::{AttemptStatus, CarrierUpdate};
+use switchboard_media::CallStatus;
+use switchboard_media::twilio::{callback::StatusCallback, signature, twiml};
+
+/// The header Twilio signs requests with.
+pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
+
+/// Which call a webhook is about.
+#[derive(Debug, Deserialize)]
+pub struct AttemptParam {
+    /// The attempt id Switchboard put in the URL when it dialed.
+    pub attempt: i64,
+}
+
+/// Form parameters in order, repeated names kept.
+pub fn form_params(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// Checks a request's Twilio signature against the URL it was sent to (the public URL
+/// plus the path and query) and its form parameters.
+pub fn verify(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    params: &[(String, String)],
+) -> Result<(), Problem> {
+    let Some(token) = &state.calls.twilio_auth_token else {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not configured",
+            "twilio is not configured",
+        ));
+    };
+    let Some(given) = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()) else {
+        return Err(Problem::forbidden("missing X-Twilio-Signature"));
+    };
+    let url = state.calls.public_url_for(uri);
+    if signature::validate(token.expose_secret(), &url, params, given) {
+        Ok(())
+    } else {
+        tracing::warn!(%url, "refused a request with a bad twilio signature");
+        Err(Problem::forbidden("invalid X-Twilio-Signature"))
+    }
+}
+
+/// Maps a carrier status to where the attempt is and, if over, its result.
+pub fn attempt_status(status: &CallStatus) -> (Option<AttemptStatus>, Option<&'static str>) {
+    match status {
+        CallStatus::Queued | CallStatus::Initiated => (Some(AttemptStatus::Dialing), None),
+        CallStatus::Ringing => (Some(AttemptStatus::Ringing), None),
+        CallStatus::InProgress => (Some(AttemptStatus::Answered), None),
+        CallStatus::Completed => (Some(AttemptStatus::Ended), Some("completed")),
+        CallStatus::Busy => (Some(AttemptStatus::Ended), Some("busy")),
+        CallStatus::NoAnswer => (Some(AttemptStatus::Ended), Some("no_answer")),
+        CallStatus::Failed => (Some(AttemptStatus::Ended), Some("failed")),
+        CallStatus::Canceled => (Some(AttemptStatus::Ended), Some("canceled")),
+        CallStatus::Unknown(_) => (None, None),
+    }
+}
+
+/// `POST /twilio/status?attempt=ID`: a call status callback.
+pub async fn status_callback(
+    State(state): State<AppState>,
+    Query(AttemptParam { attempt }): Query<AttemptParam>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Result<StatusCode, Problem> {
+    let params = form_params(&body);
+    verify(&state, &headers, &uri, &params)?;
+    let callback = StatusCallback::from_form(&params)
+        .map_err(|e| Problem::bad_request("form", e.to_string()))?;
+    let attempt = state.store.attempt(AttemptId(attempt)).await?;
+    if let Some(sid) = &attempt.carrier_call_id
+        && sid != &callback.call_sid
+    {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "attempt {} is call {sid}, not {}",
+                attempt.id, callback.call_sid
+            ),
+        ));
+    }
+    let (status, result) = attempt_status(&callback.call_status);
+    let update = CarrierUpdate {
+        carrier_call_id: Some(callback.call_sid.clone()),
+        status,
+        result: result.map(str::to_owned),
+        answered_by: callback.answered_by.as_ref().map(|a| a.as_str().to_owned()),
+        sequence: callback.sequence_number,
+        carrier_status: callback.call_status.as_str().to_owned(),
+        at: switchboard_engine::time::now(),
+    };
+    state
+        .store
+        .apply_carrier_update(attempt.id, &update)
+        .await?;
+    tracing::debug!(attempt_id = %attempt.id, status = %callback.call_status, "carrier status");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET|POST /twilio/twiml?attempt=ID`: the TwiML that connects a call to Switchboard's
+/// media stream (used when a call is placed with a `Url` instead of inline TwiML).
+pub async fn call_twiml(
+    State(state): State<AppState>,
+    Query(AttemptParam { attempt }): Query<AttemptParam>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let params = form_params(&body);
+    verify(&state, &headers, &uri, &params)?;
+    let attempt = state.store.attempt(AttemptId(attempt)).await?;
+    let xml = stream_twiml(&state, attempt.id);
+    Ok(([(header::CONTENT_TYPE, "text/xml")], xml).into_response())
+}
+
+/// TwiML connecting the call to the media endpoint, naming the attempt.
+pub fn stream_twiml(state: &AppState, attempt: AttemptId) -> String {
+    let id = attempt.to_string();
+    twiml::connect_stream(
+        &state.calls.urls.media_stream(),
+        &[("attempt", id.as_str())],
+    )
+}
