@@ -137,6 +137,7 @@ where
             return;
         }
     };
+    let answered = std::time::Instant::now();
     let attempt = start
         .custom_parameters
         .get("attempt")
@@ -146,7 +147,7 @@ where
         tracing::info_span!("call", call_id = ?attempt.map(|a| a.0), call_sid = %start.call_sid);
     let _guard = span.enter();
     let result = match attempt {
-        Some(attempt) => bridge(&state, attempt, &start, carrier).await,
+        Some(attempt) => bridge(&state, attempt, &start, answered, carrier).await,
         None => {
             let _ = carrier.close(None).await;
             Err(SessionError::NoAttempt)
@@ -208,6 +209,7 @@ async fn bridge<S>(
     state: &AppState,
     attempt_id: AttemptId,
     start: &StartInfo,
+    answered: std::time::Instant,
     mut carrier: WebSocketStream<S>,
 ) -> Result<RelayStats, SessionError>
 where
@@ -326,7 +328,7 @@ where
         .store
         .mark_bridged(attempt.id, json!({ "agent_url": url }))
         .await?;
-    Ok(relay(carrier, agent, RelayLimits::default()).await)
+    Ok(relay(carrier, agent, answered, RelayLimits::default()).await)
 }
 
 /// Stores what the relay saw with the call, and adds it to the server's totals.

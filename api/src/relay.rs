@@ -82,7 +82,7 @@ pub struct RelayStats {
     pub marks: u64,
     /// `clear` events forwarded to the carrier.
     pub clears: u64,
-    /// Time from the relay's start (the carrier's `start`) to the agent's first audio.
+    /// Time from the answer (the carrier's `start`) to the agent's first audio.
     pub first_agent_audio: Option<Duration>,
     /// Per-frame time from reading a frame to having written it to the other side, in µs.
     pub latency_us: Histogram<u64>,
@@ -90,7 +90,7 @@ pub struct RelayStats {
     pub gaps: u64,
     /// The longest wait between two carrier frames.
     pub max_gap: Duration,
-    /// How long the relay ran.
+    /// How long the call ran from its answer.
     pub duration: Duration,
     /// Why it ended.
     pub end: EndReason,
@@ -161,13 +161,19 @@ enum Flow {
     End(EndReason),
 }
 
-/// Relays until either side ends, then closes both with the reason.
-pub async fn relay<C, A>(mut carrier: C, mut agent: A, limits: RelayLimits) -> RelayStats
+/// Relays until either side ends, then closes both with the reason. `answered` is when the
+/// carrier's `start` arrived: the agent's first audio is measured from there.
+pub async fn relay<C, A>(
+    mut carrier: C,
+    mut agent: A,
+    answered: Instant,
+    limits: RelayLimits,
+) -> RelayStats
 where
     C: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
     A: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
 {
-    let started = Instant::now();
+    let started = answered;
     let mut stats = RelayStats {
         frames_from_carrier: 0,
         frames_from_agent: 0,
@@ -181,7 +187,7 @@ where
         duration: Duration::ZERO,
         end: EndReason::CarrierClosed,
     };
-    let mut last_carrier = started;
+    let mut last_carrier = Instant::now();
     let first_audio_deadline = tokio::time::Instant::from_std(started + limits.agent_first_audio);
     let end = loop {
         let stall_deadline = tokio::time::Instant::from_std(last_carrier + limits.carrier_stall);

@@ -8,13 +8,14 @@
 pub mod agent;
 pub mod carrier;
 mod error;
+mod time;
 mod wait;
 mod ws;
 
-
+pub use agent::{AgentCallRecord, AgentCloseReason, AgentConfig, Finish, Outcome, ScriptedAgent};
 pub use carrier::{
-    AnswerMix, CallRecord, CallScript, CallerAudio, CarrierConfig, DialResult, Millis,
-    SimCarrier, StreamCloseReason,
+    AnswerMix, CallRecord, CallScript, CallerAudio, CarrierConfig, DialResult, Millis, SimCarrier,
+    StreamCloseReason,
 };
 pub use error::Error;
 pub use wait::WaitTimedOut;

@@ -41,10 +41,8 @@ pub(crate) fn from_tungstenite<S>(
     impl Stream<Item = WsIn> + Unpin,
 )
 where
-    S: Sink<
-            tokio_tungstenite::tungstenite::Message,
-            Error = tokio_tungstenite::tungstenite::Error,
-        > + Stream<
+    S: Sink<tokio_tungstenite::tungstenite::Message, Error = tokio_tungstenite::tungstenite::Error>
+        + Stream<
             Item = Result<
                 tokio_tungstenite::tungstenite::Message,
                 tokio_tungstenite::tungstenite::Error,

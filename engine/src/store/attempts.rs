@@ -4,6 +4,7 @@
 //! `(campaign, contact, attempt_no)` key and the queue row's attempt counter make a second
 //! reservation of the same attempt fail instead of dialing the contact twice.
 
+use super::BeginWrite as _;
 use super::{Store, with_db};
 use crate::error::{Error, Result};
 use crate::time::{from_millis, now, to_millis};
@@ -251,7 +252,7 @@ impl Store {
         priority: i32,
     ) -> Result<u64> {
         let added = with_db!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let mut added = 0;
             for c in contacts {
                 added += sqlx::query(
@@ -320,7 +321,7 @@ impl Store {
     pub async fn reserve_attempt(&self, attempt: &NewAttempt) -> Result<AttemptRecord> {
         let at = to_millis(now());
         let id = with_db!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let n = sqlx::query(
                 "UPDATE campaign_contacts SET attempts = attempts + 1, state = 'in_progress', last_attempt_at = $3 \
                  WHERE campaign_id = $1 AND contact_id = $2 AND attempts = $4 AND state = 'queued'",
@@ -379,31 +380,37 @@ impl Store {
         id: AttemptId,
         update: &AttemptUpdate,
     ) -> Result<AttemptRecord> {
-        let current = self.attempt(id).await?;
-        let mut detail = current.detail;
-        if let Some(extra) = &update.detail {
-            detail.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
-        with_db!(self, |pool| {
-            sqlx::query(
-                "UPDATE call_attempts SET status = COALESCE($2, status), carrier_call_id = COALESCE($3, carrier_call_id), \
-                 dialed_at = COALESCE($4, dialed_at), answered_at = COALESCE($5, answered_at), \
-                 ended_at = COALESCE($6, ended_at), result = COALESCE($7, result), outcome = COALESCE($8, outcome), \
-                 detail = $9 WHERE id = $1",
-            )
-            .bind(id.0)
-            .bind(update.status.map(AttemptStatus::as_str))
-            .bind(update.carrier_call_id.as_deref())
-            .bind(update.dialed_at.map(to_millis))
-            .bind(update.answered_at.map(to_millis))
-            .bind(update.ended_at.map(to_millis))
-            .bind(update.result.as_deref())
-            .bind(update.outcome.as_deref())
-            .bind(Json(&detail))
-            .execute(pool)
-            .await
-            .map(|_| ())
+        // The detail merge happens in SQL so that concurrent writers (the relay, the
+        // agent's outcome, carrier callbacks) never overwrite each other's keys.
+        let merge = match self.backend() {
+            super::Backend::Sqlite => "json_patch(detail, $9)",
+            super::Backend::Postgres => "detail || $9",
+        };
+        let sql = format!(
+            "UPDATE call_attempts SET status = COALESCE($2, status), carrier_call_id = COALESCE($3, carrier_call_id), \
+             dialed_at = COALESCE($4, dialed_at), answered_at = COALESCE($5, answered_at), \
+             ended_at = COALESCE($6, ended_at), result = COALESCE($7, result), outcome = COALESCE($8, outcome), \
+             detail = {merge} WHERE id = $1"
+        );
+        let extra = update.detail.clone().unwrap_or_default();
+        let n = with_db!(self, |pool| {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id.0)
+                .bind(update.status.map(AttemptStatus::as_str))
+                .bind(update.carrier_call_id.as_deref())
+                .bind(update.dialed_at.map(to_millis))
+                .bind(update.answered_at.map(to_millis))
+                .bind(update.ended_at.map(to_millis))
+                .bind(update.result.as_deref())
+                .bind(update.outcome.as_deref())
+                .bind(Json(&extra))
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
         })?;
+        if n == 0 {
+            return Err(Error::not_found("attempt", id));
+        }
         self.attempt(id).await
     }
 
@@ -474,7 +481,7 @@ impl Store {
     /// Appends events to their attempts' histories in one transaction.
     pub async fn append_events(&self, events: &[CallEvent]) -> Result<()> {
         with_db!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for e in events {
                 sqlx::query(
                     "INSERT INTO call_events (attempt_id, at, kind, data) VALUES ($1, $2, $3, $4)",

@@ -1,5 +1,6 @@
 //! Campaigns: configuration, status, and the stored history of every status change.
 
+use super::BeginWrite as _;
 use super::{Store, with_db};
 use crate::campaign::{CampaignConfig, CampaignStatus, Cause, transition};
 use crate::error::{Error, Result};
@@ -307,7 +308,7 @@ impl Store {
         }
         let at = to_millis(now());
         let moved = with_db!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let n = sqlx::query(
                 "UPDATE campaigns SET status = $3, status_reason = $4, updated_at = $5 \
                  WHERE tenant_id = $1 AND id = $2 AND status = $6",

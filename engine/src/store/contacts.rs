@@ -1,5 +1,6 @@
 //! Contacts: upsert by phone per tenant (single or in bulk), read, search, update, delete.
 
+use super::BeginWrite as _;
 use super::{Db, Store, with_db};
 use crate::contact::{Contact, NewContact};
 use crate::error::{Error, Result};
@@ -158,7 +159,7 @@ impl Store {
     /// rolls everything back.
     pub async fn contact_writer(&self, tenant: TenantId) -> Result<ContactWriter> {
         let tx = match &self.db {
-            Db::Sqlite(pool) => WriterTx::Sqlite(pool.begin().await?),
+            Db::Sqlite(pool) => WriterTx::Sqlite(pool.begin_write().await?),
             Db::Postgres(pool) => WriterTx::Postgres(pool.begin().await?),
         };
         Ok(ContactWriter {

@@ -1,5 +1,6 @@
 //! The tenant's do-not-call list in the database.
 
+use super::BeginWrite as _;
 use super::{Store, with_db};
 use crate::dnc::{DncEntry, DncPattern, prefixes};
 use crate::error::{Error, Result};
@@ -34,7 +35,7 @@ impl Store {
     ) -> Result<u64> {
         let at = to_millis(now());
         let added = with_db!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let mut added = 0;
             for p in patterns {
                 added += sqlx::query(

@@ -1,5 +1,6 @@
 //! Contact lists: named groups of a tenant's contacts, usable as a campaign audience.
 
+use super::BeginWrite as _;
 use super::contacts::{CONTACT_SELECT, ContactRow};
 use super::{Store, with_db};
 use crate::contact::{Contact, ContactList};
@@ -102,7 +103,7 @@ impl Store {
         self.list(tenant, list).await?;
         let mut added = 0;
         with_db!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for id in contacts {
                 let owned: Option<i64> =
                     sqlx::query_scalar("SELECT id FROM contacts WHERE tenant_id = $1 AND id = $2")
@@ -138,7 +139,7 @@ impl Store {
         self.list(tenant, list).await?;
         let mut removed = 0;
         with_db!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for id in contacts {
                 removed += sqlx::query(
                     "DELETE FROM contact_list_members WHERE list_id = $1 AND contact_id = $2",

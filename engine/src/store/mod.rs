@@ -63,6 +63,35 @@ macro_rules! with_db {
 }
 pub(crate) use with_db;
 
+/// Opening a transaction that will write.
+///
+/// SQLite's default `BEGIN` is deferred: a transaction that reads and then writes must
+/// upgrade its lock, and when another writer got there first the upgrade fails at once
+/// with "database is locked" (the busy timeout does not apply). `BEGIN IMMEDIATE` takes
+/// the write lock up front and waits for it. PostgreSQL needs nothing special.
+pub(crate) trait BeginWrite {
+    type Database: sqlx::Database;
+
+    /// Begins a transaction that holds the right to write.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Database = sqlx::Sqlite;
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Database = sqlx::Postgres;
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
 /// Switchboard's storage. Cheap to clone: it holds a connection pool.
 #[derive(Debug, Clone)]
 pub struct Store {

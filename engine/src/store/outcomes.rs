@@ -2,6 +2,7 @@
 //! and monotonically, since callbacks arrive twice or out of order) and the agent's
 //! outcome (a `do_not_call` outcome lists the number in the same transaction).
 
+use super::BeginWrite as _;
 use super::attempts::AttemptStatus;
 use super::{Store, with_db};
 use crate::campaign::Outcome;
@@ -112,7 +113,7 @@ impl Store {
             "answered_by": update.answered_by,
         });
         let moved = with_db!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let before: Option<String> =
                 sqlx::query_scalar("SELECT status FROM call_attempts WHERE id = $1")
                     .bind(id.0)
@@ -208,7 +209,7 @@ impl Store {
             }
         };
         let stored = with_db!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             if report.outcome == Outcome::DoNotCall {
                 sqlx::query(
                     "INSERT INTO dnc_entries (tenant_id, pattern, kind, reason, source, created_at) \
@@ -259,7 +260,7 @@ impl Store {
              answered_at = COALESCE(answered_at, $2) WHERE id = $1"
         );
         let n = with_db!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let n = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(id.0)
                 .bind(at)

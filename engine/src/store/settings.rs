@@ -1,5 +1,6 @@
 //! Server-wide settings kept in the database, shared by every Switchboard process.
 
+use super::BeginWrite as _;
 use super::{Store, with_db};
 use crate::error::Result;
 use crate::time::{now, to_millis};
@@ -14,7 +15,7 @@ impl Store {
     ) -> Result<String> {
         let candidate = init();
         let value: String = with_db!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO server_settings (key, value, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (key) DO NOTHING",

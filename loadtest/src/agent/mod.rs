@@ -1,1 +1,194 @@
-//! stub
+//! A scripted AI agent: a WebSocket server speaking the Twilio Media Streams dialect in the
+//! agent's role, driven per call by the contact's attributes, that reports the call's
+//! outcome to Switchboard with the call's bearer token.
+//!
+//! The agent contract it implements: `start.customParameters` carries `call_id`, `token`,
+//! `outcome_url`, `campaign_id`, `script`, `contact` (JSON) and `vars` (JSON). After
+//! `greeting_delay_ms` it streams a tone for `talk_ms`, places the `greeting-done` mark,
+//! listens for `listen_ms`, then `POST {outcome_url}` with `Authorization: Bearer {token}`
+//! and `{"call_id","outcome","notes","callback_at"?,"transcript"}`, and closes. The
+//! opt-out digit reports `do_not_call` at once.
+
+mod config;
+mod record;
+mod report;
+mod session;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::{HeaderMap, Uri, header};
+use axum::response::Response;
+use axum::routing::get;
+use switchboard_media::twilio::signature::validate;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{AgentConfig, Finish, Outcome, UnknownOutcome};
+pub use record::{AgentCallRecord, AgentCloseReason, OutcomeReport};
+pub use session::GREETING_MARK;
+
+use crate::Error;
+use crate::wait::{WaitTimedOut, poll_until};
+use record::AgentEntry;
+
+/// Path of the agent's WebSocket endpoint.
+pub const AGENT_PATH: &str = "/agent";
+/// Longest an outcome report request may take.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct Shared {
+    config: Arc<AgentConfig>,
+    http: reqwest::Client,
+    calls: Mutex<Vec<Arc<AgentEntry>>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Shared {
+    fn entries(&self) -> Vec<Arc<AgentEntry>> {
+        self.calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// A running scripted agent; dropping it stops it too, without waiting.
+pub struct ScriptedAgent {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for ScriptedAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptedAgent")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ScriptedAgent {
+    /// Binds `config.bind` and starts accepting media streams on [`AGENT_PATH`].
+    pub async fn start(config: AgentConfig) -> Result<ScriptedAgent, Error> {
+        let bind = config.bind;
+        let bind_error = |source| Error::Bind { addr: bind, source };
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .map_err(bind_error)?;
+        let addr = listener.local_addr().map_err(bind_error)?;
+        let http = reqwest::Client::builder().timeout(REPORT_TIMEOUT).build()?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            config: Arc::new(config),
+            http,
+            calls: Mutex::new(Vec::new()),
+            shutdown: shutdown_rx.clone(),
+        });
+        let app = Router::new()
+            .route(AGENT_PATH, get(upgrade))
+            .with_state(shared.clone());
+        let mut stop = shutdown_rx;
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            });
+            if let Err(error) = serve.await {
+                tracing::warn!(%error, "scripted agent server failed");
+            }
+        });
+        tracing::info!(%addr, "scripted agent listening");
+        Ok(ScriptedAgent {
+            shared,
+            addr,
+            shutdown,
+            server,
+        })
+    }
+
+    /// `ws://127.0.0.1:PORT/agent`: the URL to put in `<Stream url>` or the engine's config.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}{AGENT_PATH}", self.addr)
+    }
+
+    /// The socket address the agent listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Snapshots of every stream accepted, in connection order.
+    pub fn calls(&self) -> Vec<AgentCallRecord> {
+        self.shared
+            .entries()
+            .iter()
+            .map(|entry| entry.record())
+            .collect()
+    }
+
+    /// Waits until `condition` holds over the calls, or `timeout` passes.
+    pub async fn wait_until(
+        &self,
+        condition: impl Fn(&[AgentCallRecord]) -> bool,
+        timeout: Duration,
+    ) -> Result<Vec<AgentCallRecord>, WaitTimedOut<AgentCallRecord>> {
+        poll_until(|| self.calls(), condition, timeout).await
+    }
+
+    /// Stops accepting streams, ends live ones and waits for the server.
+    pub async fn shutdown(mut self) {
+        self.shutdown.send_replace(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.server).await;
+    }
+}
+
+impl Drop for ScriptedAgent {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+/// Accepts the WebSocket, noting whether its signature is valid when a token is set.
+async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    uri: Uri,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let signature_valid = shared.config.signature_token.as_deref().map(|token| {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        let url = format!("ws://{host}{uri}");
+        let signature = headers
+            .get(crate::carrier::SIGNATURE_HEADER)
+            .and_then(|s| s.to_str().ok())
+            .unwrap_or_default();
+        validate(token, &url, &[], signature)
+    });
+    let entry = Arc::new(AgentEntry::new(signature_valid));
+    shared
+        .calls
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(entry.clone());
+    upgrade.on_upgrade(move |socket| async move {
+        let (sink, stream) = crate::ws::from_axum(socket);
+        let session = session::Session {
+            config: shared.config.clone(),
+            http: shared.http.clone(),
+            entry: entry.clone(),
+            shutdown: shared.shutdown.clone(),
+        };
+        let reason = session::run(sink, stream, session).await;
+        tracing::debug!(?reason, "agent stream ended");
+        let mut record = entry.lock();
+        record.close_reason = Some(reason);
+        record.ended_at = Some(std::time::Instant::now());
+    })
+}

@@ -13,7 +13,7 @@ use super::record::{CallEntry, SentCallback, duration_secs};
 use super::request::Method;
 
 /// Header carrying Twilio's request signature.
-pub(crate) const SIGNATURE_HEADER: &str = "X-Twilio-Signature";
+pub const SIGNATURE_HEADER: &str = "X-Twilio-Signature";
 /// `ApiVersion` sent with every request.
 const API_VERSION: &str = "2010-04-01";
 
@@ -48,7 +48,9 @@ pub(crate) async fn send_signed(
     let request = match method {
         Method::Post => {
             let signature = sign(auth_token, url, form);
-            http.post(url).form(form).header(SIGNATURE_HEADER, signature)
+            http.post(url)
+                .form(form)
+                .header(SIGNATURE_HEADER, signature)
         }
         Method::Get => {
             let mut request = http.get(url).query(form).build()?;
@@ -126,7 +128,10 @@ pub(crate) fn emit(entry: &CallEntry, status: CallStatus) {
                 form,
             };
             if tx.send(pending).is_ok() {
-                entry.counters.callbacks_in_flight.fetch_add(1, Ordering::AcqRel);
+                entry
+                    .counters
+                    .callbacks_in_flight
+                    .fetch_add(1, Ordering::AcqRel);
             }
         }
     }
@@ -187,7 +192,10 @@ async fn send_one(delivery: &Delivery, entry: &CallEntry, pending: &Pending) {
             sent_at,
         });
     }
-    entry.counters.callbacks_in_flight.fetch_sub(1, Ordering::AcqRel);
+    entry
+        .counters
+        .callbacks_in_flight
+        .fetch_sub(1, Ordering::AcqRel);
 }
 
 /// Posts the asynchronous machine detection result.
@@ -204,7 +212,10 @@ pub(crate) async fn send_async_amd(
     if let Some(answered_by) = answered_by {
         form.push(("AnsweredBy".to_owned(), answered_by.to_string()));
     }
-    form.push(("MachineDetectionDuration".to_owned(), detection_ms.to_string()));
+    form.push((
+        "MachineDetectionDuration".to_owned(),
+        detection_ms.to_string(),
+    ));
     if let Err(error) = send_signed(http, auth_token, url, *method, &form).await {
         tracing::debug!(call_sid = %entry.sid, %error, "async amd callback failed");
     }

@@ -32,7 +32,11 @@ pub(crate) fn begin_dial(entry: &CallEntry) -> bool {
 }
 
 /// Runs a call whose dialling has begun, to its final status.
-pub(crate) async fn run(shared: Arc<Shared>, entry: Arc<CallEntry>, shutdown: watch::Receiver<bool>) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    entry: Arc<CallEntry>,
+    shutdown: watch::Receiver<bool>,
+) {
     let mut call = Call {
         shared,
         entry,
@@ -124,15 +128,18 @@ impl Call {
         if let Some(limit) = self.entry.request.time_limit_secs {
             talk = talk.min(Duration::from_secs(u64::from(limit)));
         }
-        let deadline = answered_at + talk;
+        let deadline = crate::time::after(answered_at, talk);
         let reason = match self.twiml().await {
             Err(error) => Some(StreamCloseReason::TwimlError { error }),
             Ok(Twiml {
-                stream: Some(target), ..
+                stream: Some(target),
+                ..
             }) => Some(self.stream(target, deadline).await),
             Ok(Twiml { hangup: true, .. }) => None,
             Ok(_) => {
-                let _ = self.wait(deadline.saturating_duration_since(Instant::now())).await;
+                let _ = self
+                    .wait(deadline.saturating_duration_since(Instant::now()))
+                    .await;
                 None
             }
         };
@@ -141,7 +148,11 @@ impl Call {
         }
     }
 
-    async fn stream(&mut self, target: twiml::StreamTarget, deadline: Instant) -> StreamCloseReason {
+    async fn stream(
+        &mut self,
+        target: twiml::StreamTarget,
+        deadline: Instant,
+    ) -> StreamCloseReason {
         let stream_sid = self.shared.new_sid("MZ");
         {
             let mut state = self.entry.lock();
@@ -151,7 +162,11 @@ impl Call {
         let session = StreamSession {
             entry: self.entry.clone(),
             stream_sid,
-            parameters: target.parameters.iter().cloned().collect::<BTreeMap<_, _>>(),
+            parameters: target
+                .parameters
+                .iter()
+                .cloned()
+                .collect::<BTreeMap<_, _>>(),
             frames: self.shared.audio.frames(self.entry.plan.audio),
             deadline,
             shutdown: self.shutdown.clone(),
@@ -175,9 +190,15 @@ impl Call {
             form.push(("AnsweredBy".to_owned(), answered_by.to_string()));
         }
         let fetch = async {
-            let response = send_signed(&self.shared.http, &self.shared.auth_token, url, request.method, &form)
-                .await
-                .map_err(|error| format!("fetching twiml from {url}: {error}"))?;
+            let response = send_signed(
+                &self.shared.http,
+                &self.shared.auth_token,
+                url,
+                request.method,
+                &form,
+            )
+            .await
+            .map_err(|error| format!("fetching twiml from {url}: {error}"))?;
             let status = response.status();
             let body = response
                 .bytes()
@@ -189,7 +210,8 @@ impl Call {
             if body.len() > MAX_TWIML_BYTES {
                 return Err(format!("twiml from {url} is {} bytes", body.len()));
             }
-            let text = String::from_utf8(body.to_vec()).map_err(|_| format!("twiml from {url} is not utf-8"))?;
+            let text = String::from_utf8(body.to_vec())
+                .map_err(|_| format!("twiml from {url} is not utf-8"))?;
             twiml::parse(&text)
         };
         tokio::time::timeout(TWIML_TIMEOUT, fetch)
@@ -206,7 +228,14 @@ impl Call {
         tokio::spawn(async move {
             let detection_ms = entry.plan.amd_ms;
             tokio::time::sleep(Duration::from_millis(detection_ms)).await;
-            callbacks::send_async_amd(&shared.http, &shared.auth_token, &entry, &target, detection_ms).await;
+            callbacks::send_async_amd(
+                &shared.http,
+                &shared.auth_token,
+                &entry,
+                &target,
+                detection_ms,
+            )
+            .await;
         });
     }
 }

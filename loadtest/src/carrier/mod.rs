@@ -36,8 +36,8 @@ pub use callbacks::SIGNATURE_HEADER;
 pub use config::{AnswerMix, CallScript, CallerAudio, CarrierConfig, DialResult, Millis};
 pub use record::{CallRecord, SentCallback, StreamCloseReason};
 
-use crate::wait::{WaitTimedOut, poll_until};
 use crate::Error;
+use crate::wait::{WaitTimedOut, poll_until};
 use server::Shared;
 
 /// Longest a status callback or TwiML fetch may take.
@@ -124,7 +124,11 @@ impl SimCarrier {
 
     /// Snapshots of every call, in creation order.
     pub fn calls(&self) -> Vec<CallRecord> {
-        self.shared.entries().iter().map(|entry| entry.record()).collect()
+        self.shared
+            .entries()
+            .iter()
+            .map(|entry| entry.record())
+            .collect()
     }
 
     /// A snapshot of one call.
@@ -157,7 +161,12 @@ impl SimCarrier {
                     && entry.counters.callbacks_in_flight.load(Ordering::Acquire) == 0
             })
         };
-        poll_until(|| self.calls(), |calls| !calls.is_empty() && settled(), timeout).await
+        poll_until(
+            || self.calls(),
+            |calls| !calls.is_empty() && settled(),
+            timeout,
+        )
+        .await
     }
 
     /// Stops accepting requests, ends live calls (sending `stop`) and waits for the server.

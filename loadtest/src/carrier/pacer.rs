@@ -120,7 +120,13 @@ mod tests {
     #[test]
     fn no_or_nonsense_rates_mean_no_limit() {
         let now = Instant::now();
-        for rate in [None, Some(0.0), Some(-1.0), Some(f64::NAN), Some(f64::INFINITY)] {
+        for rate in [
+            None,
+            Some(0.0),
+            Some(-1.0),
+            Some(f64::NAN),
+            Some(f64::INFINITY),
+        ] {
             assert!(TokenBucket::new(rate, 1, now).is_none(), "{rate:?}");
         }
     }

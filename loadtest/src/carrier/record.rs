@@ -116,7 +116,13 @@ impl CallRecord {
 
 pub(crate) fn duration_secs(answered: Option<Instant>, ended: Option<Instant>) -> Option<u64> {
     let elapsed = ended?.checked_duration_since(answered?)?;
-    Some(elapsed.as_millis().div_ceil(1000).try_into().unwrap_or(u64::MAX))
+    Some(
+        elapsed
+            .as_millis()
+            .div_ceil(1000)
+            .try_into()
+            .unwrap_or(u64::MAX),
+    )
 }
 
 /// Counters touched on the media path: plain atomics, no lock.

@@ -66,13 +66,21 @@ impl CallRequest {
                 .map(|(_, value)| value.trim())
                 .filter(|value| !value.is_empty())
         };
-        let to = get("To").ok_or_else(|| ApiError::bad_request(21201, "No 'To' number is specified"))?;
+        let to =
+            get("To").ok_or_else(|| ApiError::bad_request(21201, "No 'To' number is specified"))?;
         if !is_address(to) {
-            return Err(ApiError::bad_request(21211, format!("Invalid 'To' Phone Number: {to}")));
+            return Err(ApiError::bad_request(
+                21211,
+                format!("Invalid 'To' Phone Number: {to}"),
+            ));
         }
-        let from = get("From").ok_or_else(|| ApiError::bad_request(21213, "No 'From' number is specified"))?;
+        let from = get("From")
+            .ok_or_else(|| ApiError::bad_request(21213, "No 'From' number is specified"))?;
         if !is_address(from) {
-            return Err(ApiError::bad_request(21212, format!("Invalid 'From' Phone Number: {from}")));
+            return Err(ApiError::bad_request(
+                21212,
+                format!("Invalid 'From' Phone Number: {from}"),
+            ));
         }
         if get("ApplicationSid").is_some() {
             return Err(ApiError::bad_request(
@@ -90,7 +98,10 @@ impl CallRequest {
                 ));
             }
             (Some(_), Some(_)) => {
-                return Err(ApiError::bad_request(21205, "Specify only one of 'Url' and 'Twiml'"));
+                return Err(ApiError::bad_request(
+                    21205,
+                    "Specify only one of 'Url' and 'Twiml'",
+                ));
             }
             (Some(twiml), None) if twiml.chars().count() > MAX_TWIML_CHARS => {
                 return Err(ApiError::bad_request(
@@ -99,7 +110,10 @@ impl CallRequest {
                 ));
             }
             (None, Some(url)) if !is_http_url(url) => {
-                return Err(ApiError::bad_request(21205, format!("Url is not a valid URL: {url}")));
+                return Err(ApiError::bad_request(
+                    21205,
+                    format!("Url is not a valid URL: {url}"),
+                ));
             }
             _ => {}
         }
@@ -121,8 +135,10 @@ impl CallRequest {
                         format!("AsyncAmdStatusCallback is not a valid URL: {url}"),
                     ));
                 }
-                let method =
-                    Method::parse("AsyncAmdStatusCallbackMethod", get("AsyncAmdStatusCallbackMethod"))?;
+                let method = Method::parse(
+                    "AsyncAmdStatusCallbackMethod",
+                    get("AsyncAmdStatusCallbackMethod"),
+                )?;
                 Some((url.to_owned(), method))
             }
             _ => None,
@@ -134,7 +150,10 @@ impl CallRequest {
             url,
             method: Method::parse("Method", get("Method"))?,
             status_callback,
-            status_callback_method: Method::parse("StatusCallbackMethod", get("StatusCallbackMethod"))?,
+            status_callback_method: Method::parse(
+                "StatusCallbackMethod",
+                get("StatusCallbackMethod"),
+            )?,
             events: events(form),
             timeout_secs: number(get("Timeout"), "Timeout")?
                 .map_or(DEFAULT_TIMEOUT_SECS, |secs| secs.clamp(1, MAX_TIMEOUT_SECS)),
@@ -177,7 +196,10 @@ fn number(value: Option<&str>, name: &str) -> Result<Option<u32>, ApiError> {
     value
         .map(|text| {
             text.parse().map_err(|_| {
-                ApiError::bad_request(21205, format!("{name} must be a whole number, not {text:?}"))
+                ApiError::bad_request(
+                    21205,
+                    format!("{name} must be a whole number, not {text:?}"),
+                )
             })
         })
         .transpose()
@@ -261,7 +283,10 @@ mod tests {
     use super::*;
 
     fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     fn code(pairs: &[(&str, &str)]) -> u32 {
@@ -270,12 +295,28 @@ mod tests {
 
     #[test]
     fn missing_or_bad_numbers_get_twilio_codes() {
-        assert_eq!(code(&[("From", "+15550001"), ("Twiml", "<Response/>")]), 21201);
-        assert_eq!(code(&[("To", "555"), ("From", "+15550001"), ("Twiml", "<R/>")]), 21211);
+        assert_eq!(
+            code(&[("From", "+15550001"), ("Twiml", "<Response/>")]),
+            21201
+        );
+        assert_eq!(
+            code(&[("To", "555"), ("From", "+15550001"), ("Twiml", "<R/>")]),
+            21211
+        );
         assert_eq!(code(&[("To", "+15550001"), ("Twiml", "<R/>")]), 21213);
-        assert_eq!(code(&[("To", "+15550001"), ("From", "x"), ("Twiml", "<R/>")]), 21212);
+        assert_eq!(
+            code(&[("To", "+15550001"), ("From", "x"), ("Twiml", "<R/>")]),
+            21212
+        );
         assert_eq!(code(&[("To", "+15550001"), ("From", "+15550002")]), 21205);
-        assert_eq!(code(&[("To", "+15550001"), ("From", "+15550002"), ("Url", "ftp://x")]), 21205);
+        assert_eq!(
+            code(&[
+                ("To", "+15550001"),
+                ("From", "+15550002"),
+                ("Url", "ftp://x")
+            ]),
+            21205
+        );
     }
 
     #[test]
@@ -301,10 +342,17 @@ mod tests {
 
     #[test]
     fn a_huge_timeout_is_lowered_and_a_bad_one_rejected() {
-        let base = [("To", "+15550001"), ("From", "+15550002"), ("Twiml", "<R/>")];
+        let base = [
+            ("To", "+15550001"),
+            ("From", "+15550002"),
+            ("Twiml", "<R/>"),
+        ];
         let mut pairs = base.to_vec();
         pairs.push(("Timeout", "9000"));
-        assert_eq!(CallRequest::from_form(&form(&pairs)).unwrap().timeout_secs, 600);
+        assert_eq!(
+            CallRequest::from_form(&form(&pairs)).unwrap().timeout_secs,
+            600
+        );
         let mut pairs = base.to_vec();
         pairs.push(("Timeout", "soon"));
         assert_eq!(code(&pairs), 21205);

@@ -80,7 +80,10 @@ mod tests {
 
     fn request(to: &str) -> CallRequest {
         let form = [("To", to), ("From", "+15550000"), ("Twiml", "<Response/>")];
-        let form: Vec<_> = form.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let form: Vec<_> = form
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
         CallRequest::from_form(&form).unwrap()
     }
 
@@ -89,7 +92,9 @@ mod tests {
         let config = CarrierConfig::default();
         let plans = |seed| {
             let mut planner = Planner::new(seed);
-            (0..20).map(|_| planner.plan(&config, &request("+15551234"))).collect::<Vec<_>>()
+            (0..20)
+                .map(|_| planner.plan(&config, &request("+15551234")))
+                .collect::<Vec<_>>()
         };
         assert_eq!(plans(7), plans(7));
         assert_ne!(plans(7), plans(8));

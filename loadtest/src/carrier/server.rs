@@ -16,7 +16,7 @@ use base64::Engine as _;
 use switchboard_media::CallStatus;
 use tokio::sync::{Notify, mpsc, watch};
 
-use super::callbacks::{Delivery, deliver, emit};
+use super::callbacks::{Delivery, deliver};
 use super::config::{CallerAudio, CarrierConfig};
 use super::record::{CallEntry, CallState, Counters, duration_secs};
 use super::request::{ApiError, CallRequest};
@@ -47,7 +47,9 @@ struct CallTable {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Shared {
@@ -95,17 +97,22 @@ fn splitmix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// A caller audio as a map key: the tone's frequency and amplitude bits, `None` for silence.
+type AudioKey = Option<(u32, u32)>;
+
 /// One second of each caller audio, as base64 frame payloads shared by all calls.
 #[derive(Default)]
 pub(crate) struct AudioCache {
-    loops: Mutex<HashMap<Option<(u32, u32)>, Arc<[String]>>>,
+    loops: Mutex<HashMap<AudioKey, Arc<[String]>>>,
 }
 
 impl AudioCache {
     pub(crate) fn frames(&self, audio: CallerAudio) -> Arc<[String]> {
         use switchboard_media::audio::{FRAME_BYTES, silence, tone};
         let key = match audio {
-            CallerAudio::Tone { freq_hz, amplitude } => Some((freq_hz.to_bits(), amplitude.to_bits())),
+            CallerAudio::Tone { freq_hz, amplitude } => {
+                Some((freq_hz.to_bits(), amplitude.to_bits()))
+            }
             CallerAudio::Silence => None,
         };
         lock(&self.loops)
@@ -116,7 +123,10 @@ impl AudioCache {
                     CallerAudio::Silence => silence(1000),
                 };
                 let engine = base64::engine::general_purpose::STANDARD;
-                samples.chunks(FRAME_BYTES).map(|frame| engine.encode(frame)).collect()
+                samples
+                    .chunks(FRAME_BYTES)
+                    .map(|frame| engine.encode(frame))
+                    .collect()
             })
             .clone()
     }
@@ -126,17 +136,29 @@ impl AudioCache {
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/2010-04-01/Accounts/{account}/Calls.json", post(create))
-        .route("/2010-04-01/Accounts/{account}/Calls/{sid}", get(fetch).post(update))
+        .route(
+            "/2010-04-01/Accounts/{account}/Calls/{sid}",
+            get(fetch).post(update),
+        )
         .with_state(shared)
 }
 
 /// Checks HTTP Basic credentials and the account in the path.
-fn authorize(shared: &Shared, headers: &HeaderMap, account: &str, path: &str) -> Result<(), ApiError> {
+fn authorize(
+    shared: &Shared,
+    headers: &HeaderMap,
+    account: &str,
+    path: &str,
+) -> Result<(), ApiError> {
     let credentials = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Basic "))
-        .and_then(|encoded| base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok())
+        .and_then(|encoded| {
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+        })
         .and_then(|decoded| String::from_utf8(decoded).ok());
     let Some((user, password)) = credentials.as_deref().and_then(|c| c.split_once(':')) else {
         return Err(ApiError::unauthorized());
@@ -151,8 +173,9 @@ fn authorize(shared: &Shared, headers: &HeaderMap, account: &str, path: &str) ->
 }
 
 fn form_params(form: FormResult) -> Result<Vec<(String, String)>, ApiError> {
-    form.map(|Form(params)| params)
-        .map_err(|rejection| ApiError::bad_request(20001, format!("invalid form body: {rejection}")))
+    form.map(|Form(params)| params).map_err(|rejection| {
+        ApiError::bad_request(20001, format!("invalid form body: {rejection}"))
+    })
 }
 
 async fn create(
@@ -225,7 +248,12 @@ async fn create(
 }
 
 /// Resolves `{sid}.json` in the path to a call.
-fn call_for(shared: &Shared, headers: &HeaderMap, account: &str, sid_json: &str) -> Result<Arc<CallEntry>, ApiError> {
+fn call_for(
+    shared: &Shared,
+    headers: &HeaderMap,
+    account: &str,
+    sid_json: &str,
+) -> Result<Arc<CallEntry>, ApiError> {
     let path = format!("/2010-04-01/Accounts/{account}/Calls/{sid_json}");
     authorize(shared, headers, account, &path)?;
     sid_json
@@ -253,7 +281,12 @@ async fn update(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let entry = call_for(&shared, &headers, &account, &sid_json)?;
     let params = form_params(form)?;
-    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim());
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+    };
     if get("Twiml").is_some() || get("Url").is_some() {
         return Err(ApiError::bad_request(
             20001,
@@ -265,7 +298,10 @@ async fn update(
         Some("completed") => false,
         Some("canceled") => true,
         Some(other) => {
-            return Err(ApiError::bad_request(20001, format!("Status must be completed or canceled, not {other:?}")));
+            return Err(ApiError::bad_request(
+                20001,
+                format!("Status must be completed or canceled, not {other:?}"),
+            ));
         }
     };
     let canceled_in_queue = {
@@ -295,7 +331,9 @@ fn call_json(entry: &CallEntry) -> serde_json::Value {
     let state = entry.lock();
     let rfc2822 = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc2822());
     let duration = match state.status {
-        CallStatus::Completed => duration_secs(state.answered_at, state.ended_at).map(|s| s.to_string()),
+        CallStatus::Completed => {
+            duration_secs(state.answered_at, state.ended_at).map(|s| s.to_string())
+        }
         _ => None,
     };
     let queue_time = match state.dial_started_at {
@@ -303,8 +341,14 @@ fn call_json(entry: &CallEntry) -> serde_json::Value {
         None if state.status == CallStatus::Queued => entry.queue_ms(std::time::Instant::now()),
         None => 0,
     };
-    let uri = format!("/2010-04-01/Accounts/{}/Calls/{}.json", entry.account_sid, entry.sid);
-    let updated = state.ended_wall.or(state.dial_started_wall).unwrap_or(entry.created_wall);
+    let uri = format!(
+        "/2010-04-01/Accounts/{}/Calls/{}.json",
+        entry.account_sid, entry.sid
+    );
+    let updated = state
+        .ended_wall
+        .or(state.dial_started_wall)
+        .unwrap_or(entry.created_wall);
     serde_json::json!({
         "sid": entry.sid,
         "account_sid": entry.account_sid,

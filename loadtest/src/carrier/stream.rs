@@ -13,7 +13,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use switchboard_media::streams::{DtmfInfo, MarkInfo, MediaFormat, MediaPayload, StartInfo, StopInfo};
+use switchboard_media::streams::{
+    DtmfInfo, MarkInfo, MediaFormat, MediaPayload, StartInfo, StopInfo,
+};
 use switchboard_media::twilio::signature::sign;
 use switchboard_media::{EventKind, StreamEvent, peek_event};
 use tokio::sync::watch;
@@ -24,6 +26,7 @@ use super::callbacks::SIGNATURE_HEADER;
 use super::playout::Playout;
 use super::record::{CallEntry, Counters, StreamCloseReason};
 use super::twiml::StreamTarget;
+use crate::time::{after_ms, far_future};
 use crate::ws::{self, CLOSE_NORMAL, WsIn, WsOut};
 
 /// One media frame's duration.
@@ -63,7 +66,8 @@ pub(crate) async fn connect_and_run(
         }
         Err(error) => return connect_failed(format!("bad signature header: {error}")),
     }
-    let connected = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request));
+    let connected =
+        tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request));
     let socket = match connected.await {
         Ok(Ok((socket, _response))) => socket,
         Ok(Err(error)) => return connect_failed(error.to_string()),
@@ -74,7 +78,11 @@ pub(crate) async fn connect_and_run(
 }
 
 /// Runs a session over any socket; returns why it ended.
-pub(crate) async fn run<S, R>(mut sink: S, mut stream: R, mut session: StreamSession) -> StreamCloseReason
+pub(crate) async fn run<S, R>(
+    mut sink: S,
+    mut stream: R,
+    session: StreamSession,
+) -> StreamCloseReason
 where
     S: Sink<WsOut> + Unpin,
     S::Error: std::fmt::Display,
@@ -90,42 +98,50 @@ where
     let mut playout = Playout::default();
     let dtmf = session.entry.plan.dtmf.clone();
     let mut next_dtmf = 0;
-    let far_future = started + Duration::from_secs(86_400 * 365);
+    let far_future = far_future(started);
     let entry = session.entry.clone();
+    let mut shutdown = session.shutdown.clone();
     loop {
         if entry.hangup_requested.load(Ordering::Acquire) {
-            return out.stop(&mut sink, &mut stream, StreamCloseReason::HungUp).await;
+            return out
+                .stop(&mut sink, &mut stream, StreamCloseReason::HungUp)
+                .await;
         }
-        let dtmf_at = dtmf.get(next_dtmf).map(|(at, _)| started + Duration::from_millis(*at));
+        let dtmf_at = dtmf.get(next_dtmf).map(|(at, _)| after_ms(started, *at));
         let mark_at = playout.next_due();
-        let sent = tokio::select! {
+        let step = tokio::select! {
             biased;
-            _ = entry.hangup.notified() => {
-                return out.stop(&mut sink, &mut stream, StreamCloseReason::HungUp).await;
-            }
-            _ = session.shutdown.wait_for(|stop| *stop) => {
-                return out.stop(&mut sink, &mut stream, StreamCloseReason::Shutdown).await;
-            }
-            _ = tokio::time::sleep_until(session.deadline) => {
-                return out.stop(&mut sink, &mut stream, StreamCloseReason::TalkTimeEnded).await;
-            }
-            incoming = stream.next() => match on_incoming(incoming, &entry, &session, &mut playout) {
+            _ = entry.hangup.notified() => Step::End(StreamCloseReason::HungUp),
+            _ = shutdown.wait_for(|stop| *stop) => Step::End(StreamCloseReason::Shutdown),
+            _ = tokio::time::sleep_until(session.deadline) => Step::End(StreamCloseReason::TalkTimeEnded),
+            incoming = stream.next() => Step::Incoming(incoming),
+            _ = tokio::time::sleep_until(mark_at.unwrap_or(far_future)), if mark_at.is_some() => Step::MarksDue,
+            _ = tokio::time::sleep_until(dtmf_at.unwrap_or(far_future)), if dtmf_at.is_some() => Step::Dtmf,
+            scheduled = ticker.tick() => Step::Tick(scheduled),
+        };
+        let sent = match step {
+            Step::End(reason) => return out.stop(&mut sink, &mut stream, reason).await,
+            Step::Incoming(incoming) => match on_incoming(incoming, &entry, &session, &mut playout)
+            {
                 Incoming::Continue(echo) => out.marks(&mut sink, &entry, echo).await,
                 Incoming::Closed(reason) => {
                     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
                     return reason;
                 }
             },
-            _ = tokio::time::sleep_until(mark_at.unwrap_or(far_future)), if mark_at.is_some() => {
+            Step::MarksDue => {
                 let due = playout.take_due(Instant::now());
                 out.marks(&mut sink, &entry, due).await
             }
-            _ = tokio::time::sleep_until(dtmf_at.unwrap_or(far_future)), if dtmf_at.is_some() => {
-                let digit = dtmf.get(next_dtmf).map(|(_, d)| d.clone()).unwrap_or_default();
+            Step::Dtmf => {
+                let digit = dtmf
+                    .get(next_dtmf)
+                    .map(|(_, d)| d.clone())
+                    .unwrap_or_default();
                 next_dtmf += 1;
                 out.dtmf(&mut sink, &entry, digit).await
             }
-            scheduled = ticker.tick() => {
+            Step::Tick(scheduled) => {
                 if Instant::now().saturating_duration_since(scheduled) > FRAME / 2 {
                     Counters::bump(&entry.counters.late_ticks);
                 }
@@ -136,6 +152,15 @@ where
             return StreamCloseReason::FarSideDropped { error };
         }
     }
+}
+
+/// What woke the session loop.
+enum Step {
+    End(StreamCloseReason),
+    Incoming(Option<WsIn>),
+    MarksDue,
+    Dtmf,
+    Tick(Instant),
 }
 
 enum Incoming {
@@ -157,7 +182,9 @@ fn on_incoming(
             let error = "connection ended without a close frame".to_owned();
             return Incoming::Closed(StreamCloseReason::FarSideDropped { error });
         }
-        Some(WsIn::Error(error)) => return Incoming::Closed(StreamCloseReason::FarSideDropped { error }),
+        Some(WsIn::Error(error)) => {
+            return Incoming::Closed(StreamCloseReason::FarSideDropped { error });
+        }
         Some(WsIn::Close(frame)) => {
             let (code, reason) = frame.map_or((None, String::new()), |(c, r)| (Some(c), r));
             return Incoming::Closed(StreamCloseReason::FarSideClosed { code, reason });
@@ -185,7 +212,10 @@ fn on_incoming(
             return Incoming::Continue(Vec::new());
         }
     };
-    if event.stream_sid().is_some_and(|sid| sid != session.stream_sid) {
+    if event
+        .stream_sid()
+        .is_some_and(|sid| sid != session.stream_sid)
+    {
         Counters::bump(&counters.protocol_errors);
     }
     match event {
@@ -286,7 +316,12 @@ impl Outgoing {
         Ok(())
     }
 
-    async fn dtmf<S>(&mut self, sink: &mut S, entry: &CallEntry, digit: String) -> Result<(), String>
+    async fn dtmf<S>(
+        &mut self,
+        sink: &mut S,
+        entry: &CallEntry,
+        digit: String,
+    ) -> Result<(), String>
     where
         S: Sink<WsOut> + Unpin,
         S::Error: std::fmt::Display,
@@ -304,7 +339,12 @@ impl Outgoing {
         Ok(())
     }
 
-    async fn marks<S>(&mut self, sink: &mut S, entry: &CallEntry, names: Vec<String>) -> Result<(), String>
+    async fn marks<S>(
+        &mut self,
+        sink: &mut S,
+        entry: &CallEntry,
+        names: Vec<String>,
+    ) -> Result<(), String>
     where
         S: Sink<WsOut> + Unpin,
         S::Error: std::fmt::Display,
@@ -322,7 +362,12 @@ impl Outgoing {
     }
 
     /// Sends `stop` and a close frame, then waits briefly for the far side's close.
-    async fn stop<S, R>(&mut self, sink: &mut S, stream: &mut R, reason: StreamCloseReason) -> StreamCloseReason
+    async fn stop<S, R>(
+        &mut self,
+        sink: &mut S,
+        stream: &mut R,
+        reason: StreamCloseReason,
+    ) -> StreamCloseReason
     where
         S: Sink<WsOut> + Unpin,
         S::Error: std::fmt::Display,

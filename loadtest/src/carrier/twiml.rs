@@ -35,9 +35,9 @@ pub(crate) fn parse(xml: &str) -> Result<Twiml, String> {
     let mut path: Vec<Vec<u8>> = Vec::new();
     let mut saw_response = false;
     loop {
-        let event = reader
-            .read_event()
-            .map_err(|error| format!("invalid twiml at byte {}: {error}", reader.error_position()))?;
+        let event = reader.read_event().map_err(|error| {
+            format!("invalid twiml at byte {}: {error}", reader.error_position())
+        })?;
         match event {
             Event::Start(element) => {
                 on_element(&reader, &element, &path, &mut twiml, &mut saw_response)?;
@@ -74,6 +74,12 @@ fn on_element(
         (b"Stream", Some(b"Connect")) if twiml.stream.is_none() => {
             let url = attribute(reader, element, b"url")?
                 .ok_or_else(|| "<Stream> has no url attribute".to_owned())?;
+            if url.contains('?') {
+                // Twilio takes no query string here; values go in <Parameter>.
+                return Err(format!(
+                    "<Stream url={url:?}> must not carry a query string"
+                ));
+            }
             twiml.stream = Some(StreamTarget {
                 url,
                 parameters: Vec::new(),
@@ -120,12 +126,18 @@ mod tests {
 
     #[test]
     fn media_connect_stream_documents_round_trip_with_entities() {
-        let params = [("call_id", "42"), ("contact", r#"{"name":"Tom & \"Jerry\" <x>"}"#)];
-        let xml = connect_stream("ws://127.0.0.1:9/agent?a=1&b=2", &params);
+        let params = [
+            ("call_id", "42"),
+            ("contact", r#"{"name":"Tom & \"Jerry\" <x>"}"#),
+        ];
+        let xml = connect_stream("ws://127.0.0.1:9/agent/a&b", &params);
         let twiml = parse(&xml).unwrap();
         let stream = twiml.stream.unwrap();
-        assert_eq!(stream.url, "ws://127.0.0.1:9/agent?a=1&b=2");
-        let expected: Vec<_> = params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        assert_eq!(stream.url, "ws://127.0.0.1:9/agent/a&b");
+        let expected: Vec<_> = params
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
         assert_eq!(stream.parameters, expected);
         assert!(!twiml.hangup);
     }
@@ -138,14 +150,32 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_url_with_a_query_string_is_refused() {
+        let xml = connect_stream("wss://h/media?call=1", &[]);
+        assert!(parse(&xml).unwrap_err().contains("query string"));
+    }
+
+    #[test]
     fn say_and_hangup_has_no_stream() {
         let twiml = parse("<Response><Say>Bye</Say><Hangup/></Response>").unwrap();
-        assert_eq!(twiml, Twiml { stream: None, hangup: true });
+        assert_eq!(
+            twiml,
+            Twiml {
+                stream: None,
+                hangup: true
+            }
+        );
     }
 
     #[test]
     fn broken_or_rootless_documents_are_errors_not_panics() {
-        for xml in ["", "<Response><Connect>", "<Foo/>", "<Response><Stream url=\"x\"", "\u{0}"] {
+        for xml in [
+            "",
+            "<Response><Connect>",
+            "<Foo/>",
+            "<Response><Stream url=\"x\"",
+            "\u{0}",
+        ] {
             let _ = parse(xml);
         }
         assert!(parse("<Foo/>").is_err());

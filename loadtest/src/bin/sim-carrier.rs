@@ -1,0 +1,121 @@
+//! Runs the simulated Twilio carrier until Ctrl-C and prints its base URL.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use switchboard_loadtest::{AnswerMix, CarrierConfig, Millis, SimCarrier};
+
+/// A Twilio-compatible Calls API on loopback that rings, answers, sends signed status
+/// callbacks and opens real media streams.
+#[derive(Debug, Parser)]
+#[command(name = "sim-carrier", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Account SID accepted in paths and Basic auth.
+    #[arg(
+        long,
+        env = "SIM_TWILIO_ACCOUNT_SID",
+        default_value = "AC00000000000000000000000000000000"
+    )]
+    account_sid: String,
+    /// Auth token: Basic auth password and signature key.
+    #[arg(
+        long,
+        env = "SIM_TWILIO_AUTH_TOKEN",
+        default_value = "sim-auth-token",
+        hide_env_values = true
+    )]
+    auth_token: String,
+    /// Calls per second that start dialling (0 for no limit).
+    #[arg(long, default_value_t = 1.0)]
+    cps: f64,
+    /// Dial starts allowed back to back before pacing applies.
+    #[arg(long, default_value_t = 1)]
+    burst: u32,
+    /// Seed of the random draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Ring time range in milliseconds, `MIN..MAX` or a single value.
+    #[arg(long, default_value = "2000..8000", value_parser = parse_millis)]
+    ring_ms: Millis,
+    /// Talk time in milliseconds, `MIN..MAX`, a single value or `exp:MEAN`.
+    #[arg(long, default_value = "exp:30000", value_parser = parse_millis)]
+    talk_ms: Millis,
+    /// Weight of calls answered by a person.
+    #[arg(long, default_value_t = 0.55)]
+    human: f64,
+    /// Weight of calls answered by a machine.
+    #[arg(long, default_value_t = 0.15)]
+    machine: f64,
+    /// Weight of busy calls.
+    #[arg(long, default_value_t = 0.10)]
+    busy: f64,
+    /// Weight of unanswered calls.
+    #[arg(long, default_value_t = 0.15)]
+    no_answer: f64,
+    /// Weight of failed calls.
+    #[arg(long, default_value_t = 0.05)]
+    failed: f64,
+    /// Deliver every status callback twice.
+    #[arg(long)]
+    duplicate_callbacks: bool,
+    /// Deliver status callbacks in swapped pairs.
+    #[arg(long)]
+    out_of_order_callbacks: bool,
+}
+
+/// `N`, `MIN..MAX` or `exp:MEAN` (exponential, cut at ten times the mean).
+fn parse_millis(text: &str) -> Result<Millis, String> {
+    let number = |t: &str| t.trim().parse::<u64>().map_err(|e| format!("{t:?}: {e}"));
+    if let Some(mean) = text.strip_prefix("exp:") {
+        let mean = number(mean)?;
+        return Ok(Millis::Exponential {
+            mean,
+            max: mean.saturating_mul(10),
+        });
+    }
+    match text.split_once("..") {
+        Some((min, max)) => Ok(Millis::Uniform {
+            min: number(min)?,
+            max: number(max)?,
+        }),
+        None => Ok(Millis::Fixed(number(text)?)),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let config = CarrierConfig {
+        bind: args.listen,
+        cps: (args.cps > 0.0).then_some(args.cps),
+        burst: args.burst,
+        seed: args.seed,
+        mix: AnswerMix {
+            human: args.human,
+            machine: args.machine,
+            busy: args.busy,
+            no_answer: args.no_answer,
+            failed: args.failed,
+        },
+        ring_ms: args.ring_ms,
+        talk_ms: args.talk_ms,
+        duplicate_callbacks: args.duplicate_callbacks,
+        out_of_order_callbacks: args.out_of_order_callbacks,
+        ..CarrierConfig::new(args.account_sid, args.auth_token)
+    };
+    let carrier = SimCarrier::start(config).await?;
+    println!("{}", carrier.base_url());
+    tokio::signal::ctrl_c().await?;
+    let calls = carrier.calls();
+    let ended = calls.iter().filter(|c| c.ended_at.is_some()).count();
+    eprintln!(
+        "{} calls created, {ended} ended; shutting down",
+        calls.len()
+    );
+    tokio::time::timeout(Duration::from_secs(10), carrier.shutdown()).await?;
+    Ok(())
+}
