@@ -283,3 +283,47 @@ both_backends!(
     twiml_connects_the_call_to_the_media_stream,
     outcomes_need_the_calls_own_token
 );
+
+#[tokio::test]
+async fn an_unsigned_media_stream_is_refused() {
+    let db = TestDb::sqlite().await;
+    let server = TestServer::start(&db).await;
+    let url = format!("ws://{}/twilio/media", server.addr);
+    let err = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect_err("must be refused");
+    match err {
+        tokio_tungstenite::tungstenite::Error::Http(resp) => assert_eq!(resp.status(), 403),
+        other => panic!("expected an HTTP 403, got {other}"),
+    }
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
+    request.headers_mut().insert(
+        "X-Twilio-Signature",
+        sign("wrong-token", &url, &[]).parse().unwrap(),
+    );
+    let err = tokio_tungstenite::connect_async(request)
+        .await
+        .expect_err("must be refused");
+    assert!(
+        matches!(err, tokio_tungstenite::tungstenite::Error::Http(ref r) if r.status() == 403),
+        "{err}"
+    );
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
+    request.headers_mut().insert(
+        "X-Twilio-Signature",
+        sign(AUTH_TOKEN, &url, &[]).parse().unwrap(),
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("a signed upgrade is accepted");
+    drop(ws);
+    server.stop().await;
+}
