@@ -1,6 +1,6 @@
 //! The HTTP application: state, router, and the server bound to a socket.
 
-use crate::calls::{CallServices, RelayTotals};
+use crate::calls::{CallServices, CampaignCache, RelayTotals};
 use crate::config::Settings;
 use crate::{agent_api, media_ws, twilio_hooks};
 use axum::extract::State;
@@ -124,6 +124,7 @@ impl Application {
             twilio_auth_token: settings.twilio_auth_token.clone(),
             call_token_secret: SecretString::from(secret),
             totals: RelayTotals::default(),
+            campaigns: CampaignCache::default(),
         };
         let state = AppState {
             store,

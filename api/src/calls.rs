@@ -6,8 +6,12 @@ use axum::http::Uri;
 use hdrhistogram::Histogram;
 use secrecy::SecretString;
 use serde::Serialize;
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use switchboard_actors::urls::PublicUrls;
+use switchboard_engine::store::{CampaignRecord, Store};
+use switchboard_engine::{CampaignId, TenantId};
 
 /// Settings and shared state of the call endpoints.
 pub struct CallServices {
@@ -19,6 +23,8 @@ pub struct CallServices {
     pub call_token_secret: SecretString,
     /// Totals over every relay since start.
     pub totals: RelayTotals,
+    /// Configurations of campaigns with live calls.
+    pub campaigns: CampaignCache,
 }
 
 impl CallServices {
@@ -113,5 +119,47 @@ impl RelayTotals {
             ],
             calls_with_agent_audio: t.first_audio_ms.len(),
         }
+    }
+}
+
+/// Campaign records for the call path, read once per campaign instead of once per call. A
+/// campaign's configuration cannot change once it runs (only drafts and scheduled campaigns
+/// are editable), so a cached record is never stale where it matters; entries expire after
+/// a minute anyway.
+#[derive(Default)]
+pub struct CampaignCache {
+    entries: Mutex<HashMap<CampaignId, (Instant, Arc<CampaignRecord>)>>,
+}
+
+const CAMPAIGN_TTL: Duration = Duration::from_secs(60);
+const CAMPAIGN_CACHE_MAX: usize = 1024;
+
+impl CampaignCache {
+    /// The campaign, from the cache or the store.
+    pub async fn get(
+        &self,
+        store: &Store,
+        tenant: TenantId,
+        id: CampaignId,
+    ) -> Result<Arc<CampaignRecord>, switchboard_engine::Error> {
+        if let Some((at, record)) = self.lock().get(&id)
+            && at.elapsed() < CAMPAIGN_TTL
+            && record.tenant_id == tenant
+        {
+            return Ok(record.clone());
+        }
+        let record = Arc::new(store.campaign(tenant, id).await?);
+        let mut entries = self.lock();
+        if entries.len() >= CAMPAIGN_CACHE_MAX {
+            entries.retain(|_, (at, _)| at.elapsed() < CAMPAIGN_TTL);
+        }
+        entries.insert(id, (Instant::now(), record.clone()));
+        Ok(record)
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<CampaignId, (Instant, Arc<CampaignRecord>)>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -220,15 +220,14 @@ where
         if attempt.status == AttemptStatus::Ended {
             return Err(SessionError::Ended(attempt_id));
         }
-        let campaign = state
-            .store
-            .campaign(attempt.tenant_id, attempt.campaign_id)
-            .await?;
-        let contact = state
-            .store
-            .contact(attempt.tenant_id, attempt.contact_id)
-            .await?;
-        Ok((attempt, campaign, contact))
+        let (campaign, contact) = tokio::join!(
+            state
+                .calls
+                .campaigns
+                .get(&state.store, attempt.tenant_id, attempt.campaign_id),
+            state.store.contact(attempt.tenant_id, attempt.contact_id)
+        );
+        Ok((attempt, campaign?, contact?))
     };
     let (attempt, campaign, contact) = match context.await {
         Ok(c) => c,
@@ -324,10 +323,14 @@ where
             reason: e.to_string(),
         });
     }
-    state
-        .store
-        .mark_bridged(attempt.id, json!({ "agent_url": url }))
-        .await?;
+    // Recorded while the audio already flows: nothing waits for the database here.
+    let store = state.store.clone();
+    let bridged = json!({ "agent_url": url });
+    tokio::spawn(async move {
+        if let Err(e) = store.mark_bridged(attempt.id, bridged).await {
+            tracing::error!(error = %e, call_id = %attempt.id, "could not record the bridge");
+        }
+    });
     Ok(relay(carrier, agent, answered, RelayLimits::default()).await)
 }
 
