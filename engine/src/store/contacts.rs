@@ -9,6 +9,7 @@ use crate::{ContactId, E164, TenantId};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::types::Json;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// The select list of a contact row for table alias `c`.
@@ -336,8 +337,15 @@ impl Store {
 
 /// Merges rows that share a phone number, in order, so one statement never touches a row
 /// twice (PostgreSQL refuses that in `ON CONFLICT DO UPDATE`).
-fn merge_duplicates(contacts: &[NewContact]) -> Vec<NewContact> {
+fn merge_duplicates(contacts: &[NewContact]) -> Cow<'_, [NewContact]> {
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(contacts.len());
+    let has_duplicates = contacts
+        .iter()
+        .any(|c| index.insert(c.phone.as_str(), 0).is_some());
+    if !has_duplicates {
+        return Cow::Borrowed(contacts);
+    }
+    index.clear();
     let mut out: Vec<NewContact> = Vec::with_capacity(contacts.len());
     for c in contacts {
         match index.get(c.phone.as_str()) {
@@ -348,7 +356,7 @@ fn merge_duplicates(contacts: &[NewContact]) -> Vec<NewContact> {
             }
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 fn merge_into(into: &mut NewContact, from: &NewContact) {
@@ -454,7 +462,7 @@ async fn upsert_postgres(
         emails.push(c.email.as_deref());
         companies.push(c.company.as_deref());
         timezones.push(c.timezone.as_deref());
-        attributes.push(Value::Object(c.attributes.clone()).to_string());
+        attributes.push(serde_json::to_string(&c.attributes).unwrap_or_else(|_| "{}".to_owned()));
         consents.push(c.consent_at.map(to_millis));
         opt_outs.push(c.opted_out_at.map(to_millis));
     }
