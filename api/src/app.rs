@@ -2,8 +2,9 @@
 
 use crate::calls::{CallServices, CampaignCache, RelayTotals};
 use crate::config::Settings;
+use crate::livekit_hooks::{self, LiveKitHooks, StoreEventSink};
 use crate::{agent_api, media_ws, twilio_hooks};
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -24,6 +25,14 @@ pub struct AppState {
     pub store: Store,
     /// Call endpoints' settings and totals.
     pub calls: Arc<CallServices>,
+    /// LiveKit webhook verification and where its events go.
+    pub livekit: Arc<LiveKitHooks>,
+}
+
+impl FromRef<AppState> for Arc<LiveKitHooks> {
+    fn from_ref(state: &AppState) -> Self {
+        state.livekit.clone()
+    }
 }
 
 /// Every route Switchboard serves.
@@ -38,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/twilio/media", get(media_ws::media_stream))
         .route("/api/v1/agent/outcome", post(agent_api::report_outcome))
+        .route("/livekit/webhook", post(livekit_hooks::livekit_webhook))
         .with_state(state)
 }
 
@@ -126,9 +136,16 @@ impl Application {
             totals: RelayTotals::default(),
             campaigns: CampaignCache::default(),
         };
+        let livekit = match settings.livekit() {
+            Some(config) => {
+                LiveKitHooks::new(&config, Arc::new(StoreEventSink::new(store.clone())))
+            }
+            None => LiveKitHooks::disabled(),
+        };
         let state = AppState {
             store,
             calls: Arc::new(calls),
+            livekit: Arc::new(livekit),
         };
         Ok(Application { listener, state })
     }

@@ -38,6 +38,12 @@ pub struct Settings {
     pub twilio_api_base: String,
     /// The caller id calls are placed from (E.164).
     pub twilio_from: Option<String>,
+    /// LiveKit server URL (`wss://project.livekit.cloud`), for LiveKit agents and SIP.
+    pub livekit_url: Option<String>,
+    /// LiveKit API key.
+    pub livekit_api_key: Option<String>,
+    /// LiveKit API secret: signs tokens, verifies webhooks.
+    pub livekit_api_secret: Option<SecretString>,
 }
 
 /// How logs are written.
@@ -106,6 +112,23 @@ impl Settings {
             twilio_auth_token: None,
             twilio_api_base: "https://api.twilio.com".to_owned(),
             twilio_from: None,
+            livekit_url: None,
+            livekit_api_key: None,
+            livekit_api_secret: None,
+        }
+    }
+
+    /// The LiveKit configuration, when all three LiveKit settings are given.
+    pub fn livekit(&self) -> Option<switchboard_media::livekit::LiveKitConfig> {
+        match (
+            &self.livekit_url,
+            &self.livekit_api_key,
+            &self.livekit_api_secret,
+        ) {
+            (Some(url), Some(key), Some(secret)) => Some(
+                switchboard_media::livekit::LiveKitConfig::new(url, key, secret.clone()),
+            ),
+            _ => None,
         }
     }
 

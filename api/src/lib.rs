@@ -6,6 +6,7 @@ pub mod agent_api;
 pub mod app;
 pub mod calls;
 pub mod config;
+pub mod livekit_hooks;
 pub mod media_ws;
 pub mod problem;
 pub mod relay;

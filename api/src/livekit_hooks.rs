@@ -225,9 +225,17 @@ mod tests {
         let signed = sign_webhook(&config(SECRET), body.as_bytes()).unwrap();
         let forged = sign_webhook(&config("another-secret"), body.as_bytes()).unwrap();
         assert_eq!(send(&url, &body, None).await, 403, "no authorization");
-        assert_eq!(send(&url, &body, Some(&forged)).await, 403, "another secret");
+        assert_eq!(
+            send(&url, &body, Some(&forged)).await,
+            403,
+            "another secret"
+        );
         let tampered = body.replace("call-42", "call-43");
-        assert_eq!(send(&url, &tampered, Some(&signed)).await, 403, "tampered body");
+        assert_eq!(
+            send(&url, &tampered, Some(&signed)).await,
+            403,
+            "tampered body"
+        );
         assert!(recorder.0.lock().unwrap().is_empty());
         let not_an_event = "[]";
         let signed_garbage = sign_webhook(&config(SECRET), not_an_event.as_bytes()).unwrap();
@@ -264,7 +272,10 @@ mod tests {
         .unwrap();
         let campaign = store.create_campaign(tenant, &config).await.unwrap();
         let contact = NewContact::new(E164::parse("+14155550001", None).unwrap());
-        store.upsert_contacts(tenant, &[contact.clone()]).await.unwrap();
+        store
+            .upsert_contacts(tenant, std::slice::from_ref(&contact))
+            .await
+            .unwrap();
         let contact = store
             .contact_by_phone(tenant, &contact.phone)
             .await

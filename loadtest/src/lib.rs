@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod carrier;
+pub mod livekit;
 mod error;
 mod time;
 mod wait;

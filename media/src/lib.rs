@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod audio;
+pub mod livekit;
 pub mod streams;
 pub mod twilio;
 

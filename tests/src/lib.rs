@@ -29,7 +29,11 @@ pub struct TestServer {
 impl TestServer {
     /// Starts Switchboard on port 0 over this database, with Twilio configured.
     pub async fn start(db: &TestDb) -> TestServer {
-        let mut settings = Settings::for_tests(db.url());
+        Self::start_with(Settings::for_tests(db.url())).await
+    }
+
+    /// Starts Switchboard with these settings (port 0), with Twilio configured.
+    pub async fn start_with(mut settings: Settings) -> TestServer {
         settings.twilio_auth_token = Some(secrecy::SecretString::from(AUTH_TOKEN.to_owned()));
         settings.twilio_account_sid = Some(ACCOUNT_SID.to_owned());
         let app = Application::build(&settings)
