@@ -2,10 +2,16 @@
 //! call to Switchboard's media stream, status callbacks for every event, and answering
 //! machine detection. The attempt is already reserved in the database when this runs.
 
+use crate::context::call_context;
 use crate::urls::PublicUrls;
+use serde_json::json;
+use switchboard_engine::campaign::AgentConfig;
+use switchboard_engine::contact::Contact;
+use switchboard_engine::store::CampaignRecord;
 use switchboard_engine::store::{
     AttemptRecord, AttemptStatus, AttemptUpdate, CarrierUpdate, Store,
 };
+use switchboard_media::livekit::{LiveKitAgents, LiveKitSession, SipCallError, SipDialOptions};
 use switchboard_media::twilio::call::MachineDetection;
 use switchboard_media::twilio::twiml;
 use switchboard_media::{CreateCall, TwilioClient, TwilioError};
@@ -40,6 +46,12 @@ pub enum DialError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] switchboard_engine::Error),
+    /// LiveKit SIP did not connect the callee.
+    #[error("the sip call did not connect: {0}")]
+    Sip(SipCallError),
+    /// The campaign's agent is not a SIP agent.
+    #[error("the campaign's agent is not in sip mode")]
+    NotSip,
 }
 
 /// Places calls for reserved attempts.
@@ -113,6 +125,106 @@ impl Dialer {
                 };
                 store.update_attempt(attempt.id, &update).await?;
                 Err(e.into())
+            }
+        }
+    }
+}
+
+/// Places SIP-mode calls: LiveKit dials the callee through an outbound trunk into the
+/// call's room, where the campaign's agent is dispatched. Media never passes through
+/// Switchboard in this mode.
+#[derive(Debug, Clone)]
+pub struct SipDialer {
+    livekit: LiveKitAgents,
+    urls: PublicUrls,
+    options: SipDialOptions,
+}
+
+impl SipDialer {
+    /// A dialer through this LiveKit deployment.
+    pub fn new(livekit: LiveKitAgents, urls: PublicUrls, options: SipDialOptions) -> Self {
+        SipDialer {
+            livekit,
+            urls,
+            options,
+        }
+    }
+
+    /// Dials one attempt and records what the callee's side answered: an answer moves the
+    /// attempt to `bridged` (the agent is in the room) and returns the session to hold
+    /// until the call ends; a SIP refusal ends the attempt with its result (`busy`,
+    /// `declined`, `carrier_capacity` (retryable: the carrier's limit, not the callee's
+    /// no), `invalid_number`, `no_answer`, `failed`) and the SIP status code.
+    pub async fn dial(
+        &self,
+        store: &Store,
+        attempt: &AttemptRecord,
+        campaign: &CampaignRecord,
+        contact: &Contact,
+        token_secret: &[u8],
+    ) -> Result<LiveKitSession, DialError> {
+        let Some(AgentConfig::Sip { trunk_id, .. }) = &campaign.config.agent else {
+            return Err(DialError::NotSip);
+        };
+        let context = call_context(attempt, campaign, contact, &self.urls, token_secret);
+        let answered = self
+            .livekit
+            .dial_sip(&context, trunk_id, &attempt.phone, self.options.clone())
+            .await;
+        let now = switchboard_engine::time::now();
+        match answered {
+            Ok(answer) => {
+                let update = CarrierUpdate {
+                    carrier_call_id: Some(answer.participant.sip_call_id.clone()),
+                    status: Some(if answer.answered {
+                        AttemptStatus::Answered
+                    } else {
+                        AttemptStatus::Ringing
+                    }),
+                    result: None,
+                    answered_by: None,
+                    sequence: None,
+                    carrier_status: if answer.answered {
+                        "sip.answered"
+                    } else {
+                        "sip.dialing"
+                    }
+                    .to_owned(),
+                    at: now,
+                };
+                store.apply_carrier_update(attempt.id, &update).await?;
+                if answer.answered {
+                    let room =
+                        json!({ "room": answer.session.room(), "agent": context.agent_name });
+                    store.mark_bridged(attempt.id, room).await?;
+                }
+                Ok(answer.session)
+            }
+            Err(refusal) => {
+                let mut detail = serde_json::Map::new();
+                detail.insert("sip_status_code".into(), json!(refusal.sip_status_code()));
+                detail.insert("sip_error".into(), json!(refusal.to_string()));
+                detail.insert("retryable".into(), json!(refusal.is_retryable()));
+                let update = CarrierUpdate {
+                    carrier_call_id: None,
+                    status: Some(AttemptStatus::Ended),
+                    result: Some(refusal.result_name().to_owned()),
+                    answered_by: None,
+                    sequence: None,
+                    carrier_status: format!("sip.{}", refusal.result_name()),
+                    at: now,
+                };
+                store.apply_carrier_update(attempt.id, &update).await?;
+                store
+                    .update_attempt(
+                        attempt.id,
+                        &AttemptUpdate {
+                            detail: Some(detail),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                Err(DialError::Sip(refusal))
             }
         }
     }

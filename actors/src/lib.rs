@@ -2,5 +2,6 @@
 //! supervisors, call actors, pacing actors, carrier limiter, scheduler, event writer).
 #![warn(missing_docs)]
 
+pub mod context;
 pub mod dial;
 pub mod urls;

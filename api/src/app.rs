@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use switchboard_actors::urls::PublicUrls;
 use switchboard_engine::store::Store;
+use switchboard_media::livekit::{LiveKitAgents, LiveKitOptions};
 use tokio::net::TcpListener;
 
 /// What every handler can reach. Cheap to clone.
@@ -93,6 +94,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The LiveKit settings are unusable.
+    #[error("livekit configuration: {0}")]
+    LiveKit(String),
     /// The operating system gave no randomness for the call token secret.
     #[error("the operating system's random source failed: {0}")]
     Random(String),
@@ -135,6 +139,19 @@ impl Application {
             call_token_secret: SecretString::from(secret),
             totals: RelayTotals::default(),
             campaigns: CampaignCache::default(),
+            livekit: match settings.livekit() {
+                Some(config) => {
+                    let options = LiveKitOptions {
+                        twilio_connector: settings.livekit_twilio_connector,
+                        ..Default::default()
+                    };
+                    Some(
+                        LiveKitAgents::with_options(config, options)
+                            .map_err(|e| StartError::LiveKit(e.to_string()))?,
+                    )
+                }
+                None => None,
+            },
         };
         let livekit = match settings.livekit() {
             Some(config) => {

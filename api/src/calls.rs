@@ -25,6 +25,8 @@ pub struct CallServices {
     pub totals: RelayTotals,
     /// Configurations of campaigns with live calls.
     pub campaigns: CampaignCache,
+    /// LiveKit, when configured: sessions for `livekit` agents.
+    pub livekit: Option<switchboard_media::livekit::LiveKitAgents>,
 }
 
 impl CallServices {

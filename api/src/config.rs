@@ -44,6 +44,9 @@ pub struct Settings {
     pub livekit_api_key: Option<String>,
     /// LiveKit API secret: signs tokens, verifies webhooks.
     pub livekit_api_secret: Option<SecretString>,
+    /// Use LiveKit Cloud's Twilio connector as the agent side of media streams for
+    /// `livekit` agents (default false).
+    pub livekit_twilio_connector: bool,
 }
 
 /// How logs are written.
@@ -65,6 +68,7 @@ struct Defaults {
     log_format: LogFormat,
     log: &'static str,
     twilio_api_base: &'static str,
+    livekit_twilio_connector: bool,
 }
 
 const DEFAULTS: Defaults = Defaults {
@@ -74,6 +78,7 @@ const DEFAULTS: Defaults = Defaults {
     log_format: LogFormat::Text,
     log: "info",
     twilio_api_base: "https://api.twilio.com",
+    livekit_twilio_connector: false,
 };
 
 /// Why the configuration could not be loaded.
@@ -115,6 +120,7 @@ impl Settings {
             livekit_url: None,
             livekit_api_key: None,
             livekit_api_secret: None,
+            livekit_twilio_connector: false,
         }
     }
 

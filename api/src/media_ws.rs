@@ -14,12 +14,10 @@ use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use secrecy::ExposeSecret;
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use switchboard_engine::AttemptId;
 use switchboard_engine::campaign::AgentConfig;
 use switchboard_engine::store::{AttemptStatus, CallEvent};
-use switchboard_engine::template::Template;
 use switchboard_media::StreamEvent;
 use switchboard_media::streams::{MediaFormat, StartInfo};
 use switchboard_media::twilio::signature;
@@ -236,42 +234,56 @@ where
             return Err(e);
         }
     };
+    let context = switchboard_actors::context::call_context(
+        &attempt,
+        &campaign,
+        &contact,
+        &state.calls.urls,
+        state.calls.call_token_secret.expose_secret().as_bytes(),
+    );
+    // The agent side: a media-stream agent's own URL, or the URL a LiveKit session yields
+    // (the LiveKit Twilio connector), with the session closed when the call ends.
+    let mut session = None;
     let url = match &campaign.config.agent {
         Some(AgentConfig::MediaStream { url }) => url.clone(),
-        Some(other) => {
+        Some(AgentConfig::Livekit { .. }) => {
+            let Some(livekit) = &state.calls.livekit else {
+                let _ = carrier.close(None).await;
+                return Err(SessionError::Agent("livekit is not configured".into()));
+            };
+            match livekit.open_session(&context).await {
+                Ok(opened) => match opened.connector_url().map(str::to_owned) {
+                    Some(url) => {
+                        session = Some(opened);
+                        url
+                    }
+                    None => {
+                        let _ = opened.close().await;
+                        let _ = carrier.close(None).await;
+                        return Err(SessionError::Agent(
+                            "the livekit session has no media stream url: enable livekit_twilio_connector"
+                                .into(),
+                        ));
+                    }
+                },
+                Err(e) => {
+                    let _ = carrier.close(None).await;
+                    return Err(SessionError::Agent(format!("livekit session failed: {e}")));
+                }
+            }
+        }
+        Some(AgentConfig::Sip { .. }) => {
             let _ = carrier.close(None).await;
-            return Err(SessionError::Agent(format!(
-                "agent mode {other:?} is not a media stream agent"
-            )));
+            return Err(SessionError::Agent(
+                "a sip campaign's calls do not use media streams".into(),
+            ));
         }
         None => {
             let _ = carrier.close(None).await;
             return Err(SessionError::Agent("the campaign has no agent".into()));
         }
     };
-    let script = &campaign.config.script;
-    let rendered = Template::parse(&script.template)
-        .map(|t| {
-            t.render(&contact, &script.variables, &script.fallbacks)
-                .text
-        })
-        .unwrap_or_else(|_| script.template.clone());
-    let token = switchboard_engine::call_token::issue(
-        state.calls.call_token_secret.expose_secret().as_bytes(),
-        attempt.id,
-    );
-    let contact_json = json!({
-        "name": contact.name, "phone": contact.phone, "email": contact.email,
-        "company": contact.company, "timezone": contact.timezone, "attributes": contact.attributes,
-    });
-    let mut parameters = BTreeMap::new();
-    parameters.insert("call_id".to_owned(), attempt.id.to_string());
-    parameters.insert("token".to_owned(), token);
-    parameters.insert("outcome_url".to_owned(), state.calls.urls.outcome());
-    parameters.insert("campaign_id".to_owned(), campaign.id.to_string());
-    parameters.insert("script".to_owned(), rendered);
-    parameters.insert("contact".to_owned(), contact_json.to_string());
-    parameters.insert("vars".to_owned(), json!(script.variables).to_string());
+    let parameters = switchboard_actors::context::stream_parameters(&context);
 
     let connected = tokio::time::timeout(
         AGENT_CONNECT_TIMEOUT,
@@ -282,6 +294,9 @@ where
         Ok(Ok((agent, _))) => agent,
         Ok(Err(e)) => {
             let _ = carrier.close(None).await;
+            if let Some(session) = session.take() {
+                let _ = session.close().await;
+            }
             return Err(SessionError::AgentUnreachable {
                 url,
                 reason: e.to_string(),
@@ -289,6 +304,9 @@ where
         }
         Err(_) => {
             let _ = carrier.close(None).await;
+            if let Some(session) = session.take() {
+                let _ = session.close().await;
+            }
             return Err(SessionError::AgentUnreachable {
                 url,
                 reason: "timed out".into(),
@@ -318,6 +336,9 @@ where
     .await;
     if let Err(e) = opened {
         let _ = carrier.close(None).await;
+        if let Some(session) = session.take() {
+            let _ = session.close().await;
+        }
         return Err(SessionError::AgentUnreachable {
             url,
             reason: e.to_string(),
@@ -331,7 +352,13 @@ where
             tracing::error!(error = %e, call_id = %attempt.id, "could not record the bridge");
         }
     });
-    Ok(relay(carrier, agent, answered, RelayLimits::default()).await)
+    let stats = relay(carrier, agent, answered, RelayLimits::default()).await;
+    if let Some(session) = session
+        && let Err(e) = session.close().await
+    {
+        tracing::warn!(error = %e, call_id = %attempt.id, "could not close the livekit session");
+    }
+    Ok(stats)
 }
 
 /// Stores what the relay saw with the call, and adds it to the server's totals.

@@ -81,11 +81,25 @@ pub async fn seed_calls(
     agent_url: &str,
     contacts: &[(&str, serde_json::Value)],
 ) -> (TenantId, Vec<AttemptRecord>) {
+    seed_calls_with(
+        store,
+        json!({"mode": "media_stream", "url": agent_url}),
+        contacts,
+    )
+    .await
+}
+
+/// [`seed_calls`] with any agent configuration (`{"mode": "sip", ...}`).
+pub async fn seed_calls_with(
+    store: &Store,
+    agent: serde_json::Value,
+    contacts: &[(&str, serde_json::Value)],
+) -> (TenantId, Vec<AttemptRecord>) {
     let tenant = store.create_tenant("test").await.unwrap().id;
     let config = CampaignConfig::from_json(json!({
         "name": "Test calls",
         "audience": {"query": {}},
-        "agent": {"mode": "media_stream", "url": agent_url},
+        "agent": agent,
         "script": {"template": "Hello {name|there}, this is Sarah from Acme.", "variables": {"offer": "10%"}},
     }))
     .unwrap();

@@ -155,7 +155,7 @@ pub struct AttemptUpdate {
     pub result: Option<String>,
     /// Agent outcome.
     pub outcome: Option<String>,
-    /// Keys merged into the detail object.
+    /// Keys merged into the detail object (null values are not stored).
     pub detail: Option<Map<String, Value>>,
 }
 
@@ -392,7 +392,15 @@ impl Store {
              ended_at = COALESCE($6, ended_at), result = COALESCE($7, result), outcome = COALESCE($8, outcome), \
              detail = {merge} WHERE id = $1"
         );
-        let extra = update.detail.clone().unwrap_or_default();
+        // Null values are left out: SQLite's json_patch would delete the key where
+        // PostgreSQL's || would store a null, and both backends must agree.
+        let extra: Map<String, Value> = update
+            .detail
+            .iter()
+            .flatten()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let n = with_db!(self, |pool| {
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(id.0)

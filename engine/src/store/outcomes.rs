@@ -195,11 +195,17 @@ impl Store {
         }
         let at = to_millis(now());
         let tenant: TenantId = attempt.tenant_id;
-        let detail = json!({
-            "notes": report.notes,
-            "callback_at": report.callback_at,
-            "transcript": report.transcript,
-        });
+        // Only what the agent sent: absent values are not stored as nulls.
+        let mut detail = serde_json::Map::new();
+        if let Some(notes) = &report.notes {
+            detail.insert("notes".into(), json!(notes));
+        }
+        if let Some(at) = report.callback_at {
+            detail.insert("callback_at".into(), json!(at));
+        }
+        if let Some(transcript) = report.transcript.as_ref().filter(|t| !t.is_null()) {
+            detail.insert("transcript".into(), transcript.clone());
+        }
         let merge = match self.backend() {
             super::Backend::Sqlite => {
                 "UPDATE call_attempts SET outcome = $2, detail = json_patch(detail, $3) WHERE id = $1 AND outcome IS NULL"
