@@ -86,6 +86,12 @@ impl Dialer {
         call
     }
 
+    /// Hangs up a live call.
+    pub async fn hangup(&self, call_sid: &str) -> Result<(), DialError> {
+        self.twilio.hangup(call_sid).await?;
+        Ok(())
+    }
+
     /// Asks the carrier to place the call and records its id. A refusal ends the attempt
     /// as `failed` with the carrier's reason. (A transport error is recorded the same way;
     /// the carrier may still have placed the call, and its callbacks, which name the

@@ -1,7 +1,14 @@
 //! Switchboard's runtime: the actor tree that runs campaigns (engine supervisor, campaign
-//! supervisors, call actors, pacing actors, carrier limiter, scheduler, event writer).
+//! supervisors, call actors), the dialers, and the clock it reads time through.
 #![warn(missing_docs)]
 
+pub mod call;
+pub mod campaign;
+pub mod clock;
 pub mod context;
 pub mod dial;
+pub mod outcome;
+pub mod runtime;
 pub mod urls;
+
+pub use runtime::{Runtime, RuntimeError, RuntimeSettings, Services};

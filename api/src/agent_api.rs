@@ -38,6 +38,7 @@ pub async fn report_outcome(
         ));
     }
     let recorded = state.store.record_outcome(attempt, &report).await?;
+    switchboard_actors::call::notify(attempt);
     tracing::info!(call_id = %attempt, outcome = report.outcome.as_str(), "agent outcome");
     Ok(Json(
         json!({ "call_id": attempt.to_string(), "outcome": report.outcome.as_str(), "recorded": recorded }),

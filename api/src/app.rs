@@ -14,9 +14,13 @@ use serde_json::json;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use switchboard_actors::clock::SystemClock;
+use switchboard_actors::dial::{DialSettings, Dialer};
 use switchboard_actors::urls::PublicUrls;
+use switchboard_actors::{Runtime, RuntimeSettings, Services};
 use switchboard_engine::store::Store;
 use switchboard_media::livekit::{LiveKitAgents, LiveKitOptions};
+use switchboard_media::{TwilioClient, twilio::client::TwilioConfig};
 use tokio::net::TcpListener;
 
 /// What every handler can reach. Cheap to clone.
@@ -28,6 +32,8 @@ pub struct AppState {
     pub calls: Arc<CallServices>,
     /// LiveKit webhook verification and where its events go.
     pub livekit: Arc<LiveKitHooks>,
+    /// The campaign runtime (running when Twilio is configured).
+    pub runtime: Option<Runtime>,
 }
 
 impl FromRef<AppState> for Arc<LiveKitHooks> {
@@ -94,12 +100,37 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The campaign runtime did not start.
+    #[error("the campaign runtime did not start: {0}")]
+    Runtime(String),
+    /// The Twilio settings are unusable.
+    #[error("twilio configuration: {0}")]
+    Twilio(String),
     /// The LiveKit settings are unusable.
     #[error("livekit configuration: {0}")]
     LiveKit(String),
     /// The operating system gave no randomness for the call token secret.
     #[error("the operating system's random source failed: {0}")]
     Random(String),
+}
+
+/// The dialer, when Twilio is fully configured (account, token and caller id).
+fn dialer(settings: &Settings, urls: &PublicUrls) -> Result<Option<Dialer>, StartError> {
+    let (Some(sid), Some(token), Some(from)) = (
+        &settings.twilio_account_sid,
+        &settings.twilio_auth_token,
+        &settings.twilio_from,
+    ) else {
+        return Ok(None);
+    };
+    let config = TwilioConfig::new(sid.clone(), token.clone())
+        .with_api_base(settings.twilio_api_base.clone());
+    let client = TwilioClient::new(config).map_err(|e| StartError::Twilio(e.to_string()))?;
+    let dial = DialSettings {
+        from: from.clone(),
+        ..DialSettings::default()
+    };
+    Ok(Some(Dialer::new(client, urls.clone(), dial)))
 }
 
 /// A fresh random secret for per-call tokens (32 bytes from the OS).
@@ -159,10 +190,30 @@ impl Application {
             }
             None => LiveKitHooks::disabled(),
         };
+        let runtime = match dialer(settings, &calls.urls)? {
+            Some(dialer) => {
+                let services = Services {
+                    store: store.clone(),
+                    dialer,
+                    clock: Arc::new(SystemClock),
+                    settings: RuntimeSettings::default(),
+                };
+                Some(
+                    Runtime::start(services)
+                        .await
+                        .map_err(|e| StartError::Runtime(e.to_string()))?,
+                )
+            }
+            None => {
+                tracing::warn!("twilio is not configured: campaigns will not dial");
+                None
+            }
+        };
         let state = AppState {
             store,
             calls: Arc::new(calls),
             livekit: Arc::new(livekit),
+            runtime,
         };
         Ok(Application { listener, state })
     }
@@ -186,9 +237,13 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let store = self.state.store.clone();
+        let runtime = self.state.runtime.clone();
         let result = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(shutdown)
             .await;
+        if let Some(runtime) = runtime {
+            runtime.shutdown();
+        }
         store.close().await;
         result
     }

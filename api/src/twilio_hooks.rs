@@ -111,6 +111,7 @@ pub async fn status_callback(
         .store
         .apply_carrier_update(attempt.id, &update)
         .await?;
+    switchboard_actors::call::notify(attempt.id);
     tracing::debug!(attempt_id = %attempt.id, status = %callback.call_status, "carrier status");
     Ok(StatusCode::NO_CONTENT)
 }

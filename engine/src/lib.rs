@@ -14,10 +14,14 @@ pub mod error;
 pub mod export;
 pub mod ids;
 pub mod import;
+pub mod pacing;
 pub mod phone;
+pub mod quality;
+pub mod retry;
 pub mod store;
 pub mod template;
 pub mod time;
+pub mod window;
 
 pub use error::{Error, FieldError};
 pub use ids::*;

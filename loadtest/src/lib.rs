@@ -7,8 +7,8 @@
 
 pub mod agent;
 pub mod carrier;
-pub mod livekit;
 mod error;
+pub mod livekit;
 mod time;
 mod wait;
 mod ws;

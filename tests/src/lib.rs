@@ -2,6 +2,8 @@
 //! database, and the records a call needs.
 #![warn(missing_docs)]
 
+pub mod campaign_run;
+
 use serde_json::json;
 use std::net::SocketAddr;
 use switchboard_api::{AppState, Application, Settings};

@@ -525,3 +525,68 @@ impl Store {
             .collect())
     }
 }
+
+/// How a campaign's queue stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueCounts {
+    /// Waiting for an attempt (now or later).
+    pub queued: u64,
+    /// With an attempt in flight.
+    pub in_progress: u64,
+    /// Finished with (no more attempts).
+    pub done: u64,
+}
+
+impl Store {
+    /// A contact's attempts in a campaign, oldest first.
+    pub async fn contact_attempts(
+        &self,
+        campaign: CampaignId,
+        contact: ContactId,
+    ) -> Result<Vec<AttemptRecord>> {
+        let sql = format!(
+            "{ATTEMPT_SELECT} WHERE campaign_id = $1 AND contact_id = $2 ORDER BY attempt_no"
+        );
+        let rows: Vec<AttemptRow> = with_db!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(campaign.0)
+                .bind(contact.0)
+                .fetch_all(pool)
+                .await
+        })?;
+        rows.into_iter().map(AttemptRow::into_record).collect()
+    }
+
+    /// How many attempts a campaign reserved since `since` (daily caps, calls per minute).
+    pub async fn attempts_since(&self, campaign: CampaignId, since: DateTime<Utc>) -> Result<u64> {
+        let n: i64 = with_db!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM call_attempts WHERE campaign_id = $1 AND reserved_at >= $2",
+            )
+            .bind(campaign.0)
+            .bind(to_millis(since))
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok(super::count(n))
+    }
+
+    /// The campaign's queue by state.
+    pub async fn queue_counts(&self, campaign: CampaignId) -> Result<QueueCounts> {
+        let rows: Vec<(String, i64)> = with_db!(self, |pool| {
+            sqlx::query_as("SELECT state, COUNT(*) FROM campaign_contacts WHERE campaign_id = $1 GROUP BY state")
+                .bind(campaign.0)
+                .fetch_all(pool)
+                .await
+        })?;
+        let mut counts = QueueCounts::default();
+        for (state, n) in rows {
+            match state.as_str() {
+                "queued" => counts.queued = super::count(n),
+                "in_progress" => counts.in_progress = super::count(n),
+                _ => counts.done += super::count(n),
+            }
+        }
+        Ok(counts)
+    }
+}

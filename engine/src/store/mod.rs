@@ -19,7 +19,7 @@ mod tenants;
 pub mod testing;
 
 pub use attempts::{
-    AttemptRecord, AttemptStatus, AttemptUpdate, CallEvent, NewAttempt, QueueEntry,
+    AttemptRecord, AttemptStatus, AttemptUpdate, CallEvent, NewAttempt, QueueCounts, QueueEntry,
 };
 pub use campaign_audience::{Audience, TemplateCoverage};
 pub use campaigns::{CampaignFilter, CampaignRecord, TransitionRecord};

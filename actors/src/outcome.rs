@@ -1,0 +1,47 @@
+//! Reading a finished attempt as the retry policy's [`CallResult`].
+
+use switchboard_engine::AttemptId;
+use switchboard_engine::campaign::Outcome;
+use switchboard_engine::retry::{AttemptHistory, CallResult};
+use switchboard_engine::store::AttemptRecord;
+
+/// How an attempt ended, for the retry policy.
+pub fn call_result(attempt: &AttemptRecord) -> CallResult {
+    let machine = attempt
+        .detail
+        .get("answered_by")
+        .and_then(|v| v.as_str())
+        .is_some_and(|a| a.starts_with("machine") || a == "fax");
+    let outcome = attempt
+        .outcome
+        .as_deref()
+        .and_then(|o| o.parse::<Outcome>().ok());
+    match attempt.result.as_deref() {
+        _ if outcome.is_some() => CallResult::Completed {
+            answered_by_machine: machine,
+            outcome,
+        },
+        Some("completed") if attempt.answered_at.is_some() => CallResult::Completed {
+            answered_by_machine: machine,
+            outcome: None,
+        },
+        Some("no_answer") => CallResult::NoAnswer,
+        Some("busy" | "declined") => CallResult::Busy,
+        Some("carrier_capacity") => CallResult::Failed {
+            carrier_capacity: true,
+        },
+        Some("canceled") => CallResult::Canceled,
+        _ => CallResult::Failed {
+            carrier_capacity: false,
+        },
+    }
+}
+
+/// The retry budget's view of a contact's earlier attempts (all but `current`).
+pub fn history(attempts: &[AttemptRecord], current: AttemptId) -> AttemptHistory {
+    let mut history = AttemptHistory::default();
+    for attempt in attempts.iter().filter(|a| a.id != current) {
+        history.record(&call_result(attempt));
+    }
+    history
+}
