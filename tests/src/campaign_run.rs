@@ -3,27 +3,20 @@
 //! agent reports outcomes, retries follow the policy on a simulated clock, compliance holds
 //! before every dial, and the campaign completes by itself.
 
-use crate::{ACCOUNT_SID, AUTH_TOKEN, TestServer};
+use crate::{TestServer, answering_carrier, fast_runtime};
 use chrono::{DateTime, TimeZone, Utc};
-use secrecy::SecretString;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use switchboard_actors::Runtime;
 use switchboard_actors::clock::ManualClock;
-use switchboard_actors::dial::{DialSettings, Dialer};
-use switchboard_actors::urls::PublicUrls;
-use switchboard_actors::{Runtime, RuntimeSettings, Services};
 use switchboard_engine::campaign::{CampaignConfig, CampaignStatus, Cause};
 use switchboard_engine::contact::NewContact;
 use switchboard_engine::dnc::DncPattern;
 use switchboard_engine::store::Store;
 use switchboard_engine::store::testing::TestDb;
 use switchboard_engine::{CampaignId, E164, TenantId};
-use switchboard_loadtest::{
-    AgentConfig, AnswerMix, CallScript, CarrierConfig, DialResult, Millis, ScriptedAgent,
-    SimCarrier,
-};
-use switchboard_media::{TwilioClient, twilio::client::TwilioConfig};
+use switchboard_loadtest::{AgentConfig, CallScript, DialResult, ScriptedAgent, SimCarrier};
 
 const BUSY: &str = "+14155550301";
 const LISTED: &str = "+14155550302";
@@ -81,11 +74,7 @@ pub async fn a_campaign_runs_to_completion_with_retries_and_compliance(db: TestD
     })
     .await
     .unwrap();
-    let mut carrier_config = CarrierConfig::new(ACCOUNT_SID, AUTH_TOKEN).cps(None);
-    carrier_config.mix = AnswerMix::all_human();
-    carrier_config.ring_ms = Millis::Fixed(50);
-    carrier_config.talk_ms = Millis::Fixed(30_000);
-    carrier_config = carrier_config.script(BUSY, CallScript::ends(DialResult::Busy, 50));
+    let carrier_config = answering_carrier(50).script(BUSY, CallScript::ends(DialResult::Busy, 50));
     let carrier = SimCarrier::start(carrier_config).await.unwrap();
 
     let tenant = store.create_tenant("acme").await.unwrap().id;
@@ -147,33 +136,10 @@ pub async fn a_campaign_runs_to_completion_with_retries_and_compliance(db: TestD
     let campaign = store.create_campaign(tenant, &config).await.unwrap();
 
     let clock = Arc::new(ManualClock::new(monday_afternoon()));
-    let twilio = TwilioClient::new(
-        TwilioConfig::new(ACCOUNT_SID, SecretString::from(AUTH_TOKEN.to_owned()))
-            .with_api_base(carrier.base_url()),
-    )
-    .unwrap();
-    let dialer = Dialer::new(
-        twilio,
-        PublicUrls::new(&server.url("")),
-        DialSettings {
-            from: "+14155550000".into(),
-            ..DialSettings::default()
-        },
-    );
-    let settings = RuntimeSettings {
-        tick: Duration::from_millis(100),
-        call_poll: Duration::from_millis(200),
-        outcome_grace: Duration::from_secs(2),
-        ..RuntimeSettings::default()
-    };
-    let runtime = Runtime::start(Services {
-        store: store.clone(),
-        dialer,
-        clock: clock.clone(),
-        settings,
-    })
-    .await
-    .unwrap();
+    let dialer = server.dialer(&carrier.base_url());
+    let runtime = Runtime::start(fast_runtime(&store, dialer, clock.clone()))
+        .await
+        .unwrap();
     runtime.start_campaign(tenant, campaign.id).await.unwrap();
 
     // The six plain contacts, the busy one and the one who opts out are dialed; Tokyo waits
@@ -278,11 +244,7 @@ pub async fn a_campaign_with_poor_quality_pauses_itself(db: TestDb) {
     })
     .await
     .unwrap();
-    let mut carrier_config = CarrierConfig::new(ACCOUNT_SID, AUTH_TOKEN).cps(None);
-    carrier_config.mix = AnswerMix::all_human();
-    carrier_config.ring_ms = Millis::Fixed(50);
-    carrier_config.talk_ms = Millis::Fixed(30_000);
-    let carrier = SimCarrier::start(carrier_config).await.unwrap();
+    let carrier = SimCarrier::start(answering_carrier(50)).await.unwrap();
     let tenant = store.create_tenant("acme").await.unwrap().id;
     let contacts: Vec<NewContact> = (0..30)
         .map(|i| {
@@ -310,33 +272,10 @@ pub async fn a_campaign_with_poor_quality_pauses_itself(db: TestDb) {
     .unwrap();
     let campaign = store.create_campaign(tenant, &config).await.unwrap();
     let clock = Arc::new(ManualClock::new(monday_afternoon()));
-    let twilio = TwilioClient::new(
-        TwilioConfig::new(ACCOUNT_SID, SecretString::from(AUTH_TOKEN.to_owned()))
-            .with_api_base(carrier.base_url()),
-    )
-    .unwrap();
-    let dialer = Dialer::new(
-        twilio,
-        PublicUrls::new(&server.url("")),
-        DialSettings {
-            from: "+14155550000".into(),
-            ..DialSettings::default()
-        },
-    );
-    let settings = RuntimeSettings {
-        tick: Duration::from_millis(100),
-        call_poll: Duration::from_millis(200),
-        outcome_grace: Duration::from_secs(2),
-        ..RuntimeSettings::default()
-    };
-    let runtime = Runtime::start(Services {
-        store: store.clone(),
-        dialer,
-        clock,
-        settings,
-    })
-    .await
-    .unwrap();
+    let dialer = server.dialer(&carrier.base_url());
+    let runtime = Runtime::start(fast_runtime(&store, dialer, clock))
+        .await
+        .unwrap();
     runtime.start_campaign(tenant, campaign.id).await.unwrap();
     wait_for_status(
         &store,

@@ -4,19 +4,58 @@
 
 pub mod campaign_run;
 
+use secrecy::SecretString;
 use serde_json::json;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_actors::clock::Clock;
+use switchboard_actors::dial::{DialSettings, Dialer};
+use switchboard_actors::urls::PublicUrls;
+use switchboard_actors::{RuntimeSettings, Services};
 use switchboard_api::{AppState, Application, Settings};
 use switchboard_engine::campaign::CampaignConfig;
 use switchboard_engine::contact::NewContact;
 use switchboard_engine::store::testing::TestDb;
 use switchboard_engine::store::{AttemptRecord, NewAttempt, Store};
 use switchboard_engine::{E164, TenantId};
+use switchboard_loadtest::{AnswerMix, CarrierConfig, Millis};
+use switchboard_media::{TwilioClient, twilio::client::TwilioConfig};
 
 /// The Twilio auth token the test server and the simulated carrier share.
 pub const AUTH_TOKEN: &str = "test-auth-token";
 /// The Twilio account the test server and the simulated carrier share.
 pub const ACCOUNT_SID: &str = "ACtest00000000000000000000000000000";
+
+/// The caller id test calls are placed from.
+pub const CALLER_ID: &str = "+14155550000";
+
+/// A simulated carrier configuration for these credentials where every call is answered
+/// by a person after `ring_ms` and the callee stays on the line for ten minutes (the agent
+/// or the test ends the call), with no calls-per-second limit.
+pub fn answering_carrier(ring_ms: u64) -> CarrierConfig {
+    let mut config = CarrierConfig::new(ACCOUNT_SID, AUTH_TOKEN).cps(None);
+    config.mix = AnswerMix::all_human();
+    config.ring_ms = Millis::Fixed(ring_ms);
+    config.talk_ms = Millis::Fixed(600_000);
+    config
+}
+
+/// Runtime services with fast ticks for tests, reading time from `clock`.
+pub fn fast_runtime(store: &Store, dialer: Dialer, clock: Arc<dyn Clock>) -> Services {
+    let settings = RuntimeSettings {
+        tick: Duration::from_millis(100),
+        call_poll: Duration::from_millis(200),
+        outcome_grace: Duration::from_secs(2),
+        ..RuntimeSettings::default()
+    };
+    Services {
+        store: store.clone(),
+        dialer,
+        clock,
+        settings,
+    }
+}
 
 /// A running server.
 pub struct TestServer {
@@ -58,6 +97,19 @@ impl TestServer {
     /// `http://127.0.0.1:PORT` + path.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// A dialer through the simulated carrier at `carrier_base_url`, with this server's
+    /// public URLs in every call it places.
+    pub fn dialer(&self, carrier_base_url: &str) -> Dialer {
+        let config = TwilioConfig::new(ACCOUNT_SID, SecretString::from(AUTH_TOKEN.to_owned()))
+            .with_api_base(carrier_base_url.to_owned());
+        let twilio = TwilioClient::new(config).expect("a valid Twilio configuration");
+        let settings = DialSettings {
+            from: CALLER_ID.into(),
+            ..DialSettings::default()
+        };
+        Dialer::new(twilio, PublicUrls::new(&self.url("")), settings)
     }
 
     /// The store.

@@ -3,20 +3,13 @@
 //! relay connects the scripted agent, and the agent reports its outcome with its call
 //! token. Many calls run at once.
 
-use secrecy::SecretString;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use switchboard_actors::dial::{DialSettings, Dialer};
-use switchboard_actors::urls::PublicUrls;
 use switchboard_engine::store::testing::TestDb;
 use switchboard_engine::store::{AttemptRecord, AttemptStatus, Store};
 use switchboard_engine::{AttemptId, E164};
-use switchboard_loadtest::{
-    AgentCloseReason, AgentConfig, AnswerMix, CallScript, CarrierConfig, Millis, ScriptedAgent,
-    SimCarrier,
-};
-use switchboard_media::{TwilioClient, twilio::client::TwilioConfig};
-use switchboard_tests::{ACCOUNT_SID, AUTH_TOKEN, TestServer, seed_calls};
+use switchboard_loadtest::{AgentCloseReason, AgentConfig, CallScript, ScriptedAgent, SimCarrier};
+use switchboard_tests::{TestServer, answering_carrier, seed_calls};
 
 const NORMAL_CALLS: usize = 24;
 const DTMF: &str = "+14155550901";
@@ -77,11 +70,8 @@ async fn calls_run_end_to_end_through_carrier_relay_and_agent(db: TestDb) {
         .collect();
     numbers.push(DTMF.to_owned());
     numbers.push(DROP.to_owned());
-    let mut config = CarrierConfig::new(ACCOUNT_SID, AUTH_TOKEN).cps(None);
-    config.mix = AnswerMix::all_human();
-    config.ring_ms = Millis::Fixed(100);
-    config.talk_ms = Millis::Fixed(20_000);
-    config = config.script(DTMF, CallScript::answered(100, 20_000).with_dtmf(500, "9"));
+    let config =
+        answering_carrier(100).script(DTMF, CallScript::answered(100, 20_000).with_dtmf(500, "9"));
     let carrier = SimCarrier::start(config).await.unwrap();
 
     let contacts: Vec<(&str, serde_json::Value)> = numbers
@@ -97,19 +87,7 @@ async fn calls_run_end_to_end_through_carrier_relay_and_agent(db: TestDb) {
         .collect();
     let (tenant, attempts) = seed_calls(server.store(), &agent.ws_url(), &contacts).await;
 
-    let twilio = TwilioClient::new(
-        TwilioConfig::new(ACCOUNT_SID, SecretString::from(AUTH_TOKEN.to_owned()))
-            .with_api_base(carrier.base_url()),
-    )
-    .unwrap();
-    let dialer = Dialer::new(
-        twilio,
-        PublicUrls::new(&server.url("")),
-        DialSettings {
-            from: "+14155550000".into(),
-            ..DialSettings::default()
-        },
-    );
+    let dialer = server.dialer(&carrier.base_url());
     let dials = attempts.iter().map(|a| dialer.dial(server.store(), a));
     for result in futures_like_join(dials).await {
         result.unwrap();

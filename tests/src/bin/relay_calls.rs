@@ -8,18 +8,12 @@
 //! `cargo run --release -p switchboard-tests --bin relay-calls -- --calls 100`
 
 use clap::Parser;
-use secrecy::SecretString;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use switchboard_actors::dial::{DialSettings, Dialer};
-use switchboard_actors::urls::PublicUrls;
 use switchboard_engine::store::AttemptStatus;
 use switchboard_engine::store::testing::TestDb;
-use switchboard_loadtest::{
-    AgentConfig, AnswerMix, CarrierConfig, Millis, ScriptedAgent, SimCarrier,
-};
-use switchboard_media::{TwilioClient, twilio::client::TwilioConfig};
-use switchboard_tests::{ACCOUNT_SID, AUTH_TOKEN, TestServer, seed_calls};
+use switchboard_loadtest::{AgentConfig, ScriptedAgent, SimCarrier};
+use switchboard_tests::{TestServer, answering_carrier, seed_calls};
 
 /// Runs N calls through carrier → Switchboard relay → agent and prints latency percentiles.
 #[derive(Parser, Debug)]
@@ -66,11 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..AgentConfig::default()
     })
     .await?;
-    let mut config =
-        CarrierConfig::new(ACCOUNT_SID, AUTH_TOKEN).cps((args.cps > 0.0).then_some(args.cps));
-    config.mix = AnswerMix::all_human();
-    config.ring_ms = Millis::Fixed(args.ring_ms);
-    config.talk_ms = Millis::Fixed(600_000);
+    let config = answering_carrier(args.ring_ms).cps((args.cps > 0.0).then_some(args.cps));
     let carrier = SimCarrier::start(config).await?;
 
     let phones: Vec<String> = (0..args.calls)
@@ -79,18 +69,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let contacts: Vec<(&str, serde_json::Value)> =
         phones.iter().map(|p| (p.as_str(), json!({}))).collect();
     let (_, attempts) = seed_calls(server.store(), &agent.ws_url(), &contacts).await;
-    let twilio = TwilioClient::new(
-        TwilioConfig::new(ACCOUNT_SID, SecretString::from(AUTH_TOKEN.to_owned()))
-            .with_api_base(carrier.base_url()),
-    )?;
-    let dialer = Dialer::new(
-        twilio,
-        PublicUrls::new(&server.url("")),
-        DialSettings {
-            from: "+14155550000".into(),
-            ..DialSettings::default()
-        },
-    );
+    let dialer = server.dialer(&carrier.base_url());
 
     let started = Instant::now();
     eprintln!(
