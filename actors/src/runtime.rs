@@ -66,7 +66,7 @@ pub struct Services {
 /// Messages to the engine supervisor.
 pub enum EngineMsg {
     /// Run (or keep running) this campaign's supervisor.
-    Run(CampaignRecord, RpcReplyPort<Result<(), String>>),
+    Run(Box<CampaignRecord>, RpcReplyPort<Result<(), String>>),
     /// Pass a message to a campaign's supervisor, if it runs.
     Tell(CampaignId, CampaignMsg),
     /// Snapshots of every campaign supervisor.
@@ -152,7 +152,7 @@ impl Actor for EngineSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             EngineMsg::Run(record, reply) => {
-                let result = spawn_campaign(&myself, state, record)
+                let result = spawn_campaign(&myself, state, *record)
                     .await
                     .map_err(|e| e.to_string());
                 let _ = reply.send(result);
@@ -256,8 +256,13 @@ impl Runtime {
     }
 
     async fn run(&self, record: CampaignRecord) -> Result<CampaignRecord, RuntimeError> {
-        let reply = call_t!(self.engine, EngineMsg::Run, 10_000, record.clone())
-            .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        let reply = call_t!(
+            self.engine,
+            EngineMsg::Run,
+            10_000,
+            Box::new(record.clone())
+        )
+        .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
         reply.map_err(RuntimeError::Unavailable)?;
         Ok(record)
     }
