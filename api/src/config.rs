@@ -100,6 +100,8 @@ impl Settings {
     fn figment(file: PathBuf) -> Figment {
         Figment::from(Serialized::defaults(DEFAULTS))
             .merge(Toml::file(file))
+            // LiveKit's own variable names work too; SWITCHBOARD_LIVEKIT_* wins.
+            .merge(Env::raw().only(&["LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"]))
             .merge(Env::prefixed("SWITCHBOARD_").ignore(&["CONFIG", "TEST_POSTGRES"]))
     }
 
@@ -175,6 +177,29 @@ mod tests {
                 !format!("{s:?}").contains("hunter2"),
                 "secrets must not be printed"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn livekits_own_environment_variables_are_read() {
+        Jail::expect_with(|jail| {
+            jail.set_env("LIVEKIT_URL", "wss://project.livekit.cloud");
+            jail.set_env("LIVEKIT_API_KEY", "APIkey");
+            jail.set_env("LIVEKIT_API_SECRET", "livekit-secret-value");
+            let s: Settings = Settings::figment("absent.toml".into()).extract()?;
+            let livekit = s.livekit().expect("all three are set");
+            assert_eq!(
+                (livekit.url.as_str(), livekit.api_key.as_str()),
+                ("wss://project.livekit.cloud", "APIkey")
+            );
+            assert!(
+                !format!("{s:?}").contains("livekit-secret-value"),
+                "secrets must not be printed"
+            );
+            jail.set_env("SWITCHBOARD_LIVEKIT_URL", "http://127.0.0.1:7880");
+            let s: Settings = Settings::figment("absent.toml".into()).extract()?;
+            assert_eq!(s.livekit_url.as_deref(), Some("http://127.0.0.1:7880"));
             Ok(())
         });
     }
