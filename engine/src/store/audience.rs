@@ -8,26 +8,10 @@
 
 use super::contacts::{CONTACT_SELECT, ContactRow};
 use super::{Store, with_db};
-use crate::audience::{Query, SqlParam, compile};
+use crate::audience::{Query, compile};
 use crate::contact::Contact;
 use crate::error::Result;
 use crate::{ContactId, TenantId};
-
-/// Binds compiled filter parameters, in order, onto a `sqlx` query of either backend.
-macro_rules! bind_params {
-    ($query:expr, $params:expr) => {{
-        let mut query = $query;
-        for param in $params {
-            query = match param {
-                SqlParam::Text(v) => query.bind(v),
-                SqlParam::Int(v) => query.bind(v),
-                SqlParam::Float(v) => query.bind(v),
-                SqlParam::Bool(v) => query.bind(v),
-            };
-        }
-        query
-    }};
-}
 
 impl Store {
     /// How many of the tenant's contacts match the query.
@@ -41,7 +25,9 @@ impl Store {
             let query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .persistent(false)
                 .bind(tenant.0);
-            bind_params!(query, filter.params).fetch_one(pool).await
+            super::bind_sql_params!(query, filter.params)
+                .fetch_one(pool)
+                .await
         })?;
         Ok(super::count(n))
     }
@@ -64,7 +50,9 @@ impl Store {
                 .persistent(false)
                 .bind(tenant.0)
                 .bind(i64::from(limit));
-            bind_params!(query, filter.params).fetch_all(pool).await
+            super::bind_sql_params!(query, filter.params)
+                .fetch_all(pool)
+                .await
         })?;
         rows.into_iter().map(ContactRow::into_contact).collect()
     }
@@ -84,7 +72,9 @@ impl Store {
             let query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .persistent(false)
                 .bind(tenant.0);
-            bind_params!(query, filter.params).fetch_all(pool).await
+            super::bind_sql_params!(query, filter.params)
+                .fetch_all(pool)
+                .await
         })?;
         Ok(ids.into_iter().map(ContactId).collect())
     }

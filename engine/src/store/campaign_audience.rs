@@ -77,22 +77,6 @@ pub struct TemplateCoverage {
     pub examples: Vec<ContactId>,
 }
 
-/// Binds parameters in order onto a query of either backend.
-macro_rules! bind_all {
-    ($query:expr, $params:expr) => {{
-        let mut query = $query;
-        for param in $params {
-            query = match param {
-                SqlParam::Text(v) => query.bind(v),
-                SqlParam::Int(v) => query.bind(v),
-                SqlParam::Float(v) => query.bind(v),
-                SqlParam::Bool(v) => query.bind(v),
-            };
-        }
-        query
-    }};
-}
-
 const PAGE: u32 = 2000;
 
 impl Store {
@@ -104,7 +88,7 @@ impl Store {
             let q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .persistent(false)
                 .bind(tenant.0);
-            bind_all!(q, params).fetch_one(pool).await
+            super::bind_sql_params!(q, params).fetch_one(pool).await
         })?;
         Ok(super::count(n))
     }
@@ -128,7 +112,7 @@ impl Store {
                 .bind(tenant.0)
                 .bind(after.map_or(0, |a| a.0))
                 .bind(i64::from(limit.clamp(1, 10_000)));
-            bind_all!(q, params).fetch_all(pool).await
+            super::bind_sql_params!(q, params).fetch_all(pool).await
         })?;
         rows.into_iter().map(ContactRow::into_contact).collect()
     }

@@ -63,6 +63,23 @@ macro_rules! with_db {
 }
 pub(crate) use with_db;
 
+/// Binds compiled audience-filter parameters, in order, onto a query of either backend.
+macro_rules! bind_sql_params {
+    ($query:expr, $params:expr) => {{
+        let mut query = $query;
+        for param in $params {
+            query = match param {
+                $crate::audience::SqlParam::Text(v) => query.bind(v),
+                $crate::audience::SqlParam::Int(v) => query.bind(v),
+                $crate::audience::SqlParam::Float(v) => query.bind(v),
+                $crate::audience::SqlParam::Bool(v) => query.bind(v),
+            };
+        }
+        query
+    }};
+}
+pub(crate) use bind_sql_params;
+
 /// Opening a transaction that will write.
 ///
 /// SQLite's default `BEGIN` is deferred: a transaction that reads and then writes must
