@@ -30,10 +30,13 @@ pub struct CallArgs {
     pub services: Arc<Services>,
     /// The reserved attempt to dial.
     pub attempt: AttemptRecord,
+    /// The call was placed before (by a process that died): follow it, never dial again.
+    pub follow: bool,
 }
 
 /// A call actor's state.
 pub struct CallState {
+    follow: bool,
     services: Arc<Services>,
     attempt: AttemptRecord,
     started: Instant,
@@ -64,6 +67,7 @@ impl Actor for CallActor {
         args: CallArgs,
     ) -> Result<CallState, ActorProcessingErr> {
         Ok(CallState {
+            follow: args.follow,
             services: args.services,
             attempt: args.attempt,
             started: Instant::now(),
@@ -76,6 +80,11 @@ impl Actor for CallActor {
         myself: ActorRef<CallMsg>,
         state: &mut CallState,
     ) -> Result<(), ActorProcessingErr> {
+        if state.follow {
+            // Placed by a process that died: follow it, never dial it again.
+            myself.send_interval(state.services.settings.call_poll, || CallMsg::Check);
+            return Ok(());
+        }
         if let Err(e) = state
             .services
             .dialer

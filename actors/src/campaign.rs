@@ -140,6 +140,7 @@ impl Actor for CampaignSupervisor {
                 .enqueue_contacts(state.campaign.id, &ids, state.campaign.config.priority)
                 .await?;
         }
+        reconcile(&myself, state).await?;
         myself.send_interval(state.services.settings.tick, || CampaignMsg::Tick);
         Ok(())
     }
@@ -200,6 +201,82 @@ impl Actor for CampaignSupervisor {
         }
         Ok(())
     }
+}
+
+/// After a restart: every attempt of this campaign that a dead process left unfinished is
+/// settled with the carrier before anything new is dialed. A call the carrier ended is
+/// closed with its result and goes through the retry policy; a live call is followed by a
+/// call actor that does not dial; an attempt the carrier never confirmed (the process died
+/// between reserving and recording the call) is closed as interrupted and retried only
+/// after the policy's delay, as a new attempt. No attempt is ever dialed twice.
+async fn reconcile(
+    myself: &ActorRef<CampaignMsg>,
+    state: &mut CampaignState,
+) -> Result<(), ActorProcessingErr> {
+    let store = state.services.store.clone();
+    let unfinished: Vec<_> = store
+        .unfinished_attempts()
+        .await?
+        .into_iter()
+        .filter(|a| a.campaign_id == state.campaign.id)
+        .collect();
+    for attempt in unfinished {
+        let known = match &attempt.carrier_call_id {
+            Some(sid) => state.services.dialer.fetch(sid).await.ok(),
+            None => None,
+        };
+        let live = match &known {
+            Some(call) => {
+                let status = call
+                    .status
+                    .clone()
+                    .unwrap_or(switchboard_media::CallStatus::Unknown(String::new()));
+                let (next, result) = crate::dial::attempt_status(&status);
+                if next == Some(switchboard_engine::store::AttemptStatus::Ended) {
+                    let update = switchboard_engine::store::CarrierUpdate {
+                        carrier_call_id: Some(call.sid.clone()),
+                        status: next,
+                        result: result.map(str::to_owned),
+                        answered_by: call.answered_by.as_ref().map(|a| a.as_str().to_owned()),
+                        sequence: None,
+                        carrier_status: format!("reconciled.{}", status.as_str()),
+                        at: state.services.clock.now(),
+                    };
+                    store.apply_carrier_update(attempt.id, &update).await?;
+                    false
+                } else {
+                    true
+                }
+            }
+            None if attempt.carrier_call_id.is_some() => true,
+            None => false,
+        };
+        if live {
+            tracing::info!(call_id = %attempt.id, "following a call placed before the restart");
+            let args = CallArgs {
+                services: state.services.clone(),
+                attempt: attempt.clone(),
+                follow: true,
+            };
+            let (call, _) = Actor::spawn_linked(
+                Some(actor_name(attempt.id)),
+                CallActor,
+                args,
+                myself.get_cell(),
+            )
+            .await?;
+            state
+                .live
+                .insert(call.get_id(), (attempt.id, attempt.contact_id));
+        } else {
+            let failure = attempt
+                .carrier_call_id
+                .is_none()
+                .then(|| "interrupted before the carrier confirmed the call".to_owned());
+            call_finished(state, attempt.id, attempt.contact_id, failure).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Decides what follows a finished call.
@@ -460,6 +537,7 @@ async fn dial_if_allowed(
     let args = CallArgs {
         services: state.services.clone(),
         attempt: attempt.clone(),
+        follow: false,
     };
     let (call, _) = Actor::spawn_linked(
         Some(actor_name(attempt.id)),

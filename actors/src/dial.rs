@@ -16,6 +16,24 @@ use switchboard_media::twilio::call::MachineDetection;
 use switchboard_media::twilio::twiml;
 use switchboard_media::{CreateCall, TwilioClient, TwilioError};
 
+/// Maps a carrier call status to where the attempt is and, if over, its result.
+pub fn attempt_status(
+    status: &switchboard_media::CallStatus,
+) -> (Option<AttemptStatus>, Option<&'static str>) {
+    use switchboard_media::CallStatus;
+    match status {
+        CallStatus::Queued | CallStatus::Initiated => (Some(AttemptStatus::Dialing), None),
+        CallStatus::Ringing => (Some(AttemptStatus::Ringing), None),
+        CallStatus::InProgress => (Some(AttemptStatus::Answered), None),
+        CallStatus::Completed => (Some(AttemptStatus::Ended), Some("completed")),
+        CallStatus::Busy => (Some(AttemptStatus::Ended), Some("busy")),
+        CallStatus::NoAnswer => (Some(AttemptStatus::Ended), Some("no_answer")),
+        CallStatus::Failed => (Some(AttemptStatus::Ended), Some("failed")),
+        CallStatus::Canceled => (Some(AttemptStatus::Ended), Some("canceled")),
+        CallStatus::Unknown(_) => (None, None),
+    }
+}
+
 /// How calls are placed.
 #[derive(Debug, Clone)]
 pub struct DialSettings {
@@ -84,6 +102,14 @@ impl Dialer {
             call = call.machine_detection(MachineDetection::Enable);
         }
         call
+    }
+
+    /// What the carrier says about a call now.
+    pub async fn fetch(
+        &self,
+        call_sid: &str,
+    ) -> Result<switchboard_media::CallResource, DialError> {
+        Ok(self.twilio.fetch_call(call_sid).await?)
     }
 
     /// Hangs up a live call.

@@ -123,11 +123,14 @@ fn dialer(settings: &Settings, urls: &PublicUrls) -> Result<Option<Dialer>, Star
     ) else {
         return Ok(None);
     };
+    let from = switchboard_engine::E164::parse(from, None)
+        .map_err(|e| StartError::Twilio(format!("twilio_from: {e}")))?
+        .to_string();
     let config = TwilioConfig::new(sid.clone(), token.clone())
         .with_api_base(settings.twilio_api_base.clone());
     let client = TwilioClient::new(config).map_err(|e| StartError::Twilio(e.to_string()))?;
     let dial = DialSettings {
-        from: from.clone(),
+        from,
         ..DialSettings::default()
     };
     Ok(Some(Dialer::new(client, urls.clone(), dial)))

@@ -36,7 +36,9 @@ pub struct Settings {
     pub twilio_auth_token: Option<SecretString>,
     /// Twilio REST API base (default `https://api.twilio.com`; the simulated carrier in tests).
     pub twilio_api_base: String,
-    /// The caller id calls are placed from (E.164).
+    /// The caller id calls are placed from (E.164). In the environment a value such as
+    /// `+14155550123` reads as a number; it is taken back as the E.164 number it was.
+    #[serde(default, deserialize_with = "phone_setting")]
     pub twilio_from: Option<String>,
     /// LiveKit server URL (`wss://project.livekit.cloud`), for LiveKit agents and SIP.
     pub livekit_url: Option<String>,
@@ -57,6 +59,22 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, with span fields (campaign and call ids).
     Json,
+}
+
+/// A phone number setting given as text, or read as a number (the environment layer parses
+/// `+14155550123` as an integer, dropping the `+`).
+fn phone_setting<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Phone {
+        Text(String),
+        Number(u64),
+    }
+    Ok(match Option::<Phone>::deserialize(d)? {
+        Some(Phone::Text(s)) => Some(s),
+        Some(Phone::Number(n)) => Some(format!("+{n}")),
+        None => None,
+    })
 }
 
 /// The defaults, as a serializable layer.
@@ -200,6 +218,16 @@ mod tests {
             jail.set_env("SWITCHBOARD_LIVEKIT_URL", "http://127.0.0.1:7880");
             let s: Settings = Settings::figment("absent.toml".into()).extract()?;
             assert_eq!(s.livekit_url.as_deref(), Some("http://127.0.0.1:7880"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_caller_id_from_the_environment_keeps_its_plus() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SWITCHBOARD_TWILIO_FROM", "+14155550123");
+            let s: Settings = Settings::figment("absent.toml".into()).extract()?;
+            assert_eq!(s.twilio_from.as_deref(), Some("+14155550123"));
             Ok(())
         });
     }

@@ -11,8 +11,7 @@ use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use switchboard_engine::AttemptId;
-use switchboard_engine::store::{AttemptStatus, CarrierUpdate};
-use switchboard_media::CallStatus;
+use switchboard_engine::store::CarrierUpdate;
 use switchboard_media::twilio::{callback::StatusCallback, signature, twiml};
 
 /// The header Twilio signs requests with.
@@ -57,21 +56,6 @@ pub fn verify(
     }
 }
 
-/// Maps a carrier status to where the attempt is and, if over, its result.
-pub fn attempt_status(status: &CallStatus) -> (Option<AttemptStatus>, Option<&'static str>) {
-    match status {
-        CallStatus::Queued | CallStatus::Initiated => (Some(AttemptStatus::Dialing), None),
-        CallStatus::Ringing => (Some(AttemptStatus::Ringing), None),
-        CallStatus::InProgress => (Some(AttemptStatus::Answered), None),
-        CallStatus::Completed => (Some(AttemptStatus::Ended), Some("completed")),
-        CallStatus::Busy => (Some(AttemptStatus::Ended), Some("busy")),
-        CallStatus::NoAnswer => (Some(AttemptStatus::Ended), Some("no_answer")),
-        CallStatus::Failed => (Some(AttemptStatus::Ended), Some("failed")),
-        CallStatus::Canceled => (Some(AttemptStatus::Ended), Some("canceled")),
-        CallStatus::Unknown(_) => (None, None),
-    }
-}
-
 /// `POST /twilio/status?attempt=ID`: a call status callback.
 pub async fn status_callback(
     State(state): State<AppState>,
@@ -97,7 +81,7 @@ pub async fn status_callback(
             ),
         ));
     }
-    let (status, result) = attempt_status(&callback.call_status);
+    let (status, result) = switchboard_actors::dial::attempt_status(&callback.call_status);
     let update = CarrierUpdate {
         carrier_call_id: Some(callback.call_sid.clone()),
         status,
