@@ -253,21 +253,7 @@ async fn reconcile(
         };
         if live {
             tracing::info!(call_id = %attempt.id, "following a call placed before the restart");
-            let args = CallArgs {
-                services: state.services.clone(),
-                attempt: attempt.clone(),
-                follow: true,
-            };
-            let (call, _) = Actor::spawn_linked(
-                Some(actor_name(attempt.id)),
-                CallActor,
-                args,
-                myself.get_cell(),
-            )
-            .await?;
-            state
-                .live
-                .insert(call.get_id(), (attempt.id, attempt.contact_id));
+            spawn_call(myself, state, attempt, true).await?;
         } else {
             let failure = attempt
                 .carrier_call_id
@@ -276,6 +262,26 @@ async fn reconcile(
             call_finished(state, attempt.id, attempt.contact_id, failure).await?;
         }
     }
+    Ok(())
+}
+
+/// Starts the call actor of an attempt (`follow`: the call was placed before a restart and
+/// must not be dialed again) and counts it as live.
+async fn spawn_call(
+    myself: &ActorRef<CampaignMsg>,
+    state: &mut CampaignState,
+    attempt: switchboard_engine::store::AttemptRecord,
+    follow: bool,
+) -> Result<(), ActorProcessingErr> {
+    let (id, contact) = (attempt.id, attempt.contact_id);
+    let args = CallArgs {
+        services: state.services.clone(),
+        attempt,
+        follow,
+    };
+    let (call, _) =
+        Actor::spawn_linked(Some(actor_name(id)), CallActor, args, myself.get_cell()).await?;
+    state.live.insert(call.get_id(), (id, contact));
     Ok(())
 }
 
@@ -534,19 +540,7 @@ async fn dial_if_allowed(
         Err(switchboard_engine::Error::Conflict(_)) => return Ok(false),
         Err(e) => return Err(e.into()),
     };
-    let args = CallArgs {
-        services: state.services.clone(),
-        attempt: attempt.clone(),
-        follow: false,
-    };
-    let (call, _) = Actor::spawn_linked(
-        Some(actor_name(attempt.id)),
-        CallActor,
-        args,
-        myself.get_cell(),
-    )
-    .await?;
-    state.live.insert(call.get_id(), (attempt.id, contact.id));
+    spawn_call(myself, state, attempt, false).await?;
     state.dialed += 1;
     Ok(true)
 }
