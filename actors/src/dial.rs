@@ -112,6 +112,11 @@ impl Dialer {
         Ok(self.twilio.fetch_call(call_sid).await?)
     }
 
+    /// The carrier account calls are placed through.
+    pub fn account(&self) -> &str {
+        self.twilio.account_sid()
+    }
+
     /// Hangs up a live call.
     pub async fn hangup(&self, call_sid: &str) -> Result<(), DialError> {
         self.twilio.hangup(call_sid).await?;

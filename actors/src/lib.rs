@@ -7,7 +7,9 @@ pub mod campaign;
 pub mod clock;
 pub mod context;
 pub mod dial;
+pub mod limiter;
 pub mod outcome;
+pub mod pacing;
 pub mod runtime;
 pub mod urls;
 

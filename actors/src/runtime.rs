@@ -10,6 +10,7 @@ use crate::campaign::{
 };
 use crate::clock::Clock;
 use crate::dial::Dialer;
+use crate::limiter::{CarrierLimiter, LimiterArgs, LimiterMsg, limiter_name};
 use ractor::{
     Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent, call_t,
 };
@@ -36,6 +37,9 @@ pub struct RuntimeSettings {
     pub max_restarts: u32,
     /// See `max_restarts`.
     pub restart_window: Duration,
+    /// The carrier account's calls-per-second limit, shared by every campaign (`None`:
+    /// unlimited). Twilio accounts start at 1.
+    pub carrier_cps: Option<f64>,
 }
 
 impl Default for RuntimeSettings {
@@ -47,6 +51,7 @@ impl Default for RuntimeSettings {
             max_call: Duration::from_secs(3600),
             max_restarts: 3,
             restart_window: Duration::from_secs(300),
+            carrier_cps: Some(1.0),
         }
     }
 }
@@ -71,6 +76,8 @@ pub enum EngineMsg {
     Tell(CampaignId, CampaignMsg),
     /// Snapshots of every campaign supervisor.
     Snapshots(RpcReplyPort<Vec<CampaignSnapshot>>),
+    /// Activate the scheduled campaigns whose start time has come.
+    Schedule,
 }
 
 /// The engine supervisor.
@@ -82,6 +89,29 @@ pub struct EngineState {
     campaigns: HashMap<CampaignId, ActorRef<CampaignMsg>>,
     by_actor: HashMap<ActorId, (TenantId, CampaignId)>,
     restarts: HashMap<CampaignId, Vec<Instant>>,
+    limiter: Option<ActorRef<LimiterMsg>>,
+}
+
+/// Starts the carrier account's rate limiter (restarted by the engine supervisor if it
+/// ever fails; campaigns dial nothing while it is down).
+async fn spawn_limiter(
+    myself: &ActorRef<EngineMsg>,
+    state: &mut EngineState,
+) -> Result<(), ActorProcessingErr> {
+    let account = state.services.dialer.account().to_owned();
+    let args = LimiterArgs {
+        cps: state.services.settings.carrier_cps,
+        account: account.clone(),
+    };
+    let (limiter, _) = Actor::spawn_linked(
+        Some(limiter_name(&account)),
+        CarrierLimiter,
+        args,
+        myself.get_cell(),
+    )
+    .await?;
+    state.limiter = Some(limiter);
+    Ok(())
 }
 
 async fn spawn_campaign(
@@ -109,6 +139,45 @@ async fn spawn_campaign(
     Ok(())
 }
 
+/// The scheduler: a scheduled campaign whose start time has come becomes active (cause
+/// scheduler) and its supervisor starts. One without a start time waits for the user.
+async fn activate_due(
+    myself: &ActorRef<EngineMsg>,
+    state: &mut EngineState,
+) -> Result<(), ActorProcessingErr> {
+    let now = state.services.clock.now();
+    let store = state.services.store.clone();
+    let scheduled = store
+        .campaigns_in_status(&[CampaignStatus::Scheduled])
+        .await?;
+    for record in scheduled {
+        if record.config.starts_at.is_none_or(|at| at > now) {
+            continue;
+        }
+        let activated = store
+            .transition_campaign(
+                record.tenant_id,
+                record.id,
+                CampaignStatus::Active,
+                Cause::Scheduler,
+                "the start time came",
+                None,
+            )
+            .await;
+        match activated {
+            Ok(record) => spawn_campaign(myself, state, record).await?,
+            // Changed meanwhile (started by hand, stopped): nothing to do.
+            Err(
+                switchboard_engine::Error::Conflict(_) | switchboard_engine::Error::Transition(_),
+            ) => {}
+            Err(e) => {
+                tracing::warn!(campaign_id = %record.id, error = %e, "could not activate a scheduled campaign")
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Actor for EngineSupervisor {
     type Msg = EngineMsg;
     type State = EngineState;
@@ -124,6 +193,7 @@ impl Actor for EngineSupervisor {
             campaigns: HashMap::new(),
             by_actor: HashMap::new(),
             restarts: HashMap::new(),
+            limiter: None,
         })
     }
 
@@ -132,6 +202,7 @@ impl Actor for EngineSupervisor {
         myself: ActorRef<EngineMsg>,
         state: &mut EngineState,
     ) -> Result<(), ActorProcessingErr> {
+        spawn_limiter(&myself, state).await?;
         // After a restart of the process, running campaigns resume where they were.
         let running = state
             .services
@@ -141,6 +212,7 @@ impl Actor for EngineSupervisor {
         for record in running {
             spawn_campaign(&myself, state, record).await?;
         }
+        myself.send_interval(state.services.settings.tick, || EngineMsg::Schedule);
         Ok(())
     }
 
@@ -162,6 +234,7 @@ impl Actor for EngineSupervisor {
                     let _ = actor.cast(msg);
                 }
             }
+            EngineMsg::Schedule => activate_due(&myself, state).await?,
             EngineMsg::Snapshots(reply) => {
                 let mut out = Vec::new();
                 for actor in state.campaigns.values() {
@@ -186,6 +259,12 @@ impl Actor for EngineSupervisor {
                 if let Some((_, id)) = state.by_actor.remove(&cell.get_id()) {
                     state.campaigns.remove(&id);
                 }
+            }
+            SupervisionEvent::ActorFailed(cell, error)
+                if state.limiter.as_ref().map(|l| l.get_id()) == Some(cell.get_id()) =>
+            {
+                tracing::error!(%error, "the carrier rate limiter failed; restarting it");
+                spawn_limiter(&myself, state).await?;
             }
             SupervisionEvent::ActorFailed(cell, error) => {
                 let Some((tenant, id)) = state.by_actor.remove(&cell.get_id()) else {

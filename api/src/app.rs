@@ -199,7 +199,10 @@ impl Application {
                     store: store.clone(),
                     dialer,
                     clock: Arc::new(SystemClock),
-                    settings: RuntimeSettings::default(),
+                    settings: RuntimeSettings {
+                        carrier_cps: settings.carrier_cps(),
+                        ..RuntimeSettings::default()
+                    },
                 };
                 Some(
                     Runtime::start(services)

@@ -40,6 +40,9 @@ pub struct Settings {
     /// `+14155550123` reads as a number; it is taken back as the E.164 number it was.
     #[serde(default, deserialize_with = "phone_setting")]
     pub twilio_from: Option<String>,
+    /// The Twilio account's calls-per-second limit, shared by every campaign (default 1,
+    /// Twilio's starting limit; `0` for none).
+    pub twilio_cps: f64,
     /// LiveKit server URL (`wss://project.livekit.cloud`), for LiveKit agents and SIP.
     pub livekit_url: Option<String>,
     /// LiveKit API key.
@@ -86,6 +89,7 @@ struct Defaults {
     log_format: LogFormat,
     log: &'static str,
     twilio_api_base: &'static str,
+    twilio_cps: f64,
     livekit_twilio_connector: bool,
 }
 
@@ -96,6 +100,7 @@ const DEFAULTS: Defaults = Defaults {
     log_format: LogFormat::Text,
     log: "info",
     twilio_api_base: "https://api.twilio.com",
+    twilio_cps: 1.0,
     livekit_twilio_connector: false,
 };
 
@@ -137,11 +142,17 @@ impl Settings {
             twilio_auth_token: None,
             twilio_api_base: "https://api.twilio.com".to_owned(),
             twilio_from: None,
+            twilio_cps: 0.0,
             livekit_url: None,
             livekit_api_key: None,
             livekit_api_secret: None,
             livekit_twilio_connector: false,
         }
+    }
+
+    /// The carrier calls-per-second limit for the runtime (`None`: unlimited).
+    pub fn carrier_cps(&self) -> Option<f64> {
+        (self.twilio_cps.is_finite() && self.twilio_cps > 0.0).then_some(self.twilio_cps)
     }
 
     /// The LiveKit configuration, when all three LiveKit settings are given.

@@ -55,6 +55,7 @@ fn serve(db_url: &str, port: u16, carrier: &str) -> Server {
         .env("SWITCHBOARD_TWILIO_AUTH_TOKEN", TOKEN)
         .env("SWITCHBOARD_TWILIO_FROM", "+14155550000")
         .env("SWITCHBOARD_TWILIO_API_BASE", carrier)
+        .env("SWITCHBOARD_TWILIO_CPS", "20")
         .env("SWITCHBOARD_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

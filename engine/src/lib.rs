@@ -15,6 +15,7 @@ pub mod export;
 pub mod ids;
 pub mod import;
 pub mod pacing;
+pub mod pacing_sim;
 pub mod phone;
 pub mod quality;
 pub mod retry;

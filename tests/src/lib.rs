@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod campaign_run;
+pub mod supervision;
 
 use secrecy::SecretString;
 use serde_json::json;
@@ -47,6 +48,7 @@ pub fn fast_runtime(store: &Store, dialer: Dialer, clock: Arc<dyn Clock>) -> Ser
         tick: Duration::from_millis(100),
         call_poll: Duration::from_millis(200),
         outcome_grace: Duration::from_secs(2),
+        carrier_cps: None,
         ..RuntimeSettings::default()
     };
     Services {

@@ -288,6 +288,31 @@ impl Default for Abandonment {
     }
 }
 
+str_enum! {
+    /// How lines are opened.
+    #[derive(Default)]
+    pub enum PacingMode ("pacing mode") {
+        /// Predictive: lines are opened ahead of free agents from the measured answer rate,
+        /// ring and handle times, under the abandonment target (the default).
+        #[default]
+        Predictive = "predictive",
+        /// Progressive: one line per free agent session; nobody is ever abandoned for want
+        /// of an agent.
+        Progressive = "progressive",
+    }
+}
+
+/// How the campaign paces its dialing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pacing {
+    /// Predictive or progressive; default `predictive`.
+    pub mode: PacingMode,
+    /// Agent sessions the campaign may hold at once (the agent server's capacity);
+    /// default none: as many as `max_concurrent_calls`.
+    pub agent_sessions: Option<u32>,
+}
+
 /// A spending cap; the campaign stops dialing when it is reached.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -370,6 +395,8 @@ pub struct CampaignConfig {
     pub quality: QualityThresholds,
     /// Abandonment limits.
     pub abandonment: Abandonment,
+    /// Dialing mode and agent capacity.
+    pub pacing: Pacing,
     /// Spending cap; default none.
     pub budget: Option<Budget>,
     /// Consent and legal calling window.
@@ -398,6 +425,7 @@ impl Default for CampaignConfig {
             success: SuccessDefinition::default(),
             quality: QualityThresholds::default(),
             abandonment: Abandonment::default(),
+            pacing: Pacing::default(),
             budget: None,
             compliance: Compliance::default(),
         }
@@ -405,6 +433,15 @@ impl Default for CampaignConfig {
 }
 
 impl CampaignConfig {
+    /// Agent sessions the pacer may fill: `pacing.agent_sessions`, at most
+    /// `max_concurrent_calls`.
+    pub fn agent_sessions(&self) -> u32 {
+        self.pacing
+            .agent_sessions
+            .unwrap_or(self.max_concurrent_calls)
+            .min(self.max_concurrent_calls)
+    }
+
     /// Parses and validates a JSON document. A malformed document yields one error at the
     /// path of the first bad field (`retry.busy.delay_minutes`); a well-formed one yields
     /// every validation problem.

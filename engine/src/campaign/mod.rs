@@ -79,8 +79,8 @@ mod validate;
 
 pub use config::{
     Abandonment, AgentConfig, AudienceSpec, Budget, CampaignConfig, CampaignKind, Compliance,
-    Objective, Outcome, QualityThresholds, RetryPolicy, RetryRule, RetryableResult, ScriptConfig,
-    SuccessDefinition,
+    Objective, Outcome, Pacing, PacingMode, QualityThresholds, RetryPolicy, RetryRule,
+    RetryableResult, ScriptConfig, SuccessDefinition,
 };
 pub use lifecycle::{
     CampaignStatus, Cause, Transition, TransitionError, allowed_causes, transition,

@@ -128,6 +128,14 @@ impl CampaignConfig {
             1,
             10_000,
         );
+        if let Some(sessions) = self.pacing.agent_sessions {
+            let max = self.max_concurrent_calls;
+            p.check(
+                sessions >= 1 && sessions <= max,
+                "pacing.agent_sessions",
+                || format!("{sessions} must be at least 1 and at most max_concurrent_calls {max}"),
+            );
+        }
         if let Some(cap) = self.daily_cap {
             p.check(cap >= 1, "daily_cap", || {
                 format!("{cap} must be at least 1 (omit it for no cap)")

@@ -11,6 +11,7 @@ mod campaign_audience;
 mod campaigns;
 mod contacts;
 mod dnc;
+mod ledger;
 mod lists;
 mod outcomes;
 mod settings;

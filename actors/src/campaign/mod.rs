@@ -1,0 +1,380 @@
+//! The campaign supervisor: one per running campaign. It materializes the audience into
+//! the campaign's queue, and on every tick asks its pacing actor how many new lines to
+//! open (within the agent capacity, the campaign's limits and the carrier account's
+//! calls per second): each due contact is checked (opt-out, do-not-call list, consent,
+//! calling window in the callee's local time) before its attempt is reserved durably and
+//! a call actor dials it. Call actors report their ring ends, which the pacing actor
+//! learns from. When a call actor ends, the retry policy decides the contact's next
+//! attempt and the pacing actor's quality monitor judges the recent attempts: a success or
+//! connect rate below its threshold with confidence, or a streak of carrier or agent
+//! failures, pauses the campaign with the figures. The campaign completes when nobody is
+//! left to call or its end time passes.
+//!
+//! A paused campaign opens no new lines and lets live calls finish; a stopped one does the
+//! same and ends when they have.
+//!
+//! Supervision: a call actor that ends or fails never ends its campaign (its attempt is
+//! closed with the reason and the retry policy applied); a pacing actor that fails ends
+//! the campaign supervisor, which the engine supervisor restarts from the database.
+
+mod finish;
+mod tick;
+
+use crate::call::{CallActor, CallArgs, actor_name};
+use crate::pacing::{PacingActor, PacingArgs, PacingMsg, PacingSnapshot, ledger_since};
+use crate::runtime::Services;
+use chrono::{DateTime, Utc};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use switchboard_engine::campaign::{CampaignStatus, Cause};
+use switchboard_engine::pacing::RingEnd;
+use switchboard_engine::quality::PauseReason;
+use switchboard_engine::store::{Audience, CampaignRecord};
+use switchboard_engine::window::CallingWindow;
+use switchboard_engine::{AttemptId, CampaignId, ContactId, TenantId};
+
+/// Messages to a campaign supervisor.
+#[derive(Debug)]
+pub enum CampaignMsg {
+    /// Open new lines if the limits allow.
+    Tick,
+    /// The campaign was paused: no new lines.
+    Paused,
+    /// The campaign was resumed.
+    Resumed,
+    /// The campaign was stopped: no new lines, end when live calls are over.
+    Stopped,
+    /// A call actor's ring phase ended (sent by the call actor).
+    Rang(ActorId, RingEnd),
+    /// The pacing actor judged the campaign's quality too low: pause it, with the figures.
+    AutoPause(PauseReason, serde_json::Value),
+    /// A snapshot of the supervisor, for the admin view.
+    Snapshot(RpcReplyPort<CampaignSnapshot>),
+}
+
+/// One live call as its supervisor shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveCall {
+    /// The attempt.
+    pub attempt_id: AttemptId,
+    /// The contact.
+    pub contact_id: ContactId,
+    /// When its call actor started.
+    pub started_at: DateTime<Utc>,
+    /// When a person or machine answered, once known to pacing.
+    pub answered_at: Option<DateTime<Utc>>,
+}
+
+/// What a campaign supervisor shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct CampaignSnapshot {
+    /// Campaign.
+    pub campaign_id: CampaignId,
+    /// Tenant.
+    pub tenant_id: TenantId,
+    /// Live calls.
+    pub live_calls: usize,
+    /// Live calls answered and holding an agent session.
+    pub bridged_calls: usize,
+    /// Whether new lines are opened.
+    pub dialing: bool,
+    /// Attempts reserved since the supervisor started.
+    pub dialed: u64,
+    /// Contacts skipped at dial time, by reason (dnc, opted_out, no_consent, window).
+    pub skipped: HashMap<String, u64>,
+    /// Pacing decision, quality figures and abandonment ledger (when the pacing actor
+    /// answered in time).
+    pub pacing: Option<PacingSnapshot>,
+    /// Every live call.
+    pub calls: Vec<LiveCall>,
+}
+
+/// The campaign supervisor.
+pub struct CampaignSupervisor;
+
+/// What a campaign supervisor starts with.
+pub struct CampaignArgs {
+    /// Shared runtime services.
+    pub services: Arc<Services>,
+    /// The campaign, `active` or `paused`.
+    pub campaign: CampaignRecord,
+}
+
+/// A campaign supervisor's state.
+pub struct CampaignState {
+    services: Arc<Services>,
+    tenant: TenantId,
+    campaign: CampaignRecord,
+    window: CallingWindow,
+    live: HashMap<ActorId, LiveCall>,
+    /// Call actors restarted per attempt (a failed actor whose call is live at the carrier).
+    call_restarts: HashMap<AttemptId, u32>,
+    pacer: Option<ActorRef<PacingMsg>>,
+    dialing: bool,
+    stopping: bool,
+    dialed: u64,
+    skipped: HashMap<String, u64>,
+}
+
+/// The registry name of a campaign's supervisor.
+pub fn actor_name_for(campaign: CampaignId) -> String {
+    format!("campaign:{campaign}")
+}
+
+/// The registry name of a campaign's pacing actor.
+pub fn pacing_name_for(campaign: CampaignId) -> String {
+    format!("pacing:{campaign}")
+}
+
+impl Actor for CampaignSupervisor {
+    type Msg = CampaignMsg;
+    type State = CampaignState;
+    type Arguments = CampaignArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<CampaignMsg>,
+        args: CampaignArgs,
+    ) -> Result<CampaignState, ActorProcessingErr> {
+        Ok(CampaignState {
+            window: CallingWindow::for_campaign(&args.campaign.config),
+            tenant: args.campaign.tenant_id,
+            dialing: args.campaign.status == CampaignStatus::Active,
+            campaign: args.campaign,
+            services: args.services,
+            live: HashMap::new(),
+            call_restarts: HashMap::new(),
+            pacer: None,
+            stopping: false,
+            dialed: 0,
+            skipped: HashMap::new(),
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<CampaignMsg>,
+        state: &mut CampaignState,
+    ) -> Result<(), ActorProcessingErr> {
+        let now = state.services.clock.now();
+        let history = state
+            .services
+            .store
+            .abandonment_history(state.campaign.id, ledger_since(now))
+            .await?;
+        let args = PacingArgs {
+            config: state.campaign.config.clone(),
+            history,
+        };
+        let name = pacing_name_for(state.campaign.id);
+        let (pacer, _) =
+            Actor::spawn_linked(Some(name), PacingActor, args, myself.get_cell()).await?;
+        state.pacer = Some(pacer);
+        // The audience is materialized into the queue; doing it again on a restart only
+        // adds contacts that match now (queued contacts are left as they are).
+        let audience = Audience::from_spec(&state.campaign.config.audience)?;
+        let mut after = None;
+        loop {
+            let page = state
+                .services
+                .store
+                .audience_page(state.tenant, &audience, after, 5000)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            let ids: Vec<ContactId> = page.iter().map(|c| c.id).collect();
+            state
+                .services
+                .store
+                .enqueue_contacts(state.campaign.id, &ids, state.campaign.config.priority)
+                .await?;
+        }
+        finish::reconcile(&myself, state).await?;
+        myself.send_interval(state.services.settings.tick, || CampaignMsg::Tick);
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<CampaignMsg>,
+        state: &mut CampaignState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(pacer) = state.pacer.take() {
+            pacer.stop(Some("campaign supervisor stopped".into()));
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<CampaignMsg>,
+        msg: CampaignMsg,
+        state: &mut CampaignState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            CampaignMsg::Tick => tick::tick(&myself, state).await?,
+            CampaignMsg::Paused => state.dialing = false,
+            CampaignMsg::Resumed => state.dialing = !state.stopping,
+            CampaignMsg::Stopped => {
+                state.dialing = false;
+                state.stopping = true;
+                if state.live.is_empty() {
+                    myself.stop(Some("stopped".into()));
+                }
+            }
+            CampaignMsg::Rang(call, ring) => {
+                if let Some(live) = state.live.get_mut(&call)
+                    && ring.answered.is_some()
+                {
+                    live.answered_at = Some(ring.at);
+                }
+                if let Some(pacer) = &state.pacer {
+                    pacer.cast(PacingMsg::Ring(ring))?;
+                }
+            }
+            CampaignMsg::AutoPause(reason, figures) => auto_pause(state, reason, figures).await?,
+            CampaignMsg::Snapshot(reply) => {
+                let _ = reply.send(snapshot(state).await);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<CampaignMsg>,
+        event: SupervisionEvent,
+        state: &mut CampaignState,
+    ) -> Result<(), ActorProcessingErr> {
+        // A call ending (normally or not) never ends its campaign: record, retry, go on.
+        let (cell, failure, failed) = match event {
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell, reason.filter(|r| r.starts_with("dial failed")), false)
+            }
+            SupervisionEvent::ActorFailed(cell, error) => {
+                (cell, Some(format!("call actor failed: {error}")), true)
+            }
+            _ => return Ok(()),
+        };
+        if state
+            .pacer
+            .as_ref()
+            .is_some_and(|p| p.get_id() == cell.get_id())
+        {
+            // Pacing is the campaign's judgement: without it, start over from the database.
+            state.pacer = None;
+            return Err(format!(
+                "the pacing actor ended: {}",
+                failure.unwrap_or_else(|| "stopped".into())
+            )
+            .into());
+        }
+        let Some(live) = state.live.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        if failed
+            && finish::take_over(
+                &myself,
+                state,
+                &live,
+                failure.as_deref().unwrap_or_default(),
+            )
+            .await?
+        {
+            return Ok(());
+        }
+        state.call_restarts.remove(&live.attempt_id);
+        finish::call_finished(state, live.attempt_id, live.contact_id, failure).await?;
+        if state.stopping && state.live.is_empty() {
+            myself.stop(Some("stopped".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The supervisor's snapshot, with its pacing actor's (asked with a timeout).
+async fn snapshot(state: &CampaignState) -> CampaignSnapshot {
+    let now = state.services.clock.now();
+    let pacing = match &state.pacer {
+        Some(pacer) => ractor::call_t!(pacer, PacingMsg::Snapshot, 1000, now).ok(),
+        None => None,
+    };
+    let mut calls: Vec<LiveCall> = state.live.values().cloned().collect();
+    calls.sort_by_key(|c| c.attempt_id);
+    CampaignSnapshot {
+        campaign_id: state.campaign.id,
+        tenant_id: state.tenant,
+        live_calls: state.live.len(),
+        bridged_calls: calls.iter().filter(|c| c.answered_at.is_some()).count(),
+        dialing: state.dialing,
+        dialed: state.dialed,
+        skipped: state.skipped.clone(),
+        pacing,
+        calls,
+    }
+}
+
+/// Pauses a dialing campaign on its pacing actor's request, with the figures: cause
+/// `pacing` for quality, `system` for failure streaks.
+async fn auto_pause(
+    state: &mut CampaignState,
+    reason: PauseReason,
+    figures: serde_json::Value,
+) -> Result<(), ActorProcessingErr> {
+    if !state.dialing {
+        return Ok(());
+    }
+    let cause = if reason == PauseReason::Quality {
+        Cause::Pacing
+    } else {
+        Cause::System
+    };
+    tracing::warn!(campaign_id = %state.campaign.id, reason = reason.as_str(), %figures, "pausing the campaign");
+    state
+        .services
+        .store
+        .transition_campaign(
+            state.tenant,
+            state.campaign.id,
+            CampaignStatus::Paused,
+            cause,
+            reason.as_str(),
+            Some(figures),
+        )
+        .await?;
+    state.dialing = false;
+    Ok(())
+}
+
+/// Starts the call actor of an attempt (`follow`: the call was placed before a restart and
+/// must not be dialed again) and counts it as live.
+async fn spawn_call(
+    myself: &ActorRef<CampaignMsg>,
+    state: &mut CampaignState,
+    attempt: switchboard_engine::store::AttemptRecord,
+    follow: bool,
+) -> Result<(), ActorProcessingErr> {
+    let live = LiveCall {
+        attempt_id: attempt.id,
+        contact_id: attempt.contact_id,
+        started_at: state.services.clock.now(),
+        answered_at: attempt.answered_at.map(|_| state.services.clock.now()),
+    };
+    let args = CallArgs {
+        services: state.services.clone(),
+        abandonment: state.campaign.config.abandonment.clone(),
+        attempt,
+        follow,
+    };
+    let (call, _) = Actor::spawn_linked(
+        Some(actor_name(live.attempt_id)),
+        CallActor,
+        args,
+        myself.get_cell(),
+    )
+    .await?;
+    state.live.insert(call.get_id(), live);
+    Ok(())
+}

@@ -1,0 +1,259 @@
+//! Each tick: how many lines to open (asked of the pacing actor, within the campaign's
+//! limits, the tenant's and the carrier account's), and the checks before each dial.
+
+use super::{CampaignMsg, CampaignState, spawn_call};
+use crate::limiter::{LimiterMsg, limiter_name};
+use crate::pacing::PacingMsg;
+use chrono::{Duration as TimeDelta, TimeZone, Utc};
+use ractor::{ActorProcessingErr, ActorRef};
+use switchboard_engine::campaign::{CampaignStatus, Cause};
+use switchboard_engine::pacing::PacingInput;
+use switchboard_engine::store::{NewAttempt, QueueEntry};
+use switchboard_engine::window::zones_for;
+
+/// Opens the lines the pacing actor decides, within every limit.
+pub(super) async fn tick(
+    myself: &ActorRef<CampaignMsg>,
+    state: &mut CampaignState,
+) -> Result<(), ActorProcessingErr> {
+    let now = state.services.clock.now();
+    if !state.stopping && state.campaign.config.ends_at.is_some_and(|end| now >= end) {
+        // Paused or not, a campaign past its end time is over.
+        return complete(myself, state, "the end time passed").await;
+    }
+    if !state.dialing {
+        return Ok(());
+    }
+    let store = state.services.store.clone();
+    let limiter = ractor::registry::where_is(limiter_name(state.services.dialer.account()))
+        .map(ActorRef::<LimiterMsg>::from);
+    let Some(limiter) = limiter else {
+        // Fail closed: without the account's limiter nobody knows the carrier's room.
+        tracing::warn!(campaign_id = %state.campaign.id, "the carrier rate limiter is not running; not dialing");
+        return Ok(());
+    };
+    let input = pacing_input(state, &limiter, now).await?;
+    let Some(pacer) = state.pacer.clone() else {
+        return Ok(());
+    };
+    let decision = ractor::call_t!(pacer, PacingMsg::Decide, 2000, input)?;
+    let mut lines = decision.lines;
+    if lines > 0 {
+        let due = store
+            .due_contacts(state.campaign.id, now, lines.saturating_mul(3).min(500))
+            .await?;
+        for entry in due {
+            if lines == 0 {
+                break;
+            }
+            match dial_if_allowed(myself, state, &entry, &limiter).await? {
+                Dial::Dialed => lines -= 1,
+                Dial::Skipped => {}
+                Dial::NoCarrierRoom => break,
+            }
+        }
+    }
+    if state.live.is_empty() {
+        let counts = store.queue_counts(state.campaign.id).await?;
+        if counts.queued == 0 && counts.in_progress == 0 {
+            return complete(myself, state, "every contact is done").await;
+        }
+    }
+    Ok(())
+}
+
+/// What the pacing actor needs to decide: live calls, limits and what is left of them.
+async fn pacing_input(
+    state: &CampaignState,
+    limiter: &ActorRef<LimiterMsg>,
+    now: chrono::DateTime<Utc>,
+) -> Result<PacingInput, ActorProcessingErr> {
+    let config = &state.campaign.config;
+    let store = &state.services.store;
+    let id = state.campaign.id;
+    let started_last_minute = match config.max_calls_per_minute {
+        Some(_) => {
+            store
+                .attempts_since(id, now - TimeDelta::minutes(1))
+                .await?
+        }
+        None => 0,
+    };
+    let started_today = match config.daily_cap {
+        Some(_) => {
+            store
+                .attempts_since(id, campaign_midnight(config, now))
+                .await?
+        }
+        None => 0,
+    };
+    let in_flight = state.live.len() as u32;
+    let mut max_concurrent = config.max_concurrent_calls;
+    if let Some(limit) = store.tenant(state.tenant).await?.max_concurrent_calls {
+        // The tenant's limit covers all its campaigns: room left, plus this campaign's own.
+        let tenant_live = store.tenant_live_attempts(state.tenant).await?;
+        let room = u64::try_from(limit)
+            .unwrap_or(0)
+            .saturating_sub(tenant_live);
+        max_concurrent =
+            max_concurrent.min(in_flight.saturating_add(room.min(u64::from(u32::MAX)) as u32));
+    }
+    let carrier_tokens = ractor::call_t!(limiter, LimiterMsg::Available, 1000)?;
+    let answered: Vec<_> = state.live.values().filter_map(|c| c.answered_at).collect();
+    let bridged_secs = answered
+        .iter()
+        .map(|at| (now - *at).num_milliseconds().max(0) as f64 / 1000.0)
+        .sum();
+    let bridged = answered.len() as u32;
+    Ok(PacingInput {
+        now,
+        agent_slots: config.agent_sessions(),
+        bridged,
+        bridged_secs,
+        ringing: in_flight - bridged,
+        in_flight,
+        max_concurrent,
+        calls_per_minute: config.max_calls_per_minute,
+        started_last_minute: started_last_minute as u32,
+        daily_cap: config.daily_cap,
+        started_today: started_today as u32,
+        carrier_tokens,
+        rolling_abandonment: None,
+    })
+}
+
+/// The start of `now`'s day in the campaign's timezone (its daily cap counts from there).
+fn campaign_midnight(
+    config: &switchboard_engine::campaign::CampaignConfig,
+    now: chrono::DateTime<Utc>,
+) -> chrono::DateTime<Utc> {
+    let zone: chrono_tz::Tz = config
+        .timezone
+        .default_timezone
+        .parse()
+        .unwrap_or(chrono_tz::UTC);
+    let local = now.with_timezone(&zone).date_naive();
+    let midnight = local.and_hms_opt(0, 0, 0).unwrap_or_default();
+    // Midnight may not exist (a DST jump at 00:00): the earliest instant of the day then.
+    zone.from_local_datetime(&midnight)
+        .earliest()
+        .or_else(|| {
+            zone.from_local_datetime(&(midnight + TimeDelta::hours(1)))
+                .earliest()
+        })
+        .map_or(now, |t| t.with_timezone(&Utc))
+}
+
+/// What became of one due contact at a tick.
+enum Dial {
+    /// Its attempt was reserved and its call actor started.
+    Dialed,
+    /// A check refused it for now (it was requeued) or another process took it.
+    Skipped,
+    /// The carrier account has no room this tick: stop dialing.
+    NoCarrierRoom,
+}
+
+/// Checks one due contact and dials it if nothing forbids it and the carrier account has
+/// room.
+async fn dial_if_allowed(
+    myself: &ActorRef<CampaignMsg>,
+    state: &mut CampaignState,
+    entry: &QueueEntry,
+    limiter: &ActorRef<LimiterMsg>,
+) -> Result<Dial, ActorProcessingErr> {
+    let store = state.services.store.clone();
+    let now = state.services.clock.now();
+    let campaign = state.campaign.id;
+    let contact = store.contact(state.tenant, entry.contact_id).await?;
+    let refusal = if contact.opted_out_at.is_some() {
+        Some("opted_out")
+    } else if store
+        .dnc_check(state.tenant, &contact.phone)
+        .await?
+        .is_some()
+    {
+        Some("dnc")
+    } else if state.campaign.config.compliance.consent_required && contact.consent_at.is_none() {
+        Some("no_consent")
+    } else {
+        None
+    };
+    if let Some(reason) = refusal {
+        *state.skipped.entry(reason.to_owned()).or_default() += 1;
+        store
+            .requeue_contact(campaign, contact.id, None, reason)
+            .await?;
+        return Ok(Dial::Skipped);
+    }
+    let zones = zones_for(&contact, &state.campaign.config.timezone);
+    if !state.window.is_open(&zones, now) {
+        *state.skipped.entry("window".to_owned()).or_default() += 1;
+        let next = state.window.next_open(&zones, now);
+        let label = if next.is_some() {
+            "outside_window"
+        } else {
+            "window_never_opens"
+        };
+        store
+            .requeue_contact(campaign, contact.id, next, label)
+            .await?;
+        return Ok(Dial::Skipped);
+    }
+    if ractor::call_t!(limiter, LimiterMsg::Take, 1000, 1)? == 0 {
+        return Ok(Dial::NoCarrierRoom);
+    }
+    let reserved = store
+        .reserve_attempt(&NewAttempt {
+            tenant_id: state.tenant,
+            campaign_id: campaign,
+            contact_id: contact.id,
+            phone: contact.phone.clone(),
+            attempts_seen: entry.attempts,
+        })
+        .await;
+    let attempt = match reserved {
+        Ok(a) => a,
+        Err(switchboard_engine::Error::Conflict(_)) => return Ok(Dial::Skipped),
+        Err(e) => return Err(e.into()),
+    };
+    spawn_call(myself, state, attempt, false).await?;
+    state.dialed += 1;
+    Ok(Dial::Dialed)
+}
+
+/// Completes the campaign (cause scheduler) and ends the supervisor once live calls are over.
+async fn complete(
+    myself: &ActorRef<CampaignMsg>,
+    state: &mut CampaignState,
+    reason: &str,
+) -> Result<(), ActorProcessingErr> {
+    state.dialing = false;
+    let current = state
+        .services
+        .store
+        .campaign(state.tenant, state.campaign.id)
+        .await?;
+    if matches!(
+        current.status,
+        CampaignStatus::Active | CampaignStatus::Paused
+    ) {
+        state
+            .services
+            .store
+            .transition_campaign(
+                state.tenant,
+                state.campaign.id,
+                CampaignStatus::Completed,
+                Cause::Scheduler,
+                reason,
+                None,
+            )
+            .await?;
+    }
+    state.stopping = true;
+    if state.live.is_empty() {
+        myself.stop(Some("completed".into()));
+    }
+    Ok(())
+}
