@@ -34,6 +34,8 @@ pub struct AppState {
     pub livekit: Arc<LiveKitHooks>,
     /// The campaign runtime (running when Twilio is configured).
     pub runtime: Option<Runtime>,
+    /// What the REST API needs from the settings.
+    pub api: Arc<crate::rest::ApiSettings>,
 }
 
 impl FromRef<AppState> for Arc<LiveKitHooks> {
@@ -55,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/twilio/media", get(media_ws::media_stream))
         .route("/api/v1/agent/outcome", post(agent_api::report_outcome))
         .route("/livekit/webhook", post(livekit_hooks::livekit_webhook))
+        .merge(crate::openapi::router())
         .with_state(state)
 }
 
@@ -109,6 +112,9 @@ pub enum StartError {
     /// The LiveKit settings are unusable.
     #[error("livekit configuration: {0}")]
     LiveKit(String),
+    /// A setting is unusable.
+    #[error("setting {0}")]
+    Setting(String),
     /// The operating system gave no randomness for the call token secret.
     #[error("the operating system's random source failed: {0}")]
     Random(String),
@@ -215,11 +221,13 @@ impl Application {
                 None
             }
         };
+        let api = crate::rest::ApiSettings::from_settings(settings, runtime.is_some())?;
         let state = AppState {
             store,
             calls: Arc::new(calls),
             livekit: Arc::new(livekit),
             runtime,
+            api: Arc::new(api),
         };
         Ok(Application { listener, state })
     }

@@ -52,6 +52,10 @@ pub struct Settings {
     /// Use LiveKit Cloud's Twilio connector as the agent side of media streams for
     /// `livekit` agents (default false).
     pub livekit_twilio_connector: bool,
+    /// Price of one billed call minute, in the account's currency (default 0.014). A
+    /// campaign's cost is its billed minutes (each answered call rounded up to the minute)
+    /// times this.
+    pub call_cost_per_minute: f64,
 }
 
 /// How logs are written.
@@ -91,6 +95,7 @@ struct Defaults {
     twilio_api_base: &'static str,
     twilio_cps: f64,
     livekit_twilio_connector: bool,
+    call_cost_per_minute: f64,
 }
 
 const DEFAULTS: Defaults = Defaults {
@@ -102,6 +107,7 @@ const DEFAULTS: Defaults = Defaults {
     twilio_api_base: "https://api.twilio.com",
     twilio_cps: 1.0,
     livekit_twilio_connector: false,
+    call_cost_per_minute: 0.014,
 };
 
 /// Why the configuration could not be loaded.
@@ -123,9 +129,15 @@ impl Settings {
     fn figment(file: PathBuf) -> Figment {
         Figment::from(Serialized::defaults(DEFAULTS))
             .merge(Toml::file(file))
-            // LiveKit's own variable names work too; SWITCHBOARD_LIVEKIT_* wins.
+            // LiveKit's own variable names work too; SWITCHBOARD_LIVEKIT_* wins. SWITCHBOARD_URL
+            // and SWITCHBOARD_API_KEY belong to the API client commands.
             .merge(Env::raw().only(&["LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"]))
-            .merge(Env::prefixed("SWITCHBOARD_").ignore(&["CONFIG", "TEST_POSTGRES"]))
+            .merge(Env::prefixed("SWITCHBOARD_").ignore(&[
+                "CONFIG",
+                "TEST_POSTGRES",
+                "URL",
+                "API_KEY",
+            ]))
     }
 
     /// Settings for tests: defaults with this database and an ephemeral port.
@@ -147,6 +159,7 @@ impl Settings {
             livekit_api_key: None,
             livekit_api_secret: None,
             livekit_twilio_connector: false,
+            call_cost_per_minute: 0.014,
         }
     }
 

@@ -4,12 +4,16 @@
 
 pub mod agent_api;
 pub mod app;
+pub mod auth;
 pub mod calls;
+pub mod cli;
 pub mod config;
 pub mod livekit_hooks;
 pub mod media_ws;
+pub mod openapi;
 pub mod problem;
 pub mod relay;
+pub mod rest;
 pub mod twilio_hooks;
 
 pub use app::{AppState, Application, router};

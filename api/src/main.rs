@@ -1,8 +1,12 @@
-//! `switchboard`: run the server, or apply migrations.
+//! `switchboard`: run the server, apply migrations, manage tenants and keys, and operate
+//! contacts and campaigns through the API.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
+use switchboard_api::cli::{
+    CampaignsCommand, ContactsCommand, KeysCommand, Remote, TenantsCommand,
+};
 use switchboard_api::config::LogFormat;
 use switchboard_api::{Application, Settings};
 use switchboard_engine::store::Store;
@@ -14,6 +18,8 @@ use tracing_subscriber::EnvFilter;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    remote: Remote,
 }
 
 #[derive(Subcommand)]
@@ -22,6 +28,18 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Tenants (direct database access).
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+    /// API keys (direct database access).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Contacts, through the API (--url, --key).
+    #[command(subcommand)]
+    Contacts(ContactsCommand),
+    /// Campaigns, through the API (--url, --key).
+    #[command(subcommand)]
+    Campaigns(CampaignsCommand),
 }
 
 #[tokio::main]
@@ -37,9 +55,27 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load()?;
-    init_logging(&settings);
     match cli.command {
+        Command::Contacts(command) => {
+            return switchboard_api::cli::contacts(&cli.remote, command).await;
+        }
+        Command::Campaigns(command) => {
+            return switchboard_api::cli::campaigns(&cli.remote, command).await;
+        }
+        _ => {}
+    }
+    let settings = Settings::load()?;
+    if matches!(cli.command, Command::Serve | Command::Migrate) {
+        init_logging(&settings);
+    }
+    match cli.command {
+        Command::Contacts(_) | Command::Campaigns(_) => Ok(()),
+        Command::Tenants(command) => {
+            switchboard_api::cli::tenants(&open(&settings).await?, command).await
+        }
+        Command::Keys(command) => {
+            switchboard_api::cli::keys(&open(&settings).await?, command).await
+        }
         Command::Serve => serve(settings).await,
         Command::Migrate => {
             let store = Store::connect(settings.database_url())
@@ -50,6 +86,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The database, migrated (the tenant commands may be the first thing run).
+async fn open(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(settings.database_url())
+        .await
+        .context("opening the database")?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -15,6 +15,7 @@ pub struct Problem {
     title: String,
     detail: String,
     errors: Vec<FieldError>,
+    extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -24,8 +25,17 @@ struct Body<'a> {
     title: &'a str,
     status: u16,
     detail: &'a str,
-    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
-    errors: &'a [FieldError],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<BodyError<'a>>,
+    #[serde(flatten)]
+    extensions: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+/// One entry of `errors`: the field at fault and what is wrong with it.
+#[derive(Serialize)]
+struct BodyError<'a> {
+    field: &'a str,
+    message: &'a str,
 }
 
 impl Problem {
@@ -36,7 +46,57 @@ impl Problem {
             title: title.into(),
             detail: detail.into(),
             errors: Vec::new(),
+            extensions: serde_json::Map::new(),
         }
+    }
+
+    /// 401: no usable credentials.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+
+    /// 404 for an object of this kind and id.
+    pub fn not_found(what: &str, id: impl std::fmt::Display) -> Self {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not found",
+            format!("{what} {id} not found"),
+        )
+    }
+
+    /// 409: the change conflicts with the object's state.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::CONFLICT, "conflict", detail)
+    }
+
+    /// A problem listing every field at fault; the detail joins them.
+    pub fn with_errors(
+        status: StatusCode,
+        title: impl Into<String>,
+        errors: Vec<FieldError>,
+    ) -> Self {
+        Problem {
+            status,
+            title: title.into(),
+            detail: errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+            errors,
+            extensions: serde_json::Map::new(),
+        }
+    }
+
+    /// Adds an extension member (RFC 9457 section 3.2) to the body.
+    pub fn with_extension(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.extensions.insert(key.to_owned(), value);
+        self
+    }
+
+    /// The field errors.
+    pub fn errors(&self) -> &[FieldError] {
+        &self.errors
     }
 
     /// 403: the request is not authentic (a bad signature or token).
@@ -52,6 +112,7 @@ impl Problem {
             title: "invalid request".into(),
             detail: format!("{field}: {reason}"),
             errors: vec![FieldError::new(field, reason)],
+            extensions: serde_json::Map::new(),
         }
     }
 
@@ -64,16 +125,11 @@ impl Problem {
 impl From<Error> for Problem {
     fn from(e: Error) -> Self {
         match e {
-            Error::Invalid { what, errors } => Problem {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                title: format!("invalid {what}"),
-                detail: errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
+            Error::Invalid { what, errors } => Problem::with_errors(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("invalid {what}"),
                 errors,
-            },
+            ),
             Error::NotFound { .. } => {
                 Problem::new(StatusCode::NOT_FOUND, "not found", e.to_string())
             }
@@ -106,7 +162,15 @@ impl IntoResponse for Problem {
             title: &self.title,
             status: self.status.as_u16(),
             detail: &self.detail,
-            errors: &self.errors,
+            errors: self
+                .errors
+                .iter()
+                .map(|e| BodyError {
+                    field: &e.field,
+                    message: &e.reason,
+                })
+                .collect(),
+            extensions: &self.extensions,
         };
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().insert(

@@ -2,6 +2,7 @@
 //! database, and the records a call needs.
 #![warn(missing_docs)]
 
+pub mod api_client;
 pub mod campaign_run;
 pub mod supervision;
 

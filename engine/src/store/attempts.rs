@@ -173,7 +173,7 @@ pub struct CallEvent {
 }
 
 #[derive(sqlx::FromRow)]
-struct AttemptRow {
+pub(super) struct AttemptRow {
     id: i64,
     tenant_id: i64,
     campaign_id: i64,
@@ -192,7 +192,7 @@ struct AttemptRow {
 }
 
 impl AttemptRow {
-    fn into_record(self) -> Result<AttemptRecord> {
+    pub(super) fn into_record(self) -> Result<AttemptRecord> {
         Ok(AttemptRecord {
             id: AttemptId(self.id),
             tenant_id: TenantId(self.tenant_id),
@@ -213,7 +213,7 @@ impl AttemptRow {
     }
 }
 
-const ATTEMPT_SELECT: &str = "SELECT id, tenant_id, campaign_id, contact_id, attempt_no, phone, status, result, \
+pub(super) const ATTEMPT_SELECT: &str = "SELECT id, tenant_id, campaign_id, contact_id, attempt_no, phone, status, result, \
      outcome, carrier_call_id, reserved_at, dialed_at, answered_at, ended_at, detail FROM call_attempts";
 
 type QueueRow = (

@@ -7,7 +7,9 @@
 
 mod attempts;
 mod audience;
+mod call_history;
 mod campaign_audience;
+mod campaign_edits;
 mod campaigns;
 mod contacts;
 mod dnc;
@@ -22,7 +24,9 @@ pub mod testing;
 pub use attempts::{
     AttemptRecord, AttemptStatus, AttemptUpdate, CallEvent, NewAttempt, QueueCounts, QueueEntry,
 };
+pub use call_history::{CallFilter, CallStats};
 pub use campaign_audience::{Audience, TemplateCoverage};
+pub use campaign_edits::{RUNNING_EDITABLE, changed_fields};
 pub use campaigns::{CampaignFilter, CampaignRecord, TransitionRecord};
 pub use contacts::{ContactFilter, ContactWriter, UpsertReport};
 

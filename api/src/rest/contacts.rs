@@ -1,0 +1,373 @@
+//! Contacts: create (upsert by phone), search (text or audience query), read, replace,
+//! delete, CSV import with a per-row report, and CSV export.
+
+use super::{ApiSettings, Page, Params, json_body, path_id, region};
+use crate::app::AppState;
+use crate::auth::Auth;
+use crate::problem::Problem;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use switchboard_engine::audience::Query;
+use switchboard_engine::campaign::AudienceSpec;
+use switchboard_engine::contact::{Contact, NewContact, parse_timezone};
+use switchboard_engine::import::{ImportMode, ImportOptions, import_csv};
+use switchboard_engine::store::{Audience, ContactFilter};
+use switchboard_engine::{ContactId, E164, FieldError};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Largest CSV body an import accepts.
+pub const MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
+
+/// The contact routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_contact, list_contacts))
+        .routes(routes!(get_contact, replace_contact, delete_contact))
+        .routes(routes!(import_contacts))
+        .routes(routes!(export_contacts))
+        .layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES))
+}
+
+/// A contact as written in a request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactInput {
+    /// Phone number: E.164, or national with the default region.
+    pub phone: String,
+    /// Full name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Email.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Company.
+    #[serde(default)]
+    pub company: Option<String>,
+    /// IANA timezone.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Free-form attributes.
+    #[serde(default)]
+    pub attributes: Map<String, Value>,
+    /// When consent was given.
+    #[serde(default)]
+    pub consent_at: Option<DateTime<Utc>>,
+    /// When the contact opted out.
+    #[serde(default)]
+    pub opted_out_at: Option<DateTime<Utc>>,
+}
+
+impl ContactInput {
+    /// The contact to store; every bad field is named (422).
+    pub fn into_contact(self, settings: &ApiSettings) -> Result<NewContact, Problem> {
+        let mut errors = Vec::new();
+        let phone = E164::parse(&self.phone, settings.default_region)
+            .map_err(|e| errors.push(FieldError::new("phone", e.to_string())))
+            .ok();
+        if let Some(tz) = &self.timezone
+            && parse_timezone(tz).is_none()
+        {
+            errors.push(FieldError::new(
+                "timezone",
+                format!("{tz:?} is not an IANA timezone (e.g. America/New_York)"),
+            ));
+        }
+        let Some(phone) = phone.filter(|_| errors.is_empty()) else {
+            return Err(Problem::with_errors(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid contact",
+                errors,
+            ));
+        };
+        Ok(NewContact {
+            phone,
+            name: self.name,
+            email: self.email,
+            company: self.company,
+            timezone: self.timezone,
+            attributes: self.attributes,
+            consent_at: self.consent_at,
+            opted_out_at: self.opted_out_at,
+        })
+    }
+}
+
+/// Creates a contact, or updates the tenant's contact with the same phone number.
+#[utoipa::path(post, path = "/api/v1/contacts", tag = "contacts",
+    request_body(content = Object, description = "{phone, name?, email?, company?, timezone?, attributes?, consent_at?, opted_out_at?}"),
+    responses((status = 201, description = "Created", body = Object), (status = 200, description = "Updated (same phone)", body = Object),
+              (status = 422, description = "Invalid fields")))]
+pub async fn create_contact(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let input: ContactInput = json_body(&body)?;
+    let contact = input.into_contact(&state.api)?;
+    let existed = state
+        .store
+        .contact_by_phone(auth.tenant, &contact.phone)
+        .await?
+        .is_some();
+    let stored = state.store.upsert_contact(auth.tenant, &contact).await?;
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(stored)).into_response())
+}
+
+/// Lists contacts by id: all, a text search (`q`), or an audience query (`query`, JSON).
+#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts",
+    params(("query" = Option<String>, Query, description = "Audience query, JSON (e.g. {\"city\": \"Doha\"})"),
+           ("q" = Option<String>, Query, description = "Part of name, email, company or phone"),
+           ("limit" = Option<u32>, Query, description = "1 to 1000 (default 100)"),
+           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, description = "{items, next_cursor}", body = Object), (status = 422, description = "Bad query")))]
+pub async fn list_contacts(
+    State(state): State<AppState>,
+    auth: Auth,
+    params: Params,
+) -> Result<Json<Page<Contact>>, Problem> {
+    let limit = params.limit(100, 1000)?;
+    let after = params.cursor()?.map(ContactId);
+    let items = match params.get("query") {
+        Some(text) => {
+            let audience = audience_of(text)?;
+            state
+                .store
+                .audience_page(auth.tenant, &audience, after, limit)
+                .await?
+        }
+        None => {
+            let filter = ContactFilter {
+                search: params.get("q").map(str::to_owned),
+                after,
+                limit: Some(limit),
+            };
+            state.store.list_contacts(auth.tenant, &filter).await?
+        }
+    };
+    Ok(Json(Page::new(items, limit, |c| c.id.0)))
+}
+
+/// An audience from a JSON query text; errors name the place in the query.
+fn audience_of(text: &str) -> Result<Audience, Problem> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| Problem::bad_request("query", format!("not JSON: {e}")))?;
+    if let Err(e) = Query::parse(&value) {
+        let field = if e.path.is_empty() {
+            "query".to_owned()
+        } else {
+            format!("query.{}", e.path)
+        };
+        return Err(Problem::with_errors(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid audience query",
+            vec![FieldError::new(field, e.reason)],
+        ));
+    }
+    Ok(Audience::from_spec(&AudienceSpec {
+        query: Some(value),
+        lists: Vec::new(),
+    })?)
+}
+
+/// One contact.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts",
+    params(("id" = i64, Path, description = "Contact id")),
+    responses((status = 200, description = "The contact", body = Object), (status = 404, description = "No such contact")))]
+pub async fn get_contact(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Contact>, Problem> {
+    let id: ContactId = path_id(&id, "id")?;
+    Ok(Json(state.store.contact(auth.tenant, id).await?))
+}
+
+/// Replaces every field of a contact.
+#[utoipa::path(put, path = "/api/v1/contacts/{id}", tag = "contacts",
+    params(("id" = i64, Path, description = "Contact id")),
+    request_body(content = Object, description = "The full contact"),
+    responses((status = 200, description = "The contact", body = Object), (status = 404, description = "No such contact"),
+              (status = 409, description = "Another contact has this phone")))]
+pub async fn replace_contact(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Contact>, Problem> {
+    let id: ContactId = path_id(&id, "id")?;
+    let input: ContactInput = json_body(&body)?;
+    let contact = input.into_contact(&state.api)?;
+    Ok(Json(
+        state
+            .store
+            .update_contact(auth.tenant, id, &contact)
+            .await?,
+    ))
+}
+
+/// Deletes a contact and its call history.
+#[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "contacts",
+    params(("id" = i64, Path, description = "Contact id")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such contact")))]
+pub async fn delete_contact(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let id: ContactId = path_id(&id, "id")?;
+    state.store.delete_contact(auth.tenant, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Imports contacts from a CSV body. `all_or_nothing` (default) stores nothing when a row
+/// is bad (422 with the report); `skip_bad_rows` stores the good rows (200 with the report).
+#[utoipa::path(post, path = "/api/v1/contacts/import", tag = "contacts",
+    params(("mode" = Option<String>, Query, description = "all_or_nothing (default) or skip_bad_rows"),
+           ("region" = Option<String>, Query, description = "Region for national numbers, e.g. US"),
+           ("list" = Option<String>, Query, description = "Also add every imported contact to this list (created if new)")),
+    request_body(content = String, description = "CSV with a header row", content_type = "text/csv"),
+    responses((status = 200, description = "Report: {rows, inserted, updated, rejected, committed, errors:[{row, line, column, reason}]}", body = Object),
+              (status = 422, description = "Bad rows (nothing stored) or an unusable header")))]
+pub async fn import_contacts(
+    State(state): State<AppState>,
+    auth: Auth,
+    params: Params,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let mode = match params.get("mode") {
+        None | Some("all_or_nothing") => ImportMode::AllOrNothing,
+        Some("skip_bad_rows") => ImportMode::SkipBadRows,
+        Some(other) => {
+            return Err(Problem::bad_request(
+                "mode",
+                format!("{other:?}: expected all_or_nothing or skip_bad_rows"),
+            ));
+        }
+    };
+    let options = ImportOptions {
+        default_region: region(&params, &state.api)?.map(|r| r.code().to_owned()),
+        mode,
+        ..ImportOptions::default()
+    };
+    let list = match params.get("list") {
+        Some(name) => Some(super::lists::list_by_name(&state, auth, name).await?),
+        None => None,
+    };
+    let phones = if list.is_some() {
+        csv_phones(&body, &options)
+    } else {
+        Vec::new()
+    };
+    let report = import_csv(
+        &state.store,
+        auth.tenant,
+        std::io::Cursor::new(body),
+        &options,
+    )
+    .await?;
+    if !report.committed && !report.errors.is_empty() {
+        let errors = report
+            .errors
+            .iter()
+            .map(|e| {
+                let column = e
+                    .column
+                    .as_deref()
+                    .map(|c| format!(", column {c}"))
+                    .unwrap_or_default();
+                FieldError::new(
+                    format!("row {} (line {}{column})", e.row, e.line),
+                    e.reason.clone(),
+                )
+            })
+            .collect();
+        return Err(Problem::with_errors(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "import refused: nothing was stored",
+            errors,
+        )
+        .with_extension("report", json!(report)));
+    }
+    let mut added_to_list = None;
+    if let (Some(list), true) = (list, report.committed) {
+        let mut ids = Vec::new();
+        for phone in phones {
+            if let Some(c) = state.store.contact_by_phone(auth.tenant, &phone).await? {
+                ids.push(c.id);
+            }
+        }
+        state.store.add_to_list(auth.tenant, list.id, &ids).await?;
+        added_to_list = Some(json!({"id": list.id, "name": list.name, "contacts": ids.len()}));
+    }
+    let mut body = json!(report);
+    body["list"] = json!(added_to_list);
+    Ok((StatusCode::OK, Json(body)).into_response())
+}
+
+/// The phone numbers of a CSV body's `phone` column (for adding imported rows to a list).
+fn csv_phones(body: &[u8], options: &ImportOptions) -> Vec<E164> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(body);
+    let Ok(header) = reader.headers().cloned() else {
+        return Vec::new();
+    };
+    let recognised = [
+        "phone",
+        "phone_number",
+        "phonenumber",
+        "mobile",
+        "mobile_number",
+        "number",
+        "msisdn",
+        "tel",
+        "telephone",
+    ];
+    let Some(column) = header.iter().position(|h| {
+        let h = switchboard_engine::import::attribute_key(h);
+        recognised.contains(&h.as_str())
+    }) else {
+        return Vec::new();
+    };
+    let region = options
+        .default_region
+        .as_deref()
+        .and_then(|r| switchboard_engine::phone::Region::parse(r).ok());
+    reader
+        .records()
+        .filter_map(Result::ok)
+        .filter_map(|r| r.get(column).and_then(|p| E164::parse(p, region).ok()))
+        .collect()
+}
+
+/// Every contact of the tenant as CSV (the form an import reads back).
+#[utoipa::path(get, path = "/api/v1/contacts/export", tag = "contacts",
+    responses((status = 200, description = "text/csv", content_type = "text/csv", body = String)))]
+pub async fn export_contacts(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<Response, Problem> {
+    let mut out = Vec::new();
+    switchboard_engine::export::export_contacts_csv(&state.store, auth.tenant, &mut out).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"contacts.csv\"",
+            ),
+        ],
+        out,
+    )
+        .into_response())
+}

@@ -1,0 +1,245 @@
+//! Campaign controls: start, schedule, pause, resume, stop. The lifecycle
+//! (`engine::campaign::transition`) decides what is legal; an illegal change is a 409
+//! saying why. Start and resume need the campaign runtime (Twilio configured) and respect
+//! the tenant's limit on active campaigns; pause and stop work without it.
+
+use super::{optional_json_body, path_id};
+use crate::app::AppState;
+use crate::auth::Auth;
+use crate::problem::Problem;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use switchboard_actors::{Runtime, RuntimeError};
+use switchboard_engine::CampaignId;
+use switchboard_engine::campaign::{CampaignStatus, Cause};
+use switchboard_engine::store::CampaignRecord;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The control routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start_campaign))
+        .routes(routes!(schedule_campaign))
+        .routes(routes!(pause_campaign))
+        .routes(routes!(resume_campaign))
+        .routes(routes!(stop_campaign))
+}
+
+/// The optional body of a control: why.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlBody {
+    /// Stored with the status change.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+fn reason(body: &Bytes, default: &str) -> Result<String, Problem> {
+    let body: ControlBody = optional_json_body(body)?;
+    Ok(body
+        .reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| default.to_owned()))
+}
+
+fn runtime_error(e: RuntimeError) -> Problem {
+    match e {
+        RuntimeError::Store(e) => e.into(),
+        RuntimeError::Unavailable(why) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "runtime unavailable",
+            format!("the campaign runtime did not answer: {why}"),
+        ),
+    }
+}
+
+/// The runtime, or a 503 naming the settings it lacks.
+fn runtime<'a>(state: &'a AppState, action: &str) -> Result<&'a Runtime, Problem> {
+    state.runtime.as_ref().ok_or_else(|| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "campaign runtime not running",
+            format!(
+                "cannot {action}: the campaign runtime needs twilio; set {}",
+                state.api.runtime_missing.join(", ")
+            ),
+        )
+        .with_extension(
+            "missing_settings",
+            serde_json::json!(state.api.runtime_missing),
+        )
+    })
+}
+
+/// 409 when the tenant already has as many active campaigns as it may.
+async fn check_active_limit(state: &AppState, auth: Auth) -> Result<(), Problem> {
+    let tenant = state.store.tenant(auth.tenant).await?;
+    let Some(limit) = tenant.max_running_campaigns else {
+        return Ok(());
+    };
+    let active = state
+        .store
+        .count_campaigns(auth.tenant, CampaignStatus::Active)
+        .await?;
+    if active as i64 >= limit {
+        return Err(Problem::conflict(format!(
+            "tenant limit max_running_campaigns = {limit} reached: {active} campaigns are active; pause or stop one first"
+        ))
+        .with_extension("limit", serde_json::json!({"max_running_campaigns": limit, "active": active})));
+    }
+    Ok(())
+}
+
+/// Starts a campaign now (a complete draft is scheduled first, then activated).
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/start", tag = "controls",
+    params(("id" = i64, Path, description = "Campaign id")),
+    request_body(content = Object, description = "Optional: {\"reason\": \"...\"}"),
+    responses((status = 200, description = "The campaign, active", body = Object),
+              (status = 409, description = "Not startable from its status, or the tenant's active-campaign limit is reached"),
+              (status = 422, description = "The configuration is incomplete (named fields)"),
+              (status = 503, description = "The runtime is not running (Twilio not configured)")))]
+pub async fn start_campaign(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<CampaignRecord>, Problem> {
+    let id: CampaignId = path_id(&id, "id")?;
+    reason(&body, "started")?;
+    state.store.campaign(auth.tenant, id).await?;
+    let runtime = runtime(&state, "start a campaign")?;
+    check_active_limit(&state, auth).await?;
+    let record = runtime
+        .start_campaign(auth.tenant, id)
+        .await
+        .map_err(runtime_error)?;
+    Ok(Json(state.store.campaign(auth.tenant, record.id).await?))
+}
+
+/// Schedules a complete draft: it starts at its `starts_at`.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/schedule", tag = "controls",
+    params(("id" = i64, Path, description = "Campaign id")),
+    request_body(content = Object, description = "Optional: {\"reason\": \"...\"}"),
+    responses((status = 200, description = "The campaign, scheduled", body = Object),
+              (status = 409, description = "Not a draft"), (status = 422, description = "Incomplete configuration")))]
+pub async fn schedule_campaign(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<CampaignRecord>, Problem> {
+    let id: CampaignId = path_id(&id, "id")?;
+    let why = reason(&body, "scheduled")?;
+    let record = state
+        .store
+        .transition_campaign(
+            auth.tenant,
+            id,
+            CampaignStatus::Scheduled,
+            Cause::User,
+            &why,
+            None,
+        )
+        .await?;
+    Ok(Json(record))
+}
+
+/// Pauses a campaign: no new dials, live calls finish.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/pause", tag = "controls",
+    params(("id" = i64, Path, description = "Campaign id")),
+    request_body(content = Object, description = "Optional: {\"reason\": \"...\"}"),
+    responses((status = 200, description = "The campaign, paused", body = Object), (status = 409, description = "Not active")))]
+pub async fn pause_campaign(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<CampaignRecord>, Problem> {
+    let id: CampaignId = path_id(&id, "id")?;
+    let why = reason(&body, "paused")?;
+    let record = match &state.runtime {
+        Some(runtime) => runtime
+            .pause_campaign(auth.tenant, id, &why)
+            .await
+            .map_err(runtime_error)?,
+        None => {
+            state
+                .store
+                .transition_campaign(
+                    auth.tenant,
+                    id,
+                    CampaignStatus::Paused,
+                    Cause::User,
+                    &why,
+                    None,
+                )
+                .await?
+        }
+    };
+    Ok(Json(record))
+}
+
+/// Resumes a paused campaign.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/resume", tag = "controls",
+    params(("id" = i64, Path, description = "Campaign id")),
+    request_body(content = Object, description = "Optional: {\"reason\": \"...\"}"),
+    responses((status = 200, description = "The campaign, active", body = Object),
+              (status = 409, description = "Not paused, or the tenant's active-campaign limit is reached"),
+              (status = 503, description = "The runtime is not running (Twilio not configured)")))]
+pub async fn resume_campaign(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<CampaignRecord>, Problem> {
+    let id: CampaignId = path_id(&id, "id")?;
+    reason(&body, "resumed")?;
+    state.store.campaign(auth.tenant, id).await?;
+    let runtime = runtime(&state, "resume a campaign")?;
+    check_active_limit(&state, auth).await?;
+    let record = runtime
+        .resume_campaign(auth.tenant, id)
+        .await
+        .map_err(runtime_error)?;
+    Ok(Json(state.store.campaign(auth.tenant, record.id).await?))
+}
+
+/// Stops a campaign for good: no new dials, live calls finish.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/stop", tag = "controls",
+    params(("id" = i64, Path, description = "Campaign id")),
+    request_body(content = Object, description = "Optional: {\"reason\": \"...\"}"),
+    responses((status = 200, description = "The campaign, stopped", body = Object), (status = 409, description = "Already finished")))]
+pub async fn stop_campaign(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<CampaignRecord>, Problem> {
+    let id: CampaignId = path_id(&id, "id")?;
+    let why = reason(&body, "stopped")?;
+    let record = match &state.runtime {
+        Some(runtime) => runtime
+            .stop_campaign(auth.tenant, id, &why)
+            .await
+            .map_err(runtime_error)?,
+        None => {
+            state
+                .store
+                .transition_campaign(
+                    auth.tenant,
+                    id,
+                    CampaignStatus::Stopped,
+                    Cause::User,
+                    &why,
+                    None,
+                )
+                .await?
+        }
+    };
+    Ok(Json(record))
+}

@@ -1,0 +1,216 @@
+//! The operator REST API under `/api/v1`: campaigns and their controls, contacts, lists,
+//! the do-not-call list, audience and template previews. Every route needs an API key
+//! ([`crate::auth::Auth`]) and sees only its tenant's objects: another tenant's object is
+//! "not found". Errors are RFC 9457 problems naming the field and value at fault.
+
+pub mod audience;
+pub mod campaigns;
+pub mod contacts;
+pub mod controls;
+pub mod dnc;
+pub mod lists;
+pub mod status;
+
+use crate::app::AppState;
+use crate::problem::Problem;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, RawQuery};
+use axum::http::request::Parts;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::str::FromStr;
+use switchboard_engine::phone::Region;
+use utoipa_axum::router::OpenApiRouter;
+
+/// What the REST API needs from the settings.
+#[derive(Debug, Clone, Default)]
+pub struct ApiSettings {
+    /// Region for national-format numbers in imports, contacts and DNC entries.
+    pub default_region: Option<Region>,
+    /// Price of one billed minute (the `call_cost_per_minute` setting), used for cost.
+    pub cost_per_minute: f64,
+    /// The settings the campaign runtime lacks (empty when it runs).
+    pub runtime_missing: Vec<&'static str>,
+}
+
+/// Every REST route, with its OpenAPI description.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(campaigns::routes())
+        .merge(controls::routes())
+        .merge(status::routes())
+        .merge(contacts::routes())
+        .merge(lists::routes())
+        .merge(dnc::routes())
+        .merge(audience::routes())
+}
+
+/// A page of a collection and the cursor of the next one (`None`: the last page).
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// A page whose next cursor is `cursor(last item)` when the page is full.
+    pub fn new(items: Vec<T>, limit: u32, cursor: impl Fn(&T) -> i64) -> Self {
+        let next_cursor = (items.len() as u32 >= limit)
+            .then(|| items.last().map(|i| cursor(i).to_string()))
+            .flatten();
+        Page { items, next_cursor }
+    }
+}
+
+/// The query string, decoded, with typed accessors whose errors name the parameter.
+#[derive(Debug, Default)]
+pub struct Params(HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let RawQuery(raw) = RawQuery::from_request_parts(parts, state)
+            .await
+            .unwrap_or(RawQuery(None));
+        let pairs = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+            .into_owned()
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        Ok(Params(pairs))
+    }
+}
+
+impl Params {
+    /// The raw value of a parameter.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// A parameter parsed with `FromStr`; a bad value is a 400 naming it.
+    pub fn parse<T: FromStr>(&self, name: &str) -> Result<Option<T>, Problem>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.get(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|e| Problem::bad_request(name, format!("{v:?}: {e}")))
+            })
+            .transpose()
+    }
+
+    /// `limit`, between 1 and `max` (default `default`).
+    pub fn limit(&self, default: u32, max: u32) -> Result<u32, Problem> {
+        match self.parse::<u32>("limit")? {
+            None => Ok(default),
+            Some(n) if (1..=max).contains(&n) => Ok(n),
+            Some(n) => Err(Problem::bad_request(
+                "limit",
+                format!("{n} is out of range: expected 1 to {max}"),
+            )),
+        }
+    }
+
+    /// `cursor`: the id a previous page ended with.
+    pub fn cursor(&self) -> Result<Option<i64>, Problem> {
+        self.parse::<i64>("cursor")
+    }
+
+    /// A time parameter: RFC 3339 (`2026-01-31T09:00:00Z`) or a date (`2026-01-31`, midnight UTC).
+    pub fn time(&self, name: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, Problem> {
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+            return Ok(Some(t.with_timezone(&chrono::Utc)));
+        }
+        chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| Some(t.and_utc()))
+            .ok_or_else(|| {
+                Problem::bad_request(
+                    name,
+                    format!("{v:?} is not a time: expected RFC 3339 or YYYY-MM-DD"),
+                )
+            })
+    }
+}
+
+/// Parses a JSON body; an unreadable body is a 400 naming where it is wrong.
+pub fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
+    if body.is_empty() {
+        return Err(Problem::bad_request(
+            "body",
+            "expected a JSON body, got nothing",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| Problem::bad_request("body", e.to_string()))
+}
+
+/// Parses an optional JSON body (empty means the default).
+pub fn optional_json_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    json_body(body)
+}
+
+/// Reads the region setting or a `region` parameter.
+pub fn region(params: &Params, settings: &ApiSettings) -> Result<Option<Region>, Problem> {
+    match params.get("region") {
+        Some(code) => Region::parse(code)
+            .map(Some)
+            .map_err(|e| Problem::bad_request("region", e.to_string())),
+        None => Ok(settings.default_region),
+    }
+}
+
+/// Parses an id from the path; anything but a number is a 400 naming the parameter.
+pub fn path_id<T: From<i64>>(raw: &str, name: &str) -> Result<T, Problem> {
+    raw.parse::<i64>()
+        .map(T::from)
+        .map_err(|_| Problem::bad_request(name, format!("{raw:?} is not an id")))
+}
+
+impl ApiSettings {
+    /// From the server settings; `runtime` says whether the campaign runtime started.
+    pub fn from_settings(
+        settings: &crate::Settings,
+        runtime: bool,
+    ) -> Result<ApiSettings, crate::app::StartError> {
+        let default_region = settings
+            .default_region
+            .as_deref()
+            .map(Region::parse)
+            .transpose()
+            .map_err(|e| crate::app::StartError::Setting(format!("default_region: {e}")))?;
+        if !settings.call_cost_per_minute.is_finite() || settings.call_cost_per_minute < 0.0 {
+            return Err(crate::app::StartError::Setting(format!(
+                "call_cost_per_minute: {} must be a number of at least 0",
+                settings.call_cost_per_minute
+            )));
+        }
+        let mut runtime_missing = Vec::new();
+        if !runtime {
+            for (name, set) in [
+                ("twilio_account_sid", settings.twilio_account_sid.is_some()),
+                ("twilio_auth_token", settings.twilio_auth_token.is_some()),
+                ("twilio_from", settings.twilio_from.is_some()),
+            ] {
+                if !set {
+                    runtime_missing.push(name);
+                }
+            }
+        }
+        Ok(ApiSettings {
+            default_region,
+            cost_per_minute: settings.call_cost_per_minute,
+            runtime_missing,
+        })
+    }
+}
