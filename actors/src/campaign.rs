@@ -116,6 +116,7 @@ impl Actor for CampaignSupervisor {
         })
     }
 
+    #[tracing::instrument(name = "campaign", skip_all, fields(campaign_id = %state.campaign.id))]
     async fn post_start(
         &self,
         myself: ActorRef<CampaignMsg>,
@@ -145,6 +146,7 @@ impl Actor for CampaignSupervisor {
         Ok(())
     }
 
+    #[tracing::instrument(name = "campaign", skip_all, fields(campaign_id = %state.campaign.id))]
     async fn handle(
         &self,
         myself: ActorRef<CampaignMsg>,
@@ -176,6 +178,7 @@ impl Actor for CampaignSupervisor {
         Ok(())
     }
 
+    #[tracing::instrument(name = "campaign", skip_all, fields(campaign_id = %state.campaign.id))]
     async fn handle_supervisor_evt(
         &self,
         myself: ActorRef<CampaignMsg>,
@@ -316,6 +319,7 @@ async fn call_finished(
             .await?;
     }
     let result = call_result(&attempt);
+    crate::metrics::call_finished(&attempt);
     state
         .quality
         .record(quality_sample(&attempt, failure.as_deref()));
@@ -378,6 +382,7 @@ async fn call_finished(
                     )
                     .await?;
                 state.dialing = false;
+                crate::metrics::auto_paused(state.campaign.id, reason.as_str());
             }
         }
     }
@@ -542,6 +547,7 @@ async fn dial_if_allowed(
     };
     spawn_call(myself, state, attempt, false).await?;
     state.dialed += 1;
+    crate::metrics::call_dialed(campaign);
     Ok(true)
 }
 

@@ -7,6 +7,7 @@ pub mod campaign;
 pub mod clock;
 pub mod context;
 pub mod dial;
+pub mod metrics;
 pub mod outcome;
 pub mod runtime;
 pub mod urls;

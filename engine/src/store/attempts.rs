@@ -173,7 +173,7 @@ pub struct CallEvent {
 }
 
 #[derive(sqlx::FromRow)]
-struct AttemptRow {
+pub(super) struct AttemptRow {
     id: i64,
     tenant_id: i64,
     campaign_id: i64,
@@ -192,7 +192,7 @@ struct AttemptRow {
 }
 
 impl AttemptRow {
-    fn into_record(self) -> Result<AttemptRecord> {
+    pub(super) fn into_record(self) -> Result<AttemptRecord> {
         Ok(AttemptRecord {
             id: AttemptId(self.id),
             tenant_id: TenantId(self.tenant_id),
@@ -213,7 +213,7 @@ impl AttemptRow {
     }
 }
 
-const ATTEMPT_SELECT: &str = "SELECT id, tenant_id, campaign_id, contact_id, attempt_no, phone, status, result, \
+pub(super) const ATTEMPT_SELECT: &str = "SELECT id, tenant_id, campaign_id, contact_id, attempt_no, phone, status, result, \
      outcome, carrier_call_id, reserved_at, dialed_at, answered_at, ended_at, detail FROM call_attempts";
 
 type QueueRow = (
@@ -401,7 +401,17 @@ impl Store {
             .filter(|(_, v)| !v.is_null())
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let n = with_db!(self, |pool| {
+        let at = to_millis(now());
+        with_db!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let before: Option<(String, i64)> =
+                sqlx::query_as("SELECT status, tenant_id FROM call_attempts WHERE id = $1")
+                    .bind(id.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some((before, tenant)) = before else {
+                return Err(Error::not_found("attempt", id));
+            };
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(id.0)
                 .bind(update.status.map(AttemptStatus::as_str))
@@ -412,13 +422,15 @@ impl Store {
                 .bind(update.result.as_deref())
                 .bind(update.outcome.as_deref())
                 .bind(Json(&extra))
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
+                .execute(&mut *tx)
+                .await?;
+            // The one place besides carrier updates where a call ends: tell the tenant.
+            if before != "ended" && update.status == Some(AttemptStatus::Ended) {
+                super::webhooks::emit_call_completed!(tx, TenantId(tenant), id, at);
+            }
+            tx.commit().await?;
+            Ok::<(), Error>(())
         })?;
-        if n == 0 {
-            return Err(Error::not_found("attempt", id));
-        }
         self.attempt(id).await
     }
 

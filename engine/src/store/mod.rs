@@ -17,6 +17,7 @@ mod settings;
 mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod webhooks;
 
 pub use attempts::{
     AttemptRecord, AttemptStatus, AttemptUpdate, CallEvent, NewAttempt, QueueCounts, QueueEntry,
@@ -27,6 +28,9 @@ pub use contacts::{ContactFilter, ContactWriter, UpsertReport};
 
 pub use outcomes::{CarrierUpdate, OutcomeReport, Recorded};
 pub use tenants::{ApiKeyRecord, ApiKeyScope};
+pub use webhooks::{
+    DeliveryAttemptRecord, DeliveryRecord, DeliveryStatus, DueDelivery, SendReport, WebhookRecord,
+};
 
 use crate::error::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
