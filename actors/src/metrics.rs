@@ -15,13 +15,14 @@ pub fn call_dialed(campaign: CampaignId) {
         .increment(1);
 }
 
-/// A call is over: counted by result and outcome; a person who answered counts towards the
+/// A call is over: logged and counted by result and outcome; a person who answered counts towards the
 /// abandonment rate's denominator, and as abandoned when the agent was not heard within
 /// [`ABANDON_AFTER_MS`].
 pub fn call_finished(attempt: &AttemptRecord) {
     let campaign = attempt.campaign_id.to_string();
     let result = attempt.result.clone().unwrap_or_else(|| "unknown".into());
     let outcome = attempt.outcome.clone().unwrap_or_else(|| "none".into());
+    tracing::info!(call_id = %attempt.id, %result, %outcome, "call finished");
     metrics::counter!("switchboard_calls_total", "campaign_id" => campaign.clone(), "result" => result, "outcome" => outcome)
         .increment(1);
     let answered_by = attempt
