@@ -1,8 +1,9 @@
 //! Outbound webhooks from end to end, on SQLite and PostgreSQL: a tenant subscribes through
 //! the API, campaign changes are delivered signed to a real receiver on loopback, a failing
 //! receiver gets retries with growing backoff (each send logged and visible through the
-//! API), and a delivery pending when the server stops is delivered by the next server on
-//! the same database.
+//! API), a delivery pending when the server stops is delivered by the next server on the
+//! same database, and calls placed by the runtime are announced once each, with the agent's
+//! outcome.
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
@@ -11,11 +12,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard_api::Settings;
+use switchboard_engine::E164;
 use switchboard_engine::campaign::{CampaignConfig, CampaignStatus, Cause};
+use switchboard_engine::contact::NewContact;
 use switchboard_engine::store::testing::TestDb;
 use switchboard_engine::store::{ApiKeyScope, Store};
 use switchboard_engine::{CampaignId, TenantId};
-use switchboard_tests::TestServer;
+use switchboard_loadtest::{AgentConfig, ScriptedAgent, SimCarrier};
+use switchboard_tests::{CALLER_ID, TestServer, answering_carrier};
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -403,3 +407,142 @@ on_both_backends!(
     campaign_changes_are_delivered_only_to_the_tenant_that_subscribed,
     a_delivery_pending_when_the_server_stops_is_delivered_after_the_restart,
 );
+
+/// A zone where it is about noon now, so the calling window is open whenever this runs.
+fn midday_zone() -> String {
+    use chrono::Timelike;
+    match 12 - chrono::Utc::now().hour() as i32 {
+        0 => "Etc/GMT".to_owned(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    }
+}
+
+/// The runtime's calls through the simulated carrier and the scripted agent (SQLite only:
+/// actor names are global to a process, so one runtime per test binary).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_is_announced_once_with_its_outcome_and_an_opt_out_too() {
+    let db = TestDb::sqlite().await;
+    let agent = ScriptedAgent::start(AgentConfig {
+        greeting_delay_ms: 50,
+        talk_ms: 300,
+        listen_ms: 100,
+        ..AgentConfig::default()
+    })
+    .await
+    .unwrap();
+    let carrier = SimCarrier::start(answering_carrier(50)).await.unwrap();
+    let mut settings = settings(&db, 200);
+    settings.twilio_from = Some(CALLER_ID.to_owned());
+    settings.twilio_api_base = carrier.base_url();
+    let server = TestServer::start_with(settings).await;
+    let runtime = server.state.runtime.clone().expect("Twilio is configured");
+    let store = server.store().clone();
+    let receiver = Receiver::start(0).await;
+    let (tenant, key) = tenant_with_key(&store).await;
+    let (_, secret) = subscribe(
+        &server,
+        &key,
+        &receiver.url,
+        &["call.completed", "contact.opted_out"],
+    )
+    .await;
+    let zone = midday_zone();
+    let contacts: Vec<NewContact> = ["+14155556001", "+14155556002"]
+        .iter()
+        .enumerate()
+        .map(|(i, phone)| {
+            let mut c = NewContact::new(E164::parse(phone, None).unwrap());
+            c.timezone = Some(zone.clone());
+            if i == 1 {
+                let stop = json!({"agent_outcome": "do_not_call"});
+                c.attributes = stop.as_object().unwrap().clone();
+            }
+            c
+        })
+        .collect();
+    store.upsert_contacts(tenant, &contacts).await.unwrap();
+    let days = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
+    let config = CampaignConfig::from_json(json!({
+        "name": "Announced",
+        "audience": {"query": {}},
+        "agent": {"mode": "media_stream", "url": agent.ws_url()},
+        "script": {"template": "Hello"},
+        "schedule": {"days": days, "start": "09:00", "end": "17:00"},
+        "max_calls_per_minute": null
+    }))
+    .unwrap();
+    let campaign = store.create_campaign(tenant, &config).await.unwrap();
+    runtime.start_campaign(tenant, campaign.id).await.unwrap();
+
+    let hits = receiver
+        .wait_for("two calls and an opt-out", 3, Duration::from_secs(40))
+        .await;
+    // The calls' actors have ended and the campaign completed: nothing more comes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.campaign(tenant, campaign.id).await.unwrap().status != CampaignStatus::Completed {
+        assert!(Instant::now() < deadline, "the campaign completes");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        receiver.hits().len(),
+        3,
+        "one event per call and one opt-out"
+    );
+    let mut calls = Vec::new();
+    let mut opt_outs = Vec::new();
+    for hit in &hits {
+        verify(&secret, hit);
+        let event: Value = serde_json::from_slice(&hit.body).unwrap();
+        match event["type"].as_str().unwrap() {
+            "call.completed" => calls.push(event["data"].clone()),
+            "contact.opted_out" => opt_outs.push(event["data"].clone()),
+            other => panic!("unexpected event {other}"),
+        }
+    }
+    calls.sort_by_key(|c| c["phone"].as_str().unwrap().to_owned());
+    let seen: Vec<_> = calls
+        .iter()
+        .map(|c| {
+            (
+                c["phone"].clone(),
+                c["result"].clone(),
+                c["outcome"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                json!("+14155556001"),
+                json!("completed"),
+                json!("interested")
+            ),
+            (
+                json!("+14155556002"),
+                json!("completed"),
+                json!("do_not_call")
+            ),
+        ]
+    );
+    assert!(calls.iter().all(|c| c["campaign_id"] == json!(campaign.id)));
+    assert_eq!(opt_outs.len(), 1);
+    assert_eq!(opt_outs[0]["phone"], "+14155556002");
+    assert_eq!(opt_outs[0]["source"], "agent");
+    assert_eq!(opt_outs[0]["call_id"], calls[1]["call_id"]);
+
+    runtime.shutdown();
+    carrier.shutdown().await;
+    agent.shutdown().await;
+    server.stop().await;
+}
