@@ -286,6 +286,7 @@ impl Application {
         let runtime = self.state.runtime.clone();
         let worker = WebhookWorker::start(store.clone(), self.webhooks)
             .map_err(|e| std::io::Error::other(format!("webhook worker: {e}")))?;
+        let upkeep = tokio::spawn(metrics::upkeep());
         let result = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(shutdown)
             .await;
@@ -293,6 +294,7 @@ impl Application {
             runtime.shutdown();
         }
         worker.shutdown().await;
+        upkeep.abort();
         store.close().await;
         result
     }

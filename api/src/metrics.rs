@@ -59,6 +59,17 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
+/// Folds recorded histogram samples into their buckets every few seconds, so that memory
+/// stays bounded when nobody scrapes. Runs until aborted.
+pub async fn upkeep() {
+    let handle = handle();
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        every.tick().await;
+        handle.run_upkeep();
+    }
+}
+
 /// Records one webhook send.
 pub fn webhook_send(event: &str, report: &SendReport) {
     let result = if report.delivered() {

@@ -410,6 +410,22 @@ async fn a_claimed_delivery_is_not_claimed_again_while_its_lease_runs(store: &St
         .unwrap();
     assert_eq!(delivered, DeliveryStatus::Delivered);
     assert!(due_at(store, later + TimeDelta::days(1)).await.is_empty());
+    // Finished deliveries are pruned after their retention, pending ones never.
+    store
+        .transition_campaign(t, c.id, CampaignStatus::Active, Cause::User, "go", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.prune_deliveries(later).await.unwrap(),
+        0,
+        "kept until then"
+    );
+    let pruned = store
+        .prune_deliveries(later + TimeDelta::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1, "the delivered one goes, the pending one stays");
+    assert_eq!(store.pending_deliveries().await.unwrap(), 1);
 }
 
 async fn a_webhook_is_validated_and_deleting_it_drops_its_deliveries(store: &Store) {

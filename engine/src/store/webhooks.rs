@@ -508,6 +508,21 @@ impl Store {
         Ok(status)
     }
 
+    /// Deletes deliveries (and their logs) delivered or given up before `before`; pending
+    /// ones are kept. Returns how many went.
+    pub async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64> {
+        let n = with_db!(self, |pool| {
+            sqlx::query(
+                "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND finished_at < $1",
+            )
+            .bind(to_millis(before))
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(n)
+    }
+
     /// Pending deliveries, for the metrics.
     pub async fn pending_deliveries(&self) -> Result<u64> {
         let n: i64 = with_db!(self, |pool| {
