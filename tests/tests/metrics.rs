@@ -269,7 +269,22 @@ async fn the_scrape_counts_the_calls_of_a_running_campaign() {
     assert!(in_span(outcome, "request_id", None), "{outcome}");
     assert!(outcome["fields"]["call_id"].is_string(), "{outcome}");
 
+    // An engine supervisor that no longer answers makes the process not ready.
     runtime.shutdown();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, ready) = readyz(&server).await;
+        if status == 503 {
+            assert_eq!(ready["runtime"]["status"], "unresponsive", "{ready}");
+            assert_eq!(ready["database"], "ok", "{ready}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still ready without its runtime: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     carrier.shutdown().await;
     agent.shutdown().await;
     server.stop().await;
@@ -283,6 +298,22 @@ async fn readiness_fails_when_the_database_is_gone(db: TestDb) {
     assert_eq!(
         ready["runtime"], "not_configured",
         "without a caller id nothing dials"
+    );
+    let echoed = reqwest::Client::new()
+        .get(server.url("/readyz"))
+        .header("x-request-id", "probe-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        echoed.headers()["x-request-id"],
+        "probe-7",
+        "a caller's request id is kept"
+    );
+    let made_up = reqwest::get(server.url("/healthz")).await.unwrap();
+    assert!(
+        !made_up.headers()["x-request-id"].is_empty(),
+        "every response has one"
     );
     server.store().close().await;
     let (status, ready) = readyz(&server).await;
