@@ -426,7 +426,7 @@ impl Store {
                 .await?;
             // The one place besides carrier updates where a call ends: tell the tenant.
             if before != "ended" && update.status == Some(AttemptStatus::Ended) {
-                super::webhooks::emit_call_completed!(tx, TenantId(tenant), id, at);
+                super::outbox::emit_call_completed!(tx, TenantId(tenant), id, at);
             }
             tx.commit().await?;
             Ok::<(), Error>(())

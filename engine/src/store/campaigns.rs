@@ -307,7 +307,7 @@ impl Store {
                 })?;
         }
         let at = to_millis(now());
-        let event_payload = super::webhooks::transition_payload(&current, &change, &detail, at);
+        let event_payload = super::outbox::transition_payload(&current, &change, &detail, at);
         let moved = with_db!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let n = sqlx::query(
@@ -337,8 +337,8 @@ impl Store {
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;
-                for event in super::webhooks::transition_events(change.to, change.cause) {
-                    super::webhooks::emit_event!(
+                for event in super::outbox::transition_events(change.to, change.cause) {
+                    super::outbox::emit_event!(
                         tx,
                         tenant,
                         event,

@@ -319,17 +319,9 @@ impl Store {
                 .await?
                 .rows_affected();
             if let (Some((phone, None)), Some(at)) = (&before, at.map(to_millis)) {
-                let payload = super::webhooks::opt_out_payload(id, phone, at, "api", None);
+                let payload = super::outbox::opt_out_payload(id, phone, at, "api", None);
                 let event = crate::webhook::WebhookEvent::ContactOptedOut;
-                super::webhooks::emit_event!(
-                    tx,
-                    tenant,
-                    event,
-                    &payload,
-                    None::<i64>,
-                    stamp,
-                    stamp
-                )?;
+                super::outbox::emit_event!(tx, tenant, event, &payload, None::<i64>, stamp, stamp)?;
             }
             tx.commit().await?;
             Ok::<u64, sqlx::Error>(n)

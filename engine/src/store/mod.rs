@@ -12,6 +12,7 @@ mod campaigns;
 mod contacts;
 mod dnc;
 mod lists;
+mod outbox;
 mod outcomes;
 mod settings;
 mod tenants;

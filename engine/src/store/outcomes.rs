@@ -166,7 +166,7 @@ impl Store {
                     .fetch_one(&mut *tx)
                     .await?;
             if before != "ended" && after == "ended" {
-                super::webhooks::emit_call_completed!(tx, TenantId(tenant), id, at);
+                super::outbox::emit_call_completed!(tx, TenantId(tenant), id, at);
             }
             tx.commit().await?;
             Ok::<bool, Error>(after != before)
@@ -238,14 +238,14 @@ impl Store {
                     .await?
                     .rows_affected();
                 if opted_out > 0 {
-                    let payload = super::webhooks::opt_out_payload(
+                    let payload = super::outbox::opt_out_payload(
                         attempt.contact_id,
                         &attempt.phone,
                         at,
                         "agent",
                         Some(id),
                     );
-                    super::webhooks::emit_event!(
+                    super::outbox::emit_event!(
                         tx,
                         tenant,
                         WebhookEvent::ContactOptedOut,
@@ -265,7 +265,7 @@ impl Store {
                 .rows_affected();
             if n == 1 {
                 // A call.completed held for this outcome carries it and goes out now.
-                sqlx::query(super::webhooks::outcome_fill_sql(self.backend()))
+                sqlx::query(super::outbox::outcome_fill_sql(self.backend()))
                     .bind(id.0)
                     .bind(report.outcome.as_str())
                     .bind(at)
