@@ -107,6 +107,7 @@ impl Actor for CallActor {
         })
     }
 
+    #[tracing::instrument(name = "call", skip_all, fields(call_id = %state.attempt.id, campaign_id = %state.attempt.campaign_id))]
     async fn post_start(
         &self,
         myself: ActorRef<CallMsg>,
@@ -137,6 +138,7 @@ impl Actor for CallActor {
         Ok(())
     }
 
+    #[tracing::instrument(name = "call", skip_all, fields(call_id = %state.attempt.id, campaign_id = %state.attempt.campaign_id))]
     async fn handle(
         &self,
         myself: ActorRef<CallMsg>,

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod context;
 pub mod dial;
 pub mod limiter;
+pub mod metrics;
 pub mod outcome;
 pub mod pacing;
 pub mod runtime;

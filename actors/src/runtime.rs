@@ -78,6 +78,8 @@ pub enum EngineMsg {
     Snapshots(RpcReplyPort<Vec<CampaignSnapshot>>),
     /// Activate the scheduled campaigns whose start time has come.
     Schedule,
+    /// Answers with how many campaign supervisors run (liveness).
+    Ping(RpcReplyPort<usize>),
 }
 
 /// The engine supervisor.
@@ -243,6 +245,9 @@ impl Actor for EngineSupervisor {
                     }
                 }
                 let _ = reply.send(out);
+            }
+            EngineMsg::Ping(reply) => {
+                let _ = reply.send(state.campaigns.len());
             }
         }
         Ok(())
@@ -449,6 +454,14 @@ impl Runtime {
     /// Snapshots of every running campaign supervisor.
     pub async fn snapshots(&self) -> Result<Vec<CampaignSnapshot>, RuntimeError> {
         call_t!(self.engine, EngineMsg::Snapshots, 5000)
+            .map_err(|e| RuntimeError::Unavailable(e.to_string()))
+    }
+
+    /// Asks the engine supervisor whether it is alive; answers how many campaign
+    /// supervisors it runs, or `Unavailable` when it does not reply within `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> Result<usize, RuntimeError> {
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        call_t!(self.engine, EngineMsg::Ping, ms)
             .map_err(|e| RuntimeError::Unavailable(e.to_string()))
     }
 

@@ -3,11 +3,12 @@
 use crate::calls::{CallServices, CampaignCache, RelayTotals};
 use crate::config::Settings;
 use crate::livekit_hooks::{self, LiveKitHooks, StoreEventSink};
-use crate::{agent_api, media_ws, twilio_hooks};
+use crate::webhook_worker::{WebhookWorker, WorkerSettings};
+use crate::{agent_api, media_ws, metrics, request_id, twilio_hooks, webhooks};
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use secrecy::SecretString;
 use serde_json::json;
@@ -58,6 +59,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/agent/outcome", post(agent_api::report_outcome))
         .route("/livekit/webhook", post(livekit_hooks::livekit_webhook))
         .merge(crate::openapi::router())
+        .route("/metrics", get(metrics::scrape))
+        .route(
+            "/api/v1/webhooks",
+            post(webhooks::create).get(webhooks::list),
+        )
+        .route("/api/v1/webhooks/{id}", delete(webhooks::delete))
+        .route(
+            "/api/v1/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
+        )
+        .layer(axum::middleware::from_fn(request_id::layer))
         .with_state(state)
 }
 
@@ -66,27 +78,53 @@ async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: the database answers.
+/// How long readiness waits for the database and for the engine supervisor.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Readiness: the database answers and the engine supervisor replies (when the runtime
+/// runs; without Twilio it is reported `not_configured` and does not block readiness).
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "database": "ok" })),
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "not_ready", "database": "unreachable" })),
-            )
+    let database = match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => "ok",
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the database does not answer");
+            "unreachable"
         }
-    }
+        Err(_) => {
+            tracing::warn!("readiness: the database did not answer in time");
+            "timeout"
+        }
+    };
+    let runtime = match &state.runtime {
+        None => json!("not_configured"),
+        Some(runtime) => match runtime.ping(READY_TIMEOUT).await {
+            Ok(campaigns) => json!({ "status": "ok", "running_campaigns": campaigns }),
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: the engine supervisor does not answer");
+                json!({ "status": "unresponsive" })
+            }
+        },
+    };
+    let runtime_ok = runtime == json!("not_configured") || runtime["status"] == "ok";
+    let ready = database == "ok" && runtime_ok;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "database": database,
+        "runtime": runtime,
+    });
+    (status, Json(body))
 }
 
 /// A built application: database open and migrated, socket bound, not yet serving.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    webhooks: WorkerSettings,
 }
 
 /// Why the application could not start.
@@ -229,7 +267,12 @@ impl Application {
             runtime,
             api: Arc::new(api),
         };
-        Ok(Application { listener, state })
+        metrics::handle();
+        Ok(Application {
+            listener,
+            state,
+            webhooks: settings.webhook_worker(),
+        })
     }
 
     /// The bound address (with the real port when configured with port 0).
@@ -244,20 +287,25 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests and closes the
-    /// database.
+    /// Serves (and delivers webhooks) until `shutdown` completes, then finishes in-flight
+    /// requests and webhook sends and closes the database.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let store = self.state.store.clone();
         let runtime = self.state.runtime.clone();
+        let worker = WebhookWorker::start(store.clone(), self.webhooks)
+            .map_err(|e| std::io::Error::other(format!("webhook worker: {e}")))?;
+        let upkeep = tokio::spawn(metrics::upkeep());
         let result = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(shutdown)
             .await;
         if let Some(runtime) = runtime {
             runtime.shutdown();
         }
+        worker.shutdown().await;
+        upkeep.abort();
         store.close().await;
         result
     }

@@ -89,6 +89,7 @@ impl Default for RelayTotals {
 impl RelayTotals {
     /// Adds one finished relay (once per call, not per frame).
     pub fn add(&self, stats: &RelayStats) {
+        crate::metrics::relay_finished(stats);
         let mut t = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         t.calls += 1;
         t.frames_from_carrier += stats.frames_from_carrier;

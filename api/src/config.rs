@@ -56,6 +56,28 @@ pub struct Settings {
     /// campaign's cost is its billed minutes (each answered call rounded up to the minute)
     /// times this.
     pub call_cost_per_minute: f64,
+    /// Sends of one webhook delivery before it is marked failed (default 8).
+    #[serde(default = "default_webhook_max_attempts")]
+    pub webhook_max_attempts: u32,
+    /// Delay before a failed webhook send is retried, in ms; doubles after each failure,
+    /// up to an hour (default 30000).
+    #[serde(default = "default_webhook_backoff_ms")]
+    pub webhook_backoff_ms: u64,
+    /// How long one webhook send may take, in ms (default 10000).
+    #[serde(default = "default_webhook_timeout_ms")]
+    pub webhook_timeout_ms: u64,
+}
+
+fn default_webhook_max_attempts() -> u32 {
+    8
+}
+
+fn default_webhook_backoff_ms() -> u64 {
+    30_000
+}
+
+fn default_webhook_timeout_ms() -> u64 {
+    10_000
 }
 
 /// How logs are written.
@@ -160,6 +182,23 @@ impl Settings {
             livekit_api_secret: None,
             livekit_twilio_connector: false,
             call_cost_per_minute: 0.014,
+            webhook_max_attempts: default_webhook_max_attempts(),
+            webhook_backoff_ms: default_webhook_backoff_ms(),
+            webhook_timeout_ms: default_webhook_timeout_ms(),
+        }
+    }
+
+    /// How the webhook delivery worker retries and times out.
+    pub fn webhook_worker(&self) -> crate::webhook_worker::WorkerSettings {
+        let schedule = switchboard_engine::webhook::RetrySchedule {
+            max_attempts: self.webhook_max_attempts.max(1),
+            first_backoff: std::time::Duration::from_millis(self.webhook_backoff_ms),
+            ..Default::default()
+        };
+        crate::webhook_worker::WorkerSettings {
+            schedule,
+            timeout: std::time::Duration::from_millis(self.webhook_timeout_ms.max(1)),
+            ..Default::default()
         }
     }
 

@@ -10,11 +10,15 @@ pub mod cli;
 pub mod config;
 pub mod livekit_hooks;
 pub mod media_ws;
+pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod relay;
+pub mod request_id;
 pub mod rest;
 pub mod twilio_hooks;
+pub mod webhook_worker;
+pub mod webhooks;
 
 pub use app::{AppState, Application, router};
 pub use config::Settings;

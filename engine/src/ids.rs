@@ -90,3 +90,13 @@ mod tests {
         assert_eq!(serde_json::to_string(&id).unwrap(), "42");
     }
 }
+id_type!(
+    /// A tenant's outbound webhook subscription.
+    WebhookId,
+    "webhook"
+);
+id_type!(
+    /// One event's delivery to one webhook subscription.
+    DeliveryId,
+    "delivery"
+);

@@ -22,6 +22,7 @@ pub mod retry;
 pub mod store;
 pub mod template;
 pub mod time;
+pub mod webhook;
 pub mod window;
 
 pub use error::{Error, FieldError};

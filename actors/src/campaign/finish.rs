@@ -144,6 +144,7 @@ pub(super) async fn call_finished(
             .await?;
     }
     let result = call_result(&attempt);
+    crate::metrics::call_finished(&attempt);
     let call_end = match (attempt.answered_at, attempt.ended_at) {
         (Some(answered), Some(ended)) => Some(CallEnd {
             at: now,

@@ -153,6 +153,7 @@ impl Actor for CampaignSupervisor {
         })
     }
 
+    #[tracing::instrument(name = "campaign", skip_all, fields(campaign_id = %state.campaign.id))]
     async fn post_start(
         &self,
         myself: ActorRef<CampaignMsg>,
@@ -207,6 +208,7 @@ impl Actor for CampaignSupervisor {
         Ok(())
     }
 
+    #[tracing::instrument(name = "campaign", skip_all, fields(campaign_id = %state.campaign.id))]
     async fn handle(
         &self,
         myself: ActorRef<CampaignMsg>,
@@ -242,6 +244,7 @@ impl Actor for CampaignSupervisor {
         Ok(())
     }
 
+    #[tracing::instrument(name = "campaign", skip_all, fields(campaign_id = %state.campaign.id))]
     async fn handle_supervisor_evt(
         &self,
         myself: ActorRef<CampaignMsg>,
@@ -345,6 +348,7 @@ async fn auto_pause(
         )
         .await?;
     state.dialing = false;
+    crate::metrics::auto_paused(state.campaign.id, reason.as_str());
     Ok(())
 }
 

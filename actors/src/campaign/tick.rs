@@ -219,6 +219,7 @@ async fn dial_if_allowed(
     };
     spawn_call(myself, state, attempt, false).await?;
     state.dialed += 1;
+    crate::metrics::call_dialed(campaign);
     Ok(Dial::Dialed)
 }
 

@@ -111,7 +111,10 @@ pub async fn campaign_status(
             "dialing": s.dialing,
             "dialed_since_start": s.dialed,
             "skipped": s.skipped,
-            "quality": s.quality,
+            "bridged_calls": s.bridged_calls,
+            "quality": s.pacing.as_ref().map(|p| &p.quality),
+            "abandonment_ledger": s.pacing.as_ref().map(|p| p.abandonment),
+            "calls": s.calls,
         })),
         "pacing": {
             "max_concurrent_calls": config.max_concurrent_calls,
@@ -120,6 +123,9 @@ pub async fn campaign_status(
             "attempts_last_minute": last_minute,
             "attempts_today": since_midnight,
             "live_calls": snapshot.as_ref().map(|s| s.live_calls),
+            "mode": config.pacing.mode,
+            "agent_sessions": config.agent_sessions(),
+            "decision": snapshot.as_ref().and_then(|s| s.pacing.as_ref()).and_then(|p| p.decision),
         },
         "calls": {
             "attempts": stats.attempts,

@@ -401,7 +401,17 @@ impl Store {
             .filter(|(_, v)| !v.is_null())
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let n = with_db!(self, |pool| {
+        let at = to_millis(now());
+        with_db!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let before: Option<(String, i64)> =
+                sqlx::query_as("SELECT status, tenant_id FROM call_attempts WHERE id = $1")
+                    .bind(id.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some((before, tenant)) = before else {
+                return Err(Error::not_found("attempt", id));
+            };
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(id.0)
                 .bind(update.status.map(AttemptStatus::as_str))
@@ -412,13 +422,15 @@ impl Store {
                 .bind(update.result.as_deref())
                 .bind(update.outcome.as_deref())
                 .bind(Json(&extra))
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
+                .execute(&mut *tx)
+                .await?;
+            // The one place besides carrier updates where a call ends: tell the tenant.
+            if before != "ended" && update.status == Some(AttemptStatus::Ended) {
+                super::outbox::emit_call_completed!(tx, TenantId(tenant), id, at);
+            }
+            tx.commit().await?;
+            Ok::<(), Error>(())
         })?;
-        if n == 0 {
-            return Err(Error::not_found("attempt", id));
-        }
         self.attempt(id).await
     }
 

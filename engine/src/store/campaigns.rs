@@ -307,6 +307,7 @@ impl Store {
                 })?;
         }
         let at = to_millis(now());
+        let event_payload = super::outbox::transition_payload(&current, &change, &detail, at);
         let moved = with_db!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let n = sqlx::query(
@@ -336,6 +337,17 @@ impl Store {
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;
+                for event in super::outbox::transition_events(change.to, change.cause) {
+                    super::outbox::emit_event!(
+                        tx,
+                        tenant,
+                        event,
+                        &event_payload,
+                        None::<i64>,
+                        at,
+                        at
+                    )?;
+                }
             }
             tx.commit().await?;
             Ok::<bool, sqlx::Error>(n == 1)

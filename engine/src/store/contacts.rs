@@ -300,15 +300,31 @@ impl Store {
         id: ContactId,
         at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<()> {
+        let stamp = to_millis(now());
         let n = with_db!(self, |pool| {
-            sqlx::query("UPDATE contacts SET opted_out_at = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
+            let mut tx = pool.begin_write().await?;
+            let before: Option<(String, Option<i64>)> = sqlx::query_as(
+                "SELECT phone, opted_out_at FROM contacts WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let n = sqlx::query("UPDATE contacts SET opted_out_at = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.0)
                 .bind(id.0)
                 .bind(at.map(to_millis))
-                .bind(to_millis(now()))
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
+                .bind(stamp)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if let (Some((phone, None)), Some(at)) = (&before, at.map(to_millis)) {
+                let payload = super::outbox::opt_out_payload(id, phone, at, "api", None);
+                let event = crate::webhook::WebhookEvent::ContactOptedOut;
+                super::outbox::emit_event!(tx, tenant, event, &payload, None::<i64>, stamp, stamp)?;
+            }
+            tx.commit().await?;
+            Ok::<u64, sqlx::Error>(n)
         })?;
         if n == 0 {
             Err(Error::not_found("contact", id))

@@ -15,11 +15,13 @@ mod contacts;
 mod dnc;
 mod ledger;
 mod lists;
+mod outbox;
 mod outcomes;
 mod settings;
 mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod webhooks;
 
 pub use attempts::{
     AttemptRecord, AttemptStatus, AttemptUpdate, CallEvent, NewAttempt, QueueCounts, QueueEntry,
@@ -32,6 +34,9 @@ pub use contacts::{ContactFilter, ContactWriter, UpsertReport};
 
 pub use outcomes::{CarrierUpdate, OutcomeReport, Recorded};
 pub use tenants::{ApiKeyRecord, ApiKeyScope};
+pub use webhooks::{
+    DeliveryAttemptRecord, DeliveryRecord, DeliveryStatus, DueDelivery, SendReport, WebhookRecord,
+};
 
 use crate::error::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

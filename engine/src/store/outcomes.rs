@@ -8,6 +8,7 @@ use super::{Store, with_db};
 use crate::campaign::Outcome;
 use crate::error::{Error, Result};
 use crate::time::{now, to_millis};
+use crate::webhook::WebhookEvent;
 use crate::{AttemptId, TenantId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -114,12 +115,12 @@ impl Store {
         });
         let moved = with_db!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let before: Option<String> =
-                sqlx::query_scalar("SELECT status FROM call_attempts WHERE id = $1")
+            let before: Option<(String, i64)> =
+                sqlx::query_as("SELECT status, tenant_id FROM call_attempts WHERE id = $1")
                     .bind(id.0)
                     .fetch_optional(&mut *tx)
                     .await?;
-            let Some(before) = before else {
+            let Some((before, tenant)) = before else {
                 return Err(Error::not_found("attempt", id));
             };
             sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -164,6 +165,9 @@ impl Store {
                     .bind(id.0)
                     .fetch_one(&mut *tx)
                     .await?;
+            if before != "ended" && after == "ended" {
+                super::outbox::emit_call_completed!(tx, TenantId(tenant), id, at);
+            }
             tx.commit().await?;
             Ok::<bool, Error>(after != before)
         })?;
@@ -227,11 +231,30 @@ impl Store {
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("UPDATE contacts SET opted_out_at = COALESCE(opted_out_at, $2), updated_at = $2 WHERE id = $1")
+                let opted_out = sqlx::query("UPDATE contacts SET opted_out_at = $2, updated_at = $2 WHERE id = $1 AND opted_out_at IS NULL")
                     .bind(attempt.contact_id.0)
                     .bind(at)
                     .execute(&mut *tx)
-                    .await?;
+                    .await?
+                    .rows_affected();
+                if opted_out > 0 {
+                    let payload = super::outbox::opt_out_payload(
+                        attempt.contact_id,
+                        &attempt.phone,
+                        at,
+                        "agent",
+                        Some(id),
+                    );
+                    super::outbox::emit_event!(
+                        tx,
+                        tenant,
+                        WebhookEvent::ContactOptedOut,
+                        &payload,
+                        None::<i64>,
+                        at,
+                        at
+                    )?;
+                }
             }
             let n = sqlx::query(merge)
                 .bind(id.0)
@@ -240,6 +263,15 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            if n == 1 {
+                // A call.completed held for this outcome carries it and goes out now.
+                sqlx::query(super::outbox::outcome_fill_sql(self.backend()))
+                    .bind(id.0)
+                    .bind(report.outcome.as_str())
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query("INSERT INTO call_events (attempt_id, at, kind, data) VALUES ($1, $2, 'agent.outcome', $3)")
                 .bind(id.0)
                 .bind(at)

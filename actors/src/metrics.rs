@@ -1,0 +1,61 @@
+//! What the runtime counts, through the `metrics` facade (the API's `/metrics` renders it).
+//! Every metric is labelled with its campaign. The actors call these in one line each where
+//! the thing happens.
+
+use switchboard_engine::CampaignId;
+use switchboard_engine::store::AttemptRecord;
+
+/// How long a person may wait, after answering, for the agent's first audio before the
+/// call counts as abandoned.
+pub const ABANDON_AFTER_MS: u64 = 2000;
+
+/// An attempt was reserved and handed to a call actor to dial (the dial rate).
+pub fn call_dialed(campaign: CampaignId) {
+    metrics::counter!("switchboard_calls_originated_total", "campaign_id" => campaign.to_string())
+        .increment(1);
+}
+
+/// A call is over: logged and counted by result and outcome; a person who answered counts towards the
+/// abandonment rate's denominator, and as abandoned when the agent was not heard within
+/// [`ABANDON_AFTER_MS`].
+pub fn call_finished(attempt: &AttemptRecord) {
+    let campaign = attempt.campaign_id.to_string();
+    let result = attempt.result.clone().unwrap_or_else(|| "unknown".into());
+    let outcome = attempt.outcome.clone().unwrap_or_else(|| "none".into());
+    tracing::info!(call_id = %attempt.id, %result, %outcome, "call finished");
+    metrics::counter!("switchboard_calls_total", "campaign_id" => campaign.clone(), "result" => result, "outcome" => outcome)
+        .increment(1);
+    let answered_by = attempt
+        .detail
+        .get("answered_by")
+        .and_then(|v| v.as_str())
+        .unwrap_or("human");
+    let human = attempt.answered_at.is_some()
+        && !(answered_by.starts_with("machine") || answered_by == "fax");
+    if !human {
+        return;
+    }
+    metrics::counter!("switchboard_calls_answered_by_human_total", "campaign_id" => campaign.clone())
+        .increment(1);
+    let first_audio = attempt
+        .detail
+        .get("relay")
+        .and_then(|r| r.get("first_agent_audio_ms"))
+        .and_then(|v| v.as_u64());
+    // Without a relay (SIP calls, or an agent that never spoke) an agent's report shows
+    // that someone was there.
+    let abandoned = match first_audio {
+        Some(ms) => ms > ABANDON_AFTER_MS,
+        None => attempt.outcome.is_none(),
+    };
+    if abandoned {
+        metrics::counter!("switchboard_calls_abandoned_total", "campaign_id" => campaign)
+            .increment(1);
+    }
+}
+
+/// A campaign paused itself (quality, failure streak).
+pub fn auto_paused(campaign: CampaignId, reason: &str) {
+    metrics::counter!("switchboard_campaign_auto_pauses_total", "campaign_id" => campaign.to_string(), "reason" => reason.to_owned())
+        .increment(1);
+}
