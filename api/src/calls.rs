@@ -95,7 +95,11 @@ impl RelayTotals {
         t.frames_from_carrier += stats.frames_from_carrier;
         t.frames_from_agent += stats.frames_from_agent;
         t.gaps += stats.gaps;
-        let _ = t.latency_us.add(&stats.latency_us);
+        for value in stats.latency_us.iter_recorded() {
+            let _ = t
+                .latency_us
+                .record_n(value.value_iterated_to(), u64::from(value.count_at_value()));
+        }
         if let Some(first) = stats.first_agent_audio {
             let _ = t.first_audio_ms.record((first.as_millis() as u64).max(1));
         }

@@ -23,13 +23,27 @@ use switchboard_media::streams::{MediaFormat, StartInfo};
 use switchboard_media::twilio::signature;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// How long the carrier has to send `connected` and `start` after the upgrade.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the agent has to accept the WebSocket.
 const AGENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Socket settings for both sides of a call. Media frames are a few hundred bytes, so a
+/// 4 KiB read buffer holds several: tungstenite's 128 KiB default is zero-filled before
+/// every read (a 128 KiB memset per frame) and stays resident, twice per call.
+fn media_socket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(MAX_MEDIA_MESSAGE))
+        .max_frame_size(Some(MAX_MEDIA_MESSAGE))
+}
+
+/// Largest Media Streams message accepted (a `start` with its custom parameters).
+const MAX_MEDIA_MESSAGE: usize = 256 * 1024;
 
 /// `GET /twilio/media`: the carrier's media stream (a WebSocket upgrade, signed).
 pub async fn media_stream(
@@ -56,9 +70,12 @@ pub async fn media_stream(
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let ws =
-                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
-                        .await;
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(media_socket_config()),
+                )
+                .await;
                 run_session(state, ws).await;
             }
             Err(e) => tracing::warn!(error = %e, "media stream upgrade failed"),
@@ -287,7 +304,11 @@ where
 
     let connected = tokio::time::timeout(
         AGENT_CONNECT_TIMEOUT,
-        tokio_tungstenite::connect_async(url.as_str()),
+        tokio_tungstenite::connect_async_with_config(
+            url.as_str(),
+            Some(media_socket_config()),
+            true,
+        ),
     )
     .await;
     let mut agent = match connected {

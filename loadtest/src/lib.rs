@@ -7,16 +7,20 @@
 
 pub mod agent;
 pub mod carrier;
+pub mod driver;
 mod error;
 pub mod livekit;
+pub mod probe;
 mod time;
 mod wait;
 mod ws;
 
-pub use agent::{AgentCallRecord, AgentCloseReason, AgentConfig, Finish, Outcome, ScriptedAgent};
+pub use agent::{
+    AgentCallRecord, AgentCloseReason, AgentConfig, AgentStats, Finish, Outcome, ScriptedAgent,
+};
 pub use carrier::{
-    AnswerMix, CallRecord, CallScript, CallerAudio, CarrierConfig, DialResult, Millis, SimCarrier,
-    StreamCloseReason,
+    AnswerMix, CallRecord, CallScript, CallerAudio, CarrierConfig, CarrierStats, DialResult,
+    Millis, SimCarrier, StreamCloseReason,
 };
 pub use error::Error;
 pub use wait::WaitTimedOut;

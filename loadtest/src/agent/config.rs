@@ -110,6 +110,10 @@ pub struct AgentConfig {
     /// When set, the upgrade's `X-Twilio-Signature` is checked with this token (recorded,
     /// not enforced, so a test can assert on it).
     pub signature_token: Option<String>,
+    /// When set, media frames are stamped and the far side's stamps recorded (one-way
+    /// latency, lost and late frames); incoming audio is then counted, not decoded, and
+    /// outgoing frames are built without a serializer.
+    pub probe: Option<crate::probe::FrameProbe>,
 }
 
 impl Default for AgentConfig {
@@ -130,6 +134,7 @@ impl Default for AgentConfig {
             report_backoff_ms: 100,
             start_timeout_ms: 10_000,
             signature_token: None,
+            probe: None,
         }
     }
 }

@@ -15,6 +15,7 @@ mod report;
 mod session;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,6 +47,8 @@ struct Shared {
     http: reqwest::Client,
     calls: Mutex<Vec<Arc<AgentEntry>>>,
     shutdown: watch::Receiver<bool>,
+    accepted: AtomicU64,
+    ended: AtomicU64,
 }
 
 impl Shared {
@@ -54,6 +57,22 @@ impl Shared {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+}
+
+/// Streams the agent has seen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgentStats {
+    /// Streams accepted (calls bridged to the agent).
+    pub accepted: u64,
+    /// Streams ended.
+    pub ended: u64,
+}
+
+impl AgentStats {
+    /// Streams open now.
+    pub fn live(&self) -> u64 {
+        self.accepted.saturating_sub(self.ended)
     }
 }
 
@@ -89,11 +108,17 @@ impl ScriptedAgent {
             http,
             calls: Mutex::new(Vec::new()),
             shutdown: shutdown_rx.clone(),
+            accepted: AtomicU64::new(0),
+            ended: AtomicU64::new(0),
         });
         let app = Router::new()
             .route(AGENT_PATH, get(upgrade))
             .with_state(shared.clone());
         let mut stop = shutdown_rx;
+        // Media frames are small and timed: no Nagle delay on the agent's sockets.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|stop| *stop).await;
@@ -128,6 +153,14 @@ impl ScriptedAgent {
             .iter()
             .map(|entry| entry.record())
             .collect()
+    }
+
+    /// Streams accepted and ended so far, without copying any call's record.
+    pub fn stats(&self) -> AgentStats {
+        AgentStats {
+            accepted: self.shared.accepted.load(Ordering::Relaxed),
+            ended: self.shared.ended.load(Ordering::Relaxed),
+        }
     }
 
     /// Waits until `condition` holds over the calls, or `timeout` passes.
@@ -177,6 +210,9 @@ async fn upgrade(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .push(entry.clone());
+    shared.accepted.fetch_add(1, Ordering::Relaxed);
+    // A few media frames fit in 4 KiB; the 128 KiB default is zeroed on every read.
+    let upgrade = upgrade.read_buffer_size(4 * 1024).write_buffer_size(0);
     upgrade.on_upgrade(move |socket| async move {
         let (sink, stream) = crate::ws::from_axum(socket);
         let session = session::Session {
@@ -186,6 +222,7 @@ async fn upgrade(
             shutdown: shared.shutdown.clone(),
         };
         let reason = session::run(sink, stream, session).await;
+        shared.ended.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(?reason, "agent stream ended");
         let mut record = entry.lock();
         record.close_reason = Some(reason);

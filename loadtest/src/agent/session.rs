@@ -17,6 +17,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::config::{AgentConfig, Behaviour, CallContext, Finish, Outcome};
 use super::record::{AgentCloseReason, AgentEntry, OutcomeReport};
 use super::report;
+use crate::probe::{Direction, ProbeReceiver, ProbeSender};
 use crate::time::{after_ms, far_future};
 use crate::ws::{self, CLOSE_NORMAL, WsIn, WsOut};
 
@@ -75,9 +76,13 @@ where
         record.call_sid = Some(start.call_sid.clone());
         record.custom_parameters = start.custom_parameters.clone();
     }
+    let probe = session.config.probe.as_ref();
     let mut call = Call {
+        greeting_total: greeting_len(behaviour.talk_ms),
         greeting: greeting_frames(&session.config, behaviour.talk_ms),
         next_frame: 0,
+        probe_tx: probe.map(|p| p.sender(Direction::AgentToCarrier)),
+        probe_rx: probe.map(|p| p.receiver(Direction::CarrierToAgent)),
         greeting_done: false,
         listen_until: None,
         reported: false,
@@ -171,9 +176,19 @@ where
     }
 }
 
-/// The greeting tone, cut into base64 frame payloads.
+/// Longest stretch of greeting audio generated; a longer greeting loops it (a whole
+/// second of a tone with a whole number of hertz loops seamlessly).
+const GREETING_LOOP_MS: u64 = 1_000;
+
+/// How many frames a greeting of `talk_ms` lasts.
+fn greeting_len(talk_ms: u64) -> usize {
+    let bytes = talk_ms.saturating_mul(u64::from(switchboard_media::audio::SAMPLE_RATE)) / 1000;
+    usize::try_from(bytes.div_ceil(FRAME_BYTES as u64)).unwrap_or(usize::MAX)
+}
+
+/// The greeting tone, cut into base64 frame payloads (at most [`GREETING_LOOP_MS`]).
 fn greeting_frames(config: &AgentConfig, talk_ms: u64) -> Vec<String> {
-    let ms = u32::try_from(talk_ms).unwrap_or(u32::MAX);
+    let ms = u32::try_from(talk_ms.min(GREETING_LOOP_MS)).unwrap_or(u32::MAX);
     let audio = tone(config.tone_hz, ms, config.tone_amplitude);
     let engine = base64::engine::general_purpose::STANDARD;
     audio
@@ -216,8 +231,12 @@ struct Call {
     context: CallContext,
     behaviour: Behaviour,
     stream_sid: String,
+    /// The greeting's frames, looped until `greeting_total` were sent.
     greeting: Vec<String>,
+    greeting_total: usize,
     next_frame: usize,
+    probe_tx: Option<ProbeSender>,
+    probe_rx: Option<ProbeReceiver>,
     greeting_done: bool,
     listen_until: Option<Instant>,
     reported: bool,
@@ -232,7 +251,26 @@ impl Call {
         S::Error: std::fmt::Display,
     {
         let entry = &self.session.entry;
-        if let Some(payload) = self.greeting.get(self.next_frame) {
+        let looped = self
+            .greeting
+            .get(self.next_frame % self.greeting.len().max(1))
+            .filter(|_| self.next_frame < self.greeting_total);
+        if let (Some(payload), Some(probe)) = (looped, &mut self.probe_tx) {
+            // The same frame as the serializer would write, built by hand and stamped.
+            let mut text = String::with_capacity(payload.len() + 96);
+            text.push_str(r#"{"event":"media","streamSid":""#);
+            text.push_str(&self.stream_sid);
+            text.push_str(r#"","media":{"payload":""#);
+            probe.stamp_payload(payload, &mut text);
+            text.push_str(r#""}}"#);
+            ws::send(sink, WsOut::Text(text)).await?;
+            self.next_frame += 1;
+            if entry.frames_sent.fetch_add(1, Ordering::Relaxed) == 0 {
+                entry.lock().first_frame_sent_at = Some(std::time::Instant::now());
+            }
+            return Ok(());
+        }
+        if let Some(payload) = looped {
             let frame = StreamEvent::Media {
                 sequence_number: None,
                 stream_sid: self.stream_sid.clone(),
@@ -282,6 +320,16 @@ impl Call {
                 return Next::Finish(AgentCloseReason::FarSideClosed { detail }, None);
             }
         };
+        if let Some(probe) = &mut self.probe_rx
+            && peek_event(&text) == Some(EventKind::Media)
+        {
+            // Load testing: count and time the frame, leave its audio undecoded.
+            probe.on_media(&text);
+            if entry.frames_received.fetch_add(1, Ordering::Relaxed) == 0 {
+                entry.lock().first_frame_received_at = Some(std::time::Instant::now());
+            }
+            return Next::Continue;
+        }
         let event = match StreamEvent::parse(&text) {
             Ok(event) => event,
             Err(_) => {

@@ -237,6 +237,9 @@ pub struct CarrierConfig {
     pub duplicate_callbacks: bool,
     /// Deliver status callbacks of a call in swapped pairs (1, 0, 3, 2, …).
     pub out_of_order_callbacks: bool,
+    /// When set, media frames are stamped and the far side's stamps recorded (one-way
+    /// latency, lost and late frames), and frames are built without a serializer.
+    pub probe: Option<crate::probe::FrameProbe>,
 }
 
 impl Default for CarrierConfig {
@@ -265,6 +268,7 @@ impl Default for CarrierConfig {
             scripts: HashMap::new(),
             duplicate_callbacks: false,
             out_of_order_callbacks: false,
+            probe: None,
         }
     }
 }
@@ -307,6 +311,7 @@ impl fmt::Debug for CarrierConfig {
             .field("scripts", &self.scripts.len())
             .field("duplicate_callbacks", &self.duplicate_callbacks)
             .field("out_of_order_callbacks", &self.out_of_order_callbacks)
+            .field("probe", &self.probe.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -15,6 +15,7 @@ use super::config::DialResult;
 use super::record::{CallEntry, StreamCloseReason};
 use super::server::Shared;
 use super::stream::{self, StreamSession};
+use super::tally::Tally;
 use super::twiml::{self, MAX_TWIML_BYTES, Twiml};
 
 /// Longest wait for the customer's TwiML.
@@ -44,6 +45,7 @@ pub(crate) async fn run(
     };
     let status = call.drive().await;
     finish(&call.entry, status);
+    Tally::bump(&call.shared.tally.ended);
 }
 
 /// Sets the final status and sends the terminal callback.
@@ -123,6 +125,7 @@ impl Call {
             state.answered_by = Some(self.entry.plan.answered_by.clone());
         }
         self.set_status(CallStatus::InProgress);
+        Tally::bump(&self.shared.tally.answered);
         self.spawn_async_amd();
         let mut talk = Duration::from_millis(self.entry.plan.talk_ms);
         if let Some(limit) = self.entry.request.time_limit_secs {
@@ -170,8 +173,12 @@ impl Call {
             frames: self.shared.audio.frames(self.entry.plan.audio),
             deadline,
             shutdown: self.shutdown.clone(),
+            probe: self.shared.config.probe.clone(),
         };
-        stream::connect_and_run(&self.shared.auth_token, &target, session).await
+        Tally::bump(&self.shared.tally.streams_opened);
+        let reason = stream::connect_and_run(&self.shared.auth_token, &target, session).await;
+        Tally::bump(&self.shared.tally.streams_closed);
+        reason
     }
 
     /// The inline `Twiml`, or the document fetched from `Url` with a signed request.

@@ -22,6 +22,7 @@ mod request;
 mod script;
 mod server;
 mod stream;
+mod tally;
 mod twiml;
 
 use std::net::SocketAddr;
@@ -35,6 +36,7 @@ use tokio::task::JoinHandle;
 pub use callbacks::SIGNATURE_HEADER;
 pub use config::{AnswerMix, CallScript, CallerAudio, CarrierConfig, DialResult, Millis};
 pub use record::{CallRecord, SentCallback, StreamCloseReason};
+pub use tally::CarrierStats;
 
 use crate::Error;
 use crate::wait::{WaitTimedOut, poll_until};
@@ -129,6 +131,11 @@ impl SimCarrier {
             .iter()
             .map(|entry| entry.record())
             .collect()
+    }
+
+    /// How many calls reached each step, without copying any call's record.
+    pub fn stats(&self) -> CarrierStats {
+        self.shared.tally.snapshot()
     }
 
     /// A snapshot of one call.

@@ -82,6 +82,7 @@ pub(crate) async fn run(
         }
         // A call canceled while queued is skipped without using a token.
         if lifecycle::begin_dial(&entry) {
+            super::tally::Tally::bump(&shared.tally.dialed);
             if let Some(bucket) = bucket.as_mut() {
                 bucket.take(Instant::now());
             }

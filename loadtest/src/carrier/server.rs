@@ -38,6 +38,7 @@ pub(crate) struct Shared {
     dial_queue: mpsc::UnboundedSender<Arc<CallEntry>>,
     sid_prefix: u64,
     sid_counter: AtomicU64,
+    pub tally: super::tally::Tally,
 }
 
 #[derive(Default)]
@@ -71,6 +72,7 @@ impl Shared {
             dial_queue,
             sid_prefix: splitmix64(nanos ^ u64::from(std::process::id())),
             sid_counter: AtomicU64::new(0),
+            tally: super::tally::Tally::default(),
         }
     }
 
@@ -235,6 +237,7 @@ async fn create(
         table.by_sid.insert(entry.sid.clone(), entry.clone());
         table.in_order.push(entry.clone());
     }
+    super::tally::Tally::bump(&shared.tally.created);
     tracing::debug!(call_sid = %entry.sid, to = %entry.request.to, "call queued");
     let body = call_json(&entry);
     if shared.dial_queue.send(entry).is_err() {

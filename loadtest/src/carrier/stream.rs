@@ -26,6 +26,7 @@ use super::callbacks::SIGNATURE_HEADER;
 use super::playout::Playout;
 use super::record::{CallEntry, Counters, StreamCloseReason};
 use super::twiml::StreamTarget;
+use crate::probe::{Direction, FrameProbe, ProbeReceiver, ProbeSender};
 use crate::time::{after_ms, far_future};
 use crate::ws::{self, CLOSE_NORMAL, WsIn, WsOut};
 
@@ -46,6 +47,8 @@ pub(crate) struct StreamSession {
     /// When the callee hangs up.
     pub deadline: Instant,
     pub shutdown: watch::Receiver<bool>,
+    /// Stamps outgoing media and reads the far side's stamps, when load testing.
+    pub probe: Option<FrameProbe>,
 }
 
 /// Opens the WebSocket to `target` (signed with `auth_token`) and runs the session.
@@ -66,8 +69,14 @@ pub(crate) async fn connect_and_run(
         }
         Err(error) => return connect_failed(format!("bad signature header: {error}")),
     }
-    let connected =
-        tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request));
+    // Small read buffers (the 128 KiB default is zeroed on every read) and no Nagle delay.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0);
+    let connected = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio_tungstenite::connect_async_with_config(request, Some(config), true),
+    );
     let socket = match connected.await {
         Ok(Ok((socket, _response))) => socket,
         Ok(Err(error)) => return connect_failed(error.to_string()),
@@ -101,6 +110,10 @@ where
     let far_future = far_future(started);
     let entry = session.entry.clone();
     let mut shutdown = session.shutdown.clone();
+    let mut probe_rx = session
+        .probe
+        .as_ref()
+        .map(|probe| probe.receiver(Direction::AgentToCarrier));
     loop {
         if entry.hangup_requested.load(Ordering::Acquire) {
             return out
@@ -121,14 +134,15 @@ where
         };
         let sent = match step {
             Step::End(reason) => return out.stop(&mut sink, &mut stream, reason).await,
-            Step::Incoming(incoming) => match on_incoming(incoming, &entry, &session, &mut playout)
-            {
-                Incoming::Continue(echo) => out.marks(&mut sink, &entry, echo).await,
-                Incoming::Closed(reason) => {
-                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
-                    return reason;
+            Step::Incoming(incoming) => {
+                match on_incoming(incoming, &entry, &session, &mut playout, probe_rx.as_mut()) {
+                    Incoming::Continue(echo) => out.marks(&mut sink, &entry, echo).await,
+                    Incoming::Closed(reason) => {
+                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+                        return reason;
+                    }
                 }
-            },
+            }
             Step::MarksDue => {
                 let due = playout.take_due(Instant::now());
                 out.marks(&mut sink, &entry, due).await
@@ -175,6 +189,7 @@ fn on_incoming(
     entry: &CallEntry,
     session: &StreamSession,
     playout: &mut Playout,
+    probe: Option<&mut ProbeReceiver>,
 ) -> Incoming {
     let counters = &entry.counters;
     let text = match incoming {
@@ -203,6 +218,9 @@ fn on_incoming(
             entry.lock().first_far_audio_at = Some(now.into_std());
         }
         playout.on_media(now);
+        if let Some(probe) = probe {
+            probe.on_media(&text);
+        }
         return Incoming::Continue(Vec::new());
     }
     let event = match StreamEvent::parse(&text) {
@@ -235,6 +253,12 @@ fn on_incoming(
     }
 }
 
+/// Appends `n` in decimal without a temporary string.
+fn push_number(text: &mut String, n: u64) {
+    use std::fmt::Write as _;
+    let _ = write!(text, "{n}");
+}
+
 /// Builds and sends the carrier's messages, numbering them as Twilio does.
 struct Outgoing {
     stream_sid: String,
@@ -243,6 +267,7 @@ struct Outgoing {
     frames: Arc<[String]>,
     sequence: u64,
     chunk: u64,
+    probe: Option<ProbeSender>,
 }
 
 impl Outgoing {
@@ -254,6 +279,10 @@ impl Outgoing {
             frames: session.frames.clone(),
             sequence: 0,
             chunk: 0,
+            probe: session
+                .probe
+                .as_ref()
+                .map(|probe| probe.sender(Direction::CarrierToAgent)),
         }
     }
 
@@ -298,9 +327,29 @@ impl Outgoing {
         S::Error: std::fmt::Display,
     {
         let index = usize::try_from(self.chunk).unwrap_or(0) % self.frames.len().max(1);
-        let payload = self.frames.get(index).cloned().unwrap_or_default();
         let timestamp = self.chunk * u64::from(switchboard_media::audio::FRAME_MS);
         self.chunk += 1;
+        if let Some(probe) = &mut self.probe {
+            // The same frame as the serializer would write, built by hand and stamped.
+            self.sequence += 1;
+            let mut text = String::with_capacity(400);
+            text.push_str(r#"{"event":"media","sequenceNumber":""#);
+            push_number(&mut text, self.sequence);
+            text.push_str(r#"","streamSid":""#);
+            text.push_str(&self.stream_sid);
+            text.push_str(r#"","media":{"track":"inbound","chunk":""#);
+            push_number(&mut text, self.chunk);
+            text.push_str(r#"","timestamp":""#);
+            push_number(&mut text, timestamp);
+            text.push_str(r#"","payload":""#);
+            let payload = self.frames.get(index).map_or("", String::as_str);
+            probe.stamp_payload(payload, &mut text);
+            text.push_str(r#""}}"#);
+            ws::send(sink, WsOut::Text(text)).await?;
+            Counters::bump(&entry.counters.frames_sent);
+            return Ok(());
+        }
+        let payload = self.frames.get(index).cloned().unwrap_or_default();
         let event = StreamEvent::Media {
             sequence_number: self.next_sequence(),
             stream_sid: self.stream_sid.clone(),

@@ -282,9 +282,33 @@ pub fn peek_event(text: &str) -> Option<EventKind> {
     if !text.trim_start().starts_with('{') {
         return None;
     }
+    // Twilio writes `event` first, as `{"event":"media",`: read the name without parsing
+    // the rest. Frames that are shaped otherwise take the full (validating) path.
+    if let Some(kind) = leading_event(text) {
+        return Some(kind);
+    }
     serde_json::from_str::<Peek<'_>>(text)
         .ok()
         .map(|peek| EventKind::from_name(peek.event))
+}
+
+/// The event of a frame that starts exactly `{"event":"NAME",` and ends with `}`, for a
+/// name of known events; anything else is left to the parser.
+fn leading_event(text: &str) -> Option<EventKind> {
+    const PREFIX: &str = "{\"event\":\"";
+    let rest = text.strip_prefix(PREFIX)?;
+    if !text.ends_with('}') {
+        return None;
+    }
+    let end = rest.find('"')?;
+    let (name, after) = rest.split_at(end);
+    if !after.starts_with("\",") {
+        return None;
+    }
+    match EventKind::from_name(name) {
+        EventKind::Unknown => None,
+        kind => Some(kind),
+    }
 }
 
 impl StreamEvent {
