@@ -51,7 +51,7 @@ fn contact(i: u64) -> Contact {
     let value = 50_000 + (r >> 42) % 3_000_000;
     attributes.insert(
         "property_value".into(),
-        if i % 20 == 0 {
+        if i.is_multiple_of(20) {
             json!(value.to_string())
         } else {
             json!(value)
