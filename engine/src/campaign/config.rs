@@ -507,6 +507,7 @@ mod tests {
             "quality": {"min_success_rate": null, "min_connect_rate": null,
                         "window": 100, "min_sample": 30, "confidence": 0.95},
             "abandonment": {"target_rate": 0.02, "max_rate": 0.03, "keep_agent_if_late": false},
+            "pacing": {"mode": "predictive", "agent_sessions": null},
             "budget": null,
             "compliance": {"consent_required": false,
                            "legal_window_start": "08:00", "legal_window_end": "21:00"}

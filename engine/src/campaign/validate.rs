@@ -482,6 +482,25 @@ mod tests {
     }
 
     #[test]
+    fn agent_sessions_must_fit_within_max_concurrency() {
+        let mut c = CampaignConfig {
+            name: "Spring".into(),
+            max_concurrent_calls: 20,
+            ..CampaignConfig::default()
+        };
+        c.pacing.agent_sessions = Some(21);
+        let errors = c.validate().unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "pacing.agent_sessions");
+        assert!(errors[0].reason.contains("21"), "{:?}", errors[0]);
+        c.pacing.agent_sessions = Some(0);
+        assert_eq!(c.validate().unwrap_err()[0].field, "pacing.agent_sessions");
+        c.pacing.agent_sessions = Some(20);
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.agent_sessions(), 20);
+    }
+
+    #[test]
     fn quality_and_abandonment_figures_are_checked() {
         let mut c = ready();
         c.quality.min_connect_rate = Some(-0.1);
