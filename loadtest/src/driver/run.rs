@@ -81,6 +81,7 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Er
                 api_base: carrier.base_url(),
                 account_sid: ACCOUNT_SID.to_owned(),
                 auth_token: AUTH_TOKEN.to_owned(),
+                cps: scenario.carrier_cps(),
             };
             let server =
                 SpawnedServer::start(&binary, &dir, scenario.database_url.as_deref(), &access)

@@ -21,6 +21,9 @@ pub struct CarrierAccess {
     pub account_sid: String,
     /// Auth token.
     pub auth_token: String,
+    /// The account's calls per second, which Switchboard is told to keep to (`None`:
+    /// unlimited).
+    pub cps: Option<f64>,
 }
 
 /// A `switchboard serve` process started by the driver; killed when dropped.
@@ -77,6 +80,12 @@ impl SpawnedServer {
             ),
             ("SWITCHBOARD_TWILIO_AUTH_TOKEN", carrier.auth_token.clone()),
             ("SWITCHBOARD_TWILIO_FROM", CALLER_ID.to_owned()),
+            (
+                "SWITCHBOARD_TWILIO_CPS",
+                carrier
+                    .cps
+                    .map_or_else(|| "0".to_owned(), |cps| cps.to_string()),
+            ),
             ("SWITCHBOARD_LOG", "warn".to_owned()),
         ]
         .into_iter()

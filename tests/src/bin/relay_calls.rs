@@ -141,6 +141,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             api_base: carrier.base_url(),
             account_sid: ACCOUNT_SID.to_owned(),
             auth_token: AUTH_TOKEN.to_owned(),
+            cps: None,
         };
         Server::Spawned(
             SpawnedServer::start(&sibling_binary()?, &dir, Some(db.url()), &access).await?,
