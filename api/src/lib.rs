@@ -2,6 +2,8 @@
 //! health endpoints, and the [`Application`] that binds them to a socket.
 #![warn(missing_docs)]
 
+pub mod admin;
+pub mod admin_events;
 pub mod agent_api;
 pub mod app;
 pub mod auth;
