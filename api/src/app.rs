@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/livekit/webhook", post(livekit_hooks::livekit_webhook))
         .merge(crate::openapi::router())
         .merge(crate::admin::routes())
+        .merge(crate::dashboard::routes())
         .route("/metrics", get(metrics::scrape))
         .route(
             "/api/v1/webhooks",

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod calls;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod livekit_hooks;
 pub mod media_ws;
 pub mod metrics;

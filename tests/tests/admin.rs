@@ -126,6 +126,29 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
     assert_eq!(campaigns[0]["live_calls"], 2);
     assert!(campaigns[0]["pacing"].is_object(), "{campaigns:#}");
 
+    // The campaign over time, for the dashboard's charts.
+    let series = ok(
+        &tenant
+            .get(&format!(
+                "/api/v1/campaigns/{id}/timeseries?bucket_secs=3600"
+            ))
+            .await,
+        200,
+    )
+    .clone();
+    assert_eq!(series["items"][0]["dialed"], 2, "{series:#}");
+    assert_eq!(series["items"][0]["answered"], 2, "{series:#}");
+    assert_eq!(series["items"][0]["connected"], 2, "{series:#}");
+    let bad = tenant
+        .get(&format!("/api/v1/campaigns/{id}/timeseries?bucket_secs=0"))
+        .await;
+    assert!(bad.status.is_client_error(), "{:#}", bad.body);
+    assert!(
+        bad.body.to_string().contains("bucket_secs"),
+        "{:#}",
+        bad.body
+    );
+
     // One call: its attempt, live snapshot and stored events.
     let attempt = calls[0]["attempt_id"].as_i64().unwrap();
     let detail = ok(&admin.get(&format!("/admin/calls/{attempt}")).await, 200).clone();
