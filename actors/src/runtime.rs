@@ -457,6 +457,12 @@ impl Runtime {
             .map_err(|e| RuntimeError::Unavailable(e.to_string()))
     }
 
+    /// Hangs up a call at the carrier (an operator's hang-up); its call actor then sees
+    /// the call end as it would any other.
+    pub async fn hangup(&self, call_sid: &str) -> Result<(), crate::dial::DialError> {
+        self.services.dialer.hangup(call_sid).await
+    }
+
     /// Asks the engine supervisor whether it is alive; answers how many campaign
     /// supervisors it runs, or `Unavailable` when it does not reply within `timeout`.
     pub async fn ping(&self, timeout: Duration) -> Result<usize, RuntimeError> {

@@ -59,6 +59,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/agent/outcome", post(agent_api::report_outcome))
         .route("/livekit/webhook", post(livekit_hooks::livekit_webhook))
         .merge(crate::openapi::router())
+        .merge(crate::admin::routes())
+        .merge(crate::dashboard::routes())
         .route("/metrics", get(metrics::scrape))
         .route(
             "/api/v1/webhooks",
@@ -217,6 +219,7 @@ impl Application {
             call_token_secret: SecretString::from(secret),
             totals: RelayTotals::default(),
             campaigns: CampaignCache::default(),
+            relays: crate::calls::LiveRelays::default(),
             livekit: match settings.livekit() {
                 Some(config) => {
                     let options = LiveKitOptions {

@@ -27,6 +27,8 @@ pub struct CallServices {
     pub campaigns: CampaignCache,
     /// LiveKit, when configured: sessions for `livekit` agents.
     pub livekit: Option<switchboard_media::livekit::LiveKitAgents>,
+    /// What the relays of recent calls reported, for the admin live view.
+    pub relays: LiveRelays,
 }
 
 impl CallServices {
@@ -167,6 +169,69 @@ impl CampaignCache {
     fn lock(
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<CampaignId, (Instant, Arc<CampaignRecord>)>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What the relay knows of one bridged call, for the admin live view. Written twice per
+/// call (at the bridge and when the relay ends), never per frame.
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayLive {
+    /// When the agent side was connected.
+    pub bridged_at: chrono::DateTime<chrono::Utc>,
+    /// Answer to the agent's first audio (ms), once the relay reported it.
+    pub first_agent_audio_ms: Option<u64>,
+    /// Relay latency carrier → agent, median (µs), once the relay reported it.
+    pub relay_latency_p50_us: Option<u64>,
+    /// Relay latency carrier → agent, 99th percentile (µs), once the relay reported it.
+    pub relay_latency_p99_us: Option<u64>,
+}
+
+/// The relays of recent calls, by attempt (bounded: old entries are dropped).
+#[derive(Default)]
+pub struct LiveRelays {
+    entries: Mutex<HashMap<switchboard_engine::AttemptId, RelayLive>>,
+}
+
+const LIVE_RELAYS_MAX: usize = 10_000;
+const LIVE_RELAY_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(2);
+
+impl LiveRelays {
+    /// The call was bridged to its agent.
+    pub fn bridged(&self, attempt: switchboard_engine::AttemptId) {
+        let now = chrono::Utc::now();
+        let mut entries = self.lock();
+        if entries.len() >= LIVE_RELAYS_MAX {
+            entries.retain(|_, e| now - e.bridged_at < LIVE_RELAY_TTL);
+        }
+        entries.insert(
+            attempt,
+            RelayLive {
+                bridged_at: now,
+                first_agent_audio_ms: None,
+                relay_latency_p50_us: None,
+                relay_latency_p99_us: None,
+            },
+        );
+    }
+
+    /// The call's relay ended with these figures.
+    pub fn finished(&self, attempt: switchboard_engine::AttemptId, stats: &RelayStats) {
+        if let Some(entry) = self.lock().get_mut(&attempt) {
+            entry.first_agent_audio_ms = stats.first_agent_audio.map(|d| d.as_millis() as u64);
+            if !stats.latency_us.is_empty() {
+                entry.relay_latency_p50_us = Some(stats.latency_us.value_at_quantile(0.5));
+                entry.relay_latency_p99_us = Some(stats.latency_us.value_at_quantile(0.99));
+            }
+        }
+    }
+
+    /// What is known of the call's relay.
+    pub fn get(&self, attempt: switchboard_engine::AttemptId) -> Option<RelayLive> {
+        self.lock().get(&attempt).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<switchboard_engine::AttemptId, RelayLive>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

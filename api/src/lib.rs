@@ -2,12 +2,15 @@
 //! health endpoints, and the [`Application`] that binds them to a socket.
 #![warn(missing_docs)]
 
+pub mod admin;
+pub mod admin_events;
 pub mod agent_api;
 pub mod app;
 pub mod auth;
 pub mod calls;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod livekit_hooks;
 pub mod media_ws;
 pub mod metrics;

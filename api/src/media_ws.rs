@@ -373,6 +373,7 @@ where
             tracing::error!(error = %e, call_id = %attempt.id, "could not record the bridge");
         }
     });
+    state.calls.relays.bridged(attempt.id);
     let stats = relay(carrier, agent, answered, RelayLimits::default()).await;
     if let Some(session) = session
         && let Err(e) = session.close().await
@@ -392,6 +393,7 @@ async fn finish(state: &AppState, attempt: AttemptId, stats: &RelayStats) {
         "media stream ended"
     );
     state.calls.totals.add(stats);
+    state.calls.relays.finished(attempt, stats);
     let mut events = Vec::with_capacity(2);
     let now = switchboard_engine::time::now();
     if let Some(first) = stats.first_agent_audio {

@@ -21,6 +21,7 @@ mod settings;
 mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod timeseries;
 mod webhooks;
 
 pub use attempts::{
@@ -34,6 +35,7 @@ pub use contacts::{ContactFilter, ContactWriter, UpsertReport};
 
 pub use outcomes::{CarrierUpdate, OutcomeReport, Recorded};
 pub use tenants::{ApiKeyRecord, ApiKeyScope};
+pub use timeseries::{BUCKET_SECS, TimeBucket};
 pub use webhooks::{
     DeliveryAttemptRecord, DeliveryRecord, DeliveryStatus, DueDelivery, SendReport, WebhookRecord,
 };

@@ -1,0 +1,246 @@
+//! The admin live view: every running campaign supervisor with its pacing figures, every
+//! live call with its state and timings, one call's snapshot and stored events, and the
+//! operator's hands (hang up a call at the carrier, pause a campaign). Admin scope only
+//! ([`AdminAuth`]): a tenant key is refused with 403. The live stream of changes is in
+//! [`crate::admin_events`].
+
+use crate::app::AppState;
+use crate::auth::AdminAuth;
+use crate::calls::RelayLive;
+use crate::problem::Problem;
+use crate::rest::path_id;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use switchboard_actors::Runtime;
+use switchboard_actors::campaign::{CampaignSnapshot, LiveCall};
+use switchboard_engine::store::{AttemptStatus, CallEvent};
+use switchboard_engine::{AttemptId, CampaignId};
+
+/// The admin routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/campaigns", get(campaigns))
+        .route("/admin/campaigns/{id}/pause", post(pause_campaign))
+        .route("/admin/calls", get(calls))
+        .route("/admin/calls/{attempt_id}", get(call))
+        .route("/admin/calls/{attempt_id}/hangup", post(hangup))
+        .route("/admin/events", get(crate::admin_events::events))
+}
+
+/// The runtime, or a 503 when Twilio is not configured.
+fn runtime(state: &AppState) -> Result<&Runtime, Problem> {
+    state.runtime.as_ref().ok_or_else(|| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "campaign runtime not running",
+            "the live view needs the campaign runtime, which needs twilio",
+        )
+    })
+}
+
+/// Every running campaign supervisor's snapshot.
+pub async fn snapshots(state: &AppState) -> Result<Vec<CampaignSnapshot>, Problem> {
+    let mut snapshots = runtime(state)?.snapshots().await.map_err(|e| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "runtime unavailable",
+            e.to_string(),
+        )
+    })?;
+    snapshots.sort_by_key(|s| s.campaign_id);
+    Ok(snapshots)
+}
+
+/// A running campaign as the admin view shows it.
+#[derive(Debug, Serialize)]
+pub struct AdminCampaign {
+    /// Its name.
+    pub name: String,
+    /// Its stored status.
+    pub status: String,
+    /// The supervisor's snapshot (pacing, live calls, skips).
+    #[serde(flatten)]
+    pub snapshot: CampaignSnapshot,
+}
+
+/// GET /admin/campaigns: every running campaign supervisor with its pacing figures.
+async fn campaigns(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+) -> Result<Json<Value>, Problem> {
+    let mut items = Vec::new();
+    for snapshot in snapshots(&state).await? {
+        let record = state
+            .store
+            .campaign(snapshot.tenant_id, snapshot.campaign_id)
+            .await?;
+        items.push(AdminCampaign {
+            name: record.config.name.clone(),
+            status: record.status.as_str().to_owned(),
+            snapshot,
+        });
+    }
+    Ok(Json(json!({ "items": items })))
+}
+
+/// One live call as the admin view shows it.
+#[derive(Debug, Serialize)]
+pub struct AdminCall {
+    /// The attempt.
+    pub attempt_id: AttemptId,
+    /// Its campaign.
+    pub campaign_id: CampaignId,
+    /// Its tenant.
+    pub tenant_id: switchboard_engine::TenantId,
+    /// The contact called.
+    pub contact_id: switchboard_engine::ContactId,
+    /// The attempt's stored status (`dialing`, `ringing`, `answered`, `bridged`, ...).
+    pub state: AttemptStatus,
+    /// The carrier's call id, once known.
+    pub carrier_call_id: Option<String>,
+    /// When its call actor started.
+    pub started_at: DateTime<Utc>,
+    /// When it was answered, once it was.
+    pub answered_at: Option<DateTime<Utc>>,
+    /// Seconds since the call actor started.
+    pub secs_since_start: f64,
+    /// Seconds since the answer.
+    pub secs_since_answer: Option<f64>,
+    /// The relay's figures (bridge time; first agent audio and latency once reported).
+    pub relay: Option<RelayLive>,
+}
+
+async fn admin_call(
+    state: &AppState,
+    campaign: CampaignId,
+    live: &LiveCall,
+) -> Result<AdminCall, Problem> {
+    let attempt = state.store.attempt(live.attempt_id).await?;
+    let now = Utc::now();
+    let answered_at = attempt.answered_at.or(live.answered_at);
+    let secs = |at: DateTime<Utc>| (now - at).num_milliseconds().max(0) as f64 / 1000.0;
+    Ok(AdminCall {
+        attempt_id: attempt.id,
+        campaign_id: campaign,
+        tenant_id: attempt.tenant_id,
+        contact_id: attempt.contact_id,
+        state: attempt.status,
+        carrier_call_id: attempt.carrier_call_id,
+        started_at: live.started_at,
+        answered_at,
+        secs_since_start: secs(live.started_at),
+        secs_since_answer: answered_at.map(secs),
+        relay: state.calls.relays.get(attempt.id),
+    })
+}
+
+/// GET /admin/calls: every live call of every running campaign.
+async fn calls(State(state): State<AppState>, _admin: AdminAuth) -> Result<Json<Value>, Problem> {
+    let mut items = Vec::new();
+    for snapshot in snapshots(&state).await? {
+        for live in &snapshot.calls {
+            items.push(admin_call(&state, snapshot.campaign_id, live).await?);
+        }
+    }
+    Ok(Json(json!({ "items": items })))
+}
+
+/// One call: its stored attempt, its live snapshot (while live) and its events.
+#[derive(Debug, Serialize)]
+struct CallDetail {
+    attempt: switchboard_engine::store::AttemptRecord,
+    live: Option<AdminCall>,
+    events: Vec<CallEvent>,
+}
+
+/// GET /admin/calls/{attempt_id}.
+async fn call(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let id: AttemptId = path_id(&id, "attempt_id")?;
+    let attempt = state.store.attempt(id).await?;
+    let mut live = None;
+    for snapshot in snapshots(&state).await? {
+        if let Some(call) = snapshot.calls.iter().find(|c| c.attempt_id == id) {
+            live = Some(admin_call(&state, snapshot.campaign_id, call).await?);
+        }
+    }
+    let events = state.store.attempt_events(id).await?;
+    let detail = CallDetail {
+        attempt,
+        live,
+        events,
+    };
+    Ok(Json(json!(detail)))
+}
+
+/// POST /admin/calls/{attempt_id}/hangup: hangs the call up at the carrier; its call actor
+/// then sees it end. 409 when the call is over or has no carrier call yet.
+async fn hangup(
+    State(state): State<AppState>,
+    admin: AdminAuth,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let id: AttemptId = path_id(&id, "attempt_id")?;
+    let attempt = state.store.attempt(id).await?;
+    if attempt.status == AttemptStatus::Ended {
+        return Err(Problem::conflict(format!("call {id} is already over")));
+    }
+    let Some(sid) = attempt.carrier_call_id.clone() else {
+        return Err(Problem::conflict(format!(
+            "call {id} has no carrier call yet (status {})",
+            attempt.status.as_str()
+        )));
+    };
+    runtime(&state)?.hangup(&sid).await.map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "carrier refused the hang-up",
+            format!("call {id} ({sid}): {e}"),
+        )
+    })?;
+    let event = CallEvent {
+        attempt_id: id,
+        at: Utc::now(),
+        kind: "admin.hangup".into(),
+        data: json!({ "by_key": admin.0.key }),
+    };
+    state.store.append_events(&[event]).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "attempt_id": id, "carrier_call_id": sid, "hangup": "requested" })),
+    ))
+}
+
+/// POST /admin/campaigns/{id}/pause: pauses a running campaign of any tenant.
+async fn pause_campaign(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let id: CampaignId = path_id(&id, "id")?;
+    let snapshot = snapshots(&state)
+        .await?
+        .into_iter()
+        .find(|s| s.campaign_id == id)
+        .ok_or_else(|| Problem::not_found("running campaign", id))?;
+    let record = runtime(&state)?
+        .pause_campaign(snapshot.tenant_id, id, "paused by an administrator")
+        .await
+        .map_err(|e| match e {
+            switchboard_actors::RuntimeError::Store(e) => Problem::from(e),
+            other => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "runtime unavailable",
+                other.to_string(),
+            ),
+        })?;
+    Ok(Json(json!(record)))
+}

@@ -1,0 +1,251 @@
+//! The admin live view over real HTTP, with the real runtime dialing through the simulated
+//! carrier to a scripted agent that keeps talking: the running campaign and its live calls
+//! with their states, one call's detail, the event stream, a hang-up that reaches the
+//! carrier, an administrator's pause, and a tenant key refused.
+
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use switchboard_api::Settings;
+use switchboard_engine::store::ApiKeyScope;
+use switchboard_engine::store::testing::TestDb;
+use switchboard_loadtest::{AgentConfig, ScriptedAgent, SimCarrier};
+use switchboard_tests::api_client::{Answer, Api, zone_at_noon};
+use switchboard_tests::{CALLER_ID, TestServer, answering_carrier};
+
+async fn wait_until(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Actors are registered by name per process and every test database numbers campaigns
+/// from 1: the tests that run the runtime take turns.
+static RUNTIME_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn ok(answer: &Answer, status: u16) -> &Value {
+    assert_eq!(answer.status.as_u16(), status, "{:#}", answer.body);
+    &answer.body
+}
+
+/// Reads the event stream until a `call` event arrives; returns the text read.
+async fn first_call_event(url: &str) -> String {
+    let mut response = reqwest::get(url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !text.contains("event: call") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, response.chunk())
+            .await
+            .expect("a call event within 20 s")
+            .unwrap()
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text
+}
+
+async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
+    let _turn = RUNTIME_TURN.lock().await;
+    let agent = ScriptedAgent::start(AgentConfig {
+        greeting_delay_ms: 50,
+        talk_ms: 60_000,
+        listen_ms: 100,
+        ..AgentConfig::default()
+    })
+    .await
+    .unwrap();
+    let carrier = SimCarrier::start(answering_carrier(50)).await.unwrap();
+    let mut settings = Settings::for_tests(db.url());
+    settings.twilio_from = Some(CALLER_ID.to_owned());
+    settings.twilio_api_base = carrier.base_url();
+    let server = TestServer::start_with(settings).await;
+    let tenant = Api::new_tenant(&server, "acme").await;
+    let admin = Api::new_tenant_with_scope(&server, "operators", ApiKeyScope::Admin).await;
+
+    let zone = zone_at_noon();
+    for i in 0..2 {
+        let contact = json!({"phone": format!("+1415555{:04}", 6000 + i), "timezone": zone,
+                             "attributes": {"segment": "live"}});
+        ok(&tenant.post("/api/v1/contacts", contact).await, 201);
+    }
+    let config = json!({
+        "name": "Live view",
+        "objective": "renewals",
+        "audience": {"query": {"segment": "live"}},
+        "agent": {"mode": "media_stream", "url": agent.ws_url()},
+        "script": {"template": "Hello {name|there}."},
+        "schedule": {"days": ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"], "start": "09:00", "end": "17:00"},
+        "success": {"outcomes": ["interested"]},
+        "max_concurrent_calls": 2,
+        "max_calls_per_minute": null
+    });
+    let id = ok(&tenant.post("/api/v1/campaigns", config).await, 201)["id"]
+        .as_i64()
+        .unwrap();
+    ok(
+        &tenant
+            .post_empty(&format!("/api/v1/campaigns/{id}/start"))
+            .await,
+        200,
+    );
+
+    // Both calls are bridged to the agent, which keeps talking: the live view shows them.
+    let mut calls = Vec::new();
+    wait_until(
+        "both calls are bridged",
+        Duration::from_secs(20),
+        async || {
+            calls = ok(&admin.get("/admin/calls").await, 200)["items"]
+                .as_array()
+                .unwrap()
+                .clone();
+            calls.len() == 2 && calls.iter().all(|c| c["state"] == "bridged")
+        },
+    )
+    .await;
+    for call in &calls {
+        assert_eq!(call["campaign_id"], id);
+        assert!(call["carrier_call_id"].as_str().unwrap().starts_with("CA"));
+        assert!(call["secs_since_start"].as_f64().unwrap() >= 0.0);
+        assert!(call["answered_at"].is_string(), "{call:#}");
+        assert!(call["relay"]["bridged_at"].is_string(), "{call:#}");
+    }
+
+    // The running campaign with its pacing figures.
+    let campaigns = ok(&admin.get("/admin/campaigns").await, 200)["items"].clone();
+    assert_eq!(campaigns[0]["campaign_id"], id);
+    assert_eq!(campaigns[0]["name"], "Live view");
+    assert_eq!(campaigns[0]["status"], "active");
+    assert_eq!(campaigns[0]["live_calls"], 2);
+    assert!(campaigns[0]["pacing"].is_object(), "{campaigns:#}");
+
+    // The campaign over time, for the dashboard's charts.
+    let series = ok(
+        &tenant
+            .get(&format!(
+                "/api/v1/campaigns/{id}/timeseries?bucket_secs=3600"
+            ))
+            .await,
+        200,
+    )
+    .clone();
+    assert_eq!(series["items"][0]["dialed"], 2, "{series:#}");
+    assert_eq!(series["items"][0]["answered"], 2, "{series:#}");
+    assert_eq!(series["items"][0]["connected"], 2, "{series:#}");
+    let bad = tenant
+        .get(&format!("/api/v1/campaigns/{id}/timeseries?bucket_secs=0"))
+        .await;
+    assert!(bad.status.is_client_error(), "{:#}", bad.body);
+    assert!(
+        bad.body.to_string().contains("bucket_secs"),
+        "{:#}",
+        bad.body
+    );
+
+    // One call: its attempt, live snapshot and stored events.
+    let attempt = calls[0]["attempt_id"].as_i64().unwrap();
+    let detail = ok(&admin.get(&format!("/admin/calls/{attempt}")).await, 200).clone();
+    assert_eq!(detail["attempt"]["id"], attempt);
+    assert_eq!(detail["live"]["state"], "bridged");
+    assert!(
+        detail["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "agent.bridged"),
+        "{detail:#}"
+    );
+
+    // The event stream (key in the query, as a browser's EventSource sends it).
+    let stream = first_call_event(&server.url(&format!("/admin/events?key={}", admin.key))).await;
+    assert!(
+        stream.contains(&format!("\"attempt_id\":{attempt}")),
+        "{stream}"
+    );
+    assert!(stream.contains("\"change\":\"started\""), "{stream}");
+
+    // A tenant key sees none of it.
+    for path in ["/admin/calls", "/admin/campaigns", "/admin/events"] {
+        let refused = tenant.get(path).await;
+        assert_eq!(refused.status, 403, "{path}: {:#}", refused.body);
+    }
+    let refused = reqwest::get(server.url(&format!("/admin/events?key={}", tenant.key)))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(
+        tenant
+            .post_empty(&format!("/admin/calls/{attempt}/hangup"))
+            .await
+            .status,
+        403
+    );
+
+    // The hang-up reaches the carrier, and the call ends.
+    let sid = calls[0]["carrier_call_id"].as_str().unwrap().to_owned();
+    let hung = admin
+        .post_empty(&format!("/admin/calls/{attempt}/hangup"))
+        .await;
+    assert_eq!(ok(&hung, 202)["carrier_call_id"], sid);
+    wait_until(
+        "the carrier ends the call",
+        Duration::from_secs(10),
+        async || carrier.call(&sid).is_some_and(|c| c.ended_at.is_some()),
+    )
+    .await;
+    wait_until("the attempt is over", Duration::from_secs(10), async || {
+        ok(&admin.get(&format!("/admin/calls/{attempt}")).await, 200)["attempt"]["status"]
+            == "ended"
+    })
+    .await;
+    let again = admin
+        .post_empty(&format!("/admin/calls/{attempt}/hangup"))
+        .await;
+    assert_eq!(again.status, 409, "{:#}", again.body);
+
+    // An administrator pauses the tenant's campaign.
+    let paused = admin
+        .post_empty(&format!("/admin/campaigns/{id}/pause"))
+        .await;
+    assert_eq!(ok(&paused, 200)["status"], "paused");
+    assert_eq!(
+        ok(&tenant.get(&format!("/api/v1/campaigns/{id}")).await, 200)["status"],
+        "paused"
+    );
+
+    ok(
+        &tenant
+            .post_empty(&format!("/api/v1/campaigns/{id}/stop"))
+            .await,
+        200,
+    );
+    server.stop().await;
+    wait_until(
+        "the runtime's actors are gone",
+        Duration::from_secs(20),
+        async || ractor::registry::registered().is_empty(),
+    )
+    .await;
+    carrier.shutdown().await;
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_an_administrator_watches_and_handles_live_calls() {
+    an_administrator_watches_and_handles_live_calls(TestDb::sqlite().await).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_an_administrator_watches_and_handles_live_calls() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    an_administrator_watches_and_handles_live_calls(db).await
+}
