@@ -16,9 +16,10 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use switchboard_actors::Runtime;
 use switchboard_actors::campaign::{CampaignSnapshot, LiveCall};
-use switchboard_engine::store::{AttemptStatus, CallEvent};
+use switchboard_engine::store::{AttemptRecord, AttemptStatus, CallEvent, CallFilter};
 use switchboard_engine::{AttemptId, CampaignId};
 
 /// The admin routes.
@@ -115,12 +116,45 @@ pub struct AdminCall {
     pub relay: Option<RelayLive>,
 }
 
+/// The campaign's unfinished attempts, by id: a few queries per campaign rather than one
+/// per live call.
+async fn unfinished_attempts(
+    state: &AppState,
+    snapshot: &CampaignSnapshot,
+) -> Result<HashMap<AttemptId, AttemptRecord>, Problem> {
+    let mut out = HashMap::new();
+    if snapshot.calls.is_empty() {
+        return Ok(out);
+    }
+    for status in AttemptStatus::ALL {
+        if status == AttemptStatus::Ended {
+            continue;
+        }
+        let filter = CallFilter {
+            status: Some(status),
+            limit: Some(1000),
+            ..CallFilter::default()
+        };
+        let page = state
+            .store
+            .campaign_calls(snapshot.tenant_id, snapshot.campaign_id, &filter)
+            .await?;
+        out.extend(page.into_iter().map(|a| (a.id, a)));
+    }
+    Ok(out)
+}
+
 async fn admin_call(
     state: &AppState,
     campaign: CampaignId,
     live: &LiveCall,
+    known: Option<AttemptRecord>,
 ) -> Result<AdminCall, Problem> {
-    let attempt = state.store.attempt(live.attempt_id).await?;
+    // An attempt that just ended is not among the unfinished ones: read it alone.
+    let attempt = match known {
+        Some(attempt) => attempt,
+        None => state.store.attempt(live.attempt_id).await?,
+    };
     let now = Utc::now();
     let answered_at = attempt.answered_at.or(live.answered_at);
     let secs = |at: DateTime<Utc>| (now - at).num_milliseconds().max(0) as f64 / 1000.0;
@@ -143,8 +177,10 @@ async fn admin_call(
 async fn calls(State(state): State<AppState>, _admin: AdminAuth) -> Result<Json<Value>, Problem> {
     let mut items = Vec::new();
     for snapshot in snapshots(&state).await? {
+        let mut attempts = unfinished_attempts(&state, &snapshot).await?;
         for live in &snapshot.calls {
-            items.push(admin_call(&state, snapshot.campaign_id, live).await?);
+            let known = attempts.remove(&live.attempt_id);
+            items.push(admin_call(&state, snapshot.campaign_id, live, known).await?);
         }
     }
     Ok(Json(json!({ "items": items })))
@@ -169,7 +205,8 @@ async fn call(
     let mut live = None;
     for snapshot in snapshots(&state).await? {
         if let Some(call) = snapshot.calls.iter().find(|c| c.attempt_id == id) {
-            live = Some(admin_call(&state, snapshot.campaign_id, call).await?);
+            let known = Some(attempt.clone());
+            live = Some(admin_call(&state, snapshot.campaign_id, call, known).await?);
         }
     }
     let events = state.store.attempt_events(id).await?;

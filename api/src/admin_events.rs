@@ -35,8 +35,11 @@ pub struct Seen {
     calls: HashMap<AttemptId, (CampaignId, bool)>,
 }
 
-/// The events that turn `before` into `now`, and the new view.
-pub fn diff(before: &Seen, now: &[CampaignSnapshot]) -> (Vec<Event>, Seen) {
+/// One change: the event's name (`campaign` or `call`) and its data.
+pub type Change = (&'static str, serde_json::Value);
+
+/// The changes that turn `before` into `now`, and the new view.
+pub fn diff(before: &Seen, now: &[CampaignSnapshot]) -> (Vec<Change>, Seen) {
     let mut events = Vec::new();
     let mut seen = Seen::default();
     for s in now {
@@ -94,8 +97,8 @@ pub fn diff(before: &Seen, now: &[CampaignSnapshot]) -> (Vec<Event>, Seen) {
     (events, seen)
 }
 
-fn event(name: &str, data: serde_json::Value) -> Event {
-    Event::default().event(name).data(data.to_string())
+fn event(name: &'static str, data: serde_json::Value) -> Change {
+    (name, data)
 }
 
 /// The admin caller of the event stream: the usual bearer key, or `?key=`.
@@ -154,9 +157,74 @@ pub async fn events(
                 };
                 let (events, next) = diff(&seen, &now);
                 seen = next;
-                pending.extend(events);
+                pending.extend(
+                    events
+                        .into_iter()
+                        .map(|(name, data)| Event::default().event(name).data(data.to_string())),
+                );
             }
         },
     );
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use switchboard_actors::campaign::LiveCall;
+    use switchboard_engine::{ContactId, TenantId};
+
+    fn snapshot(dialing: bool, calls: &[(i64, bool)]) -> CampaignSnapshot {
+        CampaignSnapshot {
+            campaign_id: CampaignId(7),
+            tenant_id: TenantId(1),
+            live_calls: calls.len(),
+            bridged_calls: 0,
+            dialing,
+            dialed: 0,
+            skipped: HashMap::new(),
+            pacing: None,
+            calls: calls
+                .iter()
+                .map(|&(id, answered)| LiveCall {
+                    attempt_id: AttemptId(id),
+                    contact_id: ContactId(id),
+                    started_at: Utc::now(),
+                    answered_at: answered.then(Utc::now),
+                })
+                .collect(),
+        }
+    }
+
+    fn changes(events: &[Change]) -> Vec<String> {
+        events
+            .iter()
+            .map(|(name, data)| {
+                let id = data.get("attempt_id").unwrap_or(&data["campaign_id"]);
+                format!("{name} {id} {}", data["change"].as_str().unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_client_sees_campaigns_and_calls_start_answer_and_end() {
+        let (events, seen) = diff(&Seen::default(), &[snapshot(true, &[(1, false)])]);
+        assert_eq!(changes(&events), ["campaign 7 running", "call 1 started"]);
+
+        let (events, seen) = diff(&seen, &[snapshot(true, &[(1, true), (2, true)])]);
+        assert_eq!(
+            changes(&events),
+            ["call 1 answered", "call 2 started", "call 2 answered"]
+        );
+
+        let (events, seen) = diff(&seen, &[snapshot(true, &[(1, true), (2, true)])]);
+        assert!(events.is_empty(), "nothing changed: {:?}", changes(&events));
+
+        let (events, seen) = diff(&seen, &[snapshot(false, &[(2, true)])]);
+        assert_eq!(changes(&events), ["campaign 7 not_dialing", "call 1 ended"]);
+
+        let (events, _) = diff(&seen, &[]);
+        assert_eq!(changes(&events), ["call 2 ended", "campaign 7 gone"]);
+    }
 }
