@@ -54,7 +54,12 @@ async fn calls_to(carrier: &SimCarrier, phone: &str) -> usize {
     carrier.calls().iter().filter(|c| c.to == phone).count()
 }
 
-async fn wait_until(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+/// Waits until `check` holds, polling every 100 ms; fails the test past `timeout`.
+pub(crate) async fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) {
     let deadline = Instant::now() + timeout;
     while !check().await {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");

@@ -2,6 +2,7 @@
 //! points (`call-actor-dial`, `call-actor-check`; the `failpoints` feature of
 //! `switchboard-actors`). Fail points are global to a process: one scenario at a time.
 
+use crate::campaign_run::wait_until;
 use crate::{TestServer, answering_carrier, fast_runtime};
 use chrono::{TimeZone, Utc};
 use serde_json::json;
@@ -14,14 +15,6 @@ use switchboard_engine::campaign::{CampaignConfig, CampaignStatus};
 use switchboard_engine::contact::NewContact;
 use switchboard_engine::store::testing::TestDb;
 use switchboard_loadtest::{AgentConfig, ScriptedAgent, SimCarrier};
-
-async fn wait_until(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// One call actor panics before it dials, another in the middle of its call. The first
 /// attempt is closed as failed with the panic and retried after the policy's delay; the
