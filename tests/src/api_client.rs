@@ -19,6 +19,12 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// The body, after checking the status (the test fails with the body otherwise).
+    pub fn expect(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "{:#}", self.body);
+        &self.body
+    }
+
     /// The body as text (for CSV answers).
     pub fn text(&self) -> &str {
         self.body.as_str().unwrap_or_default()
@@ -118,6 +124,16 @@ impl Api {
     /// POST with a JSON body.
     pub async fn post(&self, path: &str, body: Value) -> Answer {
         self.call(Method::POST, path, Some(body)).await
+    }
+
+    /// Creates a campaign from `config` and starts it; returns its id.
+    pub async fn start_new_campaign(&self, config: Value) -> i64 {
+        let created = self.post("/api/v1/campaigns", config).await;
+        let id = created.expect(201)["id"].as_i64().expect("a campaign id");
+        self.post_empty(&format!("/api/v1/campaigns/{id}/start"))
+            .await
+            .expect(200);
+        id
     }
 
     /// POST with no body.

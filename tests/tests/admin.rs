@@ -25,8 +25,7 @@ async fn wait_until(what: &str, timeout: Duration, mut check: impl AsyncFnMut() 
 static RUNTIME_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn ok(answer: &Answer, status: u16) -> &Value {
-    assert_eq!(answer.status.as_u16(), status, "{:#}", answer.body);
-    &answer.body
+    answer.expect(status)
 }
 
 /// Reads the event stream until a `call` event arrives; returns the text read.
@@ -86,15 +85,7 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
         "max_concurrent_calls": 2,
         "max_calls_per_minute": null
     });
-    let id = ok(&tenant.post("/api/v1/campaigns", config).await, 201)["id"]
-        .as_i64()
-        .unwrap();
-    ok(
-        &tenant
-            .post_empty(&format!("/api/v1/campaigns/{id}/start"))
-            .await,
-        200,
-    );
+    let id = tenant.start_new_campaign(config).await;
 
     // Both calls are bridged to the agent, which keeps talking: the live view shows them.
     let mut calls = Vec::new();
