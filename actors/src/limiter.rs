@@ -7,8 +7,11 @@
 //! it, so no one-second window ever holds more than `cps` dials. A bucket refilled at
 //! `cps` would allow a burst of `cps` on top of the refill within one second. Fractional
 //! limits (`0.5` = one dial every two seconds) widen the window to `1 / cps` seconds per
-//! dial. Time is the real monotonic clock: the limit is about requests reaching the
-//! carrier, not the campaign's simulated time.
+//! dial. Each window is [`MARGIN`] longer than that, so requests that reach the carrier a
+//! little later or earlier than they were allowed (scheduling, connection reuse) still
+//! never land more than `cps` in one of the carrier's seconds. Time is the real monotonic
+//! clock: the limit is about requests reaching the carrier, not the campaign's simulated
+//! time.
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
@@ -46,6 +49,10 @@ pub struct LimiterSnapshot {
     pub refused: u64,
 }
 
+/// Added to each window: how far apart allowing a dial and its request reaching the
+/// carrier may drift without two windows' dials meeting in one second at the carrier.
+pub const MARGIN: Duration = Duration::from_millis(25);
+
 /// A sliding-window log of allowed dials: pure, so it is tested without actors.
 #[derive(Debug, Clone)]
 pub struct DialWindow {
@@ -67,9 +74,9 @@ impl DialWindow {
         };
         // Whole dials per window: `cps` ≥ 1 → ⌊cps⌋ per second; below 1 → one per 1/cps s.
         let (per_window, span) = if cps >= 1.0 {
-            (cps.floor() as usize, Duration::from_secs(1))
+            (cps.floor() as usize, Duration::from_secs(1) + MARGIN)
         } else {
-            (1, Duration::from_secs_f64(1.0 / cps))
+            (1, Duration::from_secs_f64(1.0 / cps) + MARGIN)
         };
         DialWindow {
             per_window,
@@ -209,8 +216,34 @@ mod tests {
                 .count();
             assert!(within <= 5, "{within} dials in the second from dial {i}");
         }
-        // And the limit is used: 5 per second over 5 seconds.
+        // And the limit is used: 5 per window over 5 seconds.
         assert_eq!(allowed.len(), 25);
+    }
+
+    #[test]
+    fn requests_arriving_a_little_late_still_keep_to_the_limit_at_the_carrier() {
+        let mut window = DialWindow::new(2.0);
+        let t0 = Instant::now();
+        let mut arrivals = Vec::new();
+        for step in 0..60u64 {
+            let now = t0 + Duration::from_millis(step * 50);
+            for _ in 0..window.take(2, now) {
+                // The first request of each burst is delayed on its way, the rest are not.
+                let delay = if arrivals.len() % 2 == 0 { 20 } else { 0 };
+                arrivals.push(now + Duration::from_millis(delay));
+            }
+        }
+        arrivals.sort();
+        for (i, start) in arrivals.iter().enumerate() {
+            let within = arrivals[i..]
+                .iter()
+                .take_while(|t| t.duration_since(*start) < Duration::from_secs(1))
+                .count();
+            assert!(
+                within <= 2,
+                "{within} requests in the carrier's second from {i}"
+            );
+        }
     }
 
     #[test]
@@ -219,7 +252,7 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(window.take(4, t0), 1);
         assert_eq!(window.take(1, t0 + Duration::from_millis(1999)), 0);
-        assert_eq!(window.take(1, t0 + Duration::from_secs(2)), 1);
+        assert_eq!(window.take(1, t0 + Duration::from_secs(2) + MARGIN), 1);
     }
 
     #[test]

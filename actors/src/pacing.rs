@@ -32,6 +32,8 @@ pub enum PacingMsg {
     Decide(PacingInput, RpcReplyPort<PacingDecision>),
     /// The pacing figures.
     Snapshot(DateTime<Utc>, RpcReplyPort<PacingSnapshot>),
+    /// The campaign's configuration was edited while running: pace and judge by it now.
+    Configure(Box<CampaignConfig>),
 }
 
 /// What a pacing actor shows.
@@ -146,6 +148,11 @@ impl Actor for PacingActor {
                 let decision = state.pacer.decide(&input);
                 state.decision = Some(decision);
                 let _ = reply.send(decision);
+            }
+            PacingMsg::Configure(config) => {
+                state.pacer.reconfigure(pacing_config(&config));
+                state.quality.resize(config.quality.window);
+                state.config = *config;
             }
             PacingMsg::Snapshot(now, reply) => {
                 let _ = reply.send(PacingSnapshot {

@@ -451,6 +451,14 @@ impl Runtime {
         Ok(record)
     }
 
+    /// Tells a running campaign's supervisor that its configuration was edited (it reads
+    /// it again); nothing happens if the campaign has no supervisor in this process.
+    pub fn campaign_edited(&self, id: CampaignId) {
+        let _ = self
+            .engine
+            .cast(EngineMsg::Tell(id, CampaignMsg::Reconfigure));
+    }
+
     /// Snapshots of every running campaign supervisor.
     pub async fn snapshots(&self) -> Result<Vec<CampaignSnapshot>, RuntimeError> {
         call_t!(self.engine, EngineMsg::Snapshots, 5000)

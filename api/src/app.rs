@@ -127,6 +127,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     webhooks: WorkerSettings,
+    shutdown_grace: std::time::Duration,
 }
 
 /// Why the application could not start.
@@ -220,6 +221,7 @@ impl Application {
             totals: RelayTotals::default(),
             campaigns: CampaignCache::default(),
             relays: crate::calls::LiveRelays::default(),
+            sessions: crate::sessions::MediaSessions::default(),
             livekit: match settings.livekit() {
                 Some(config) => {
                     let options = LiveKitOptions {
@@ -275,6 +277,7 @@ impl Application {
             listener,
             state,
             webhooks: settings.webhook_worker(),
+            shutdown_grace: std::time::Duration::from_secs(settings.shutdown_grace_secs),
         })
     }
 
@@ -290,23 +293,52 @@ impl Application {
         &self.state
     }
 
-    /// Serves (and delivers webhooks) until `shutdown` completes, then finishes in-flight
-    /// requests and webhook sends and closes the database.
+    /// Serves (and delivers webhooks) until `shutdown` completes. Then it stops dialing,
+    /// lets live calls' media streams run for the configured grace (HTTP still answers, so
+    /// carrier callbacks and agent reports land), closes the streams left with their figures
+    /// stored, finishes in-flight requests and webhook sends, and closes the database.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let store = self.state.store.clone();
         let runtime = self.state.runtime.clone();
+        let calls = self.state.calls.clone();
         let worker = WebhookWorker::start(store.clone(), self.webhooks)
             .map_err(|e| std::io::Error::other(format!("webhook worker: {e}")))?;
         let upkeep = tokio::spawn(metrics::upkeep());
-        let result = axum::serve(self.listener, router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await;
-        if let Some(runtime) = runtime {
+        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        // The server runs as its own task so that it keeps accepting through the drain.
+        let mut server = tokio::spawn(
+            axum::serve(self.listener, router(self.state))
+                .with_graceful_shutdown(async {
+                    let _ = http_stopped.await;
+                })
+                .into_future(),
+        );
+        let joined = |r: Result<std::io::Result<()>, tokio::task::JoinError>| {
+            r.unwrap_or_else(|e| {
+                Err(std::io::Error::other(format!(
+                    "the server task failed: {e}"
+                )))
+            })
+        };
+        let result = tokio::select! {
+            // The server failed by itself: nothing left to drain through it.
+            result = &mut server => Some(joined(result)),
+            () = shutdown => None,
+        };
+        if let Some(runtime) = &runtime {
             runtime.shutdown();
         }
+        let result = match result {
+            Some(result) => result,
+            None => {
+                calls.sessions.drain(self.shutdown_grace).await;
+                let _ = stop_http.send(());
+                joined(server.await)
+            }
+        };
         worker.shutdown().await;
         upkeep.abort();
         store.close().await;

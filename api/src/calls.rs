@@ -29,6 +29,8 @@ pub struct CallServices {
     pub livekit: Option<switchboard_media::livekit::LiveKitAgents>,
     /// What the relays of recent calls reported, for the admin live view.
     pub relays: LiveRelays,
+    /// The media sessions running now (drained at shutdown).
+    pub sessions: crate::sessions::MediaSessions,
 }
 
 impl CallServices {
@@ -131,10 +133,11 @@ impl RelayTotals {
     }
 }
 
-/// Campaign records for the call path, read once per campaign instead of once per call. A
-/// campaign's configuration cannot change once it runs (only drafts and scheduled campaigns
-/// are editable), so a cached record is never stale where it matters; entries expire after
-/// a minute anyway.
+/// Campaign records for the call path, read once per campaign instead of once per call.
+/// What the call path reads of them (agent, script, variables) cannot change once a
+/// campaign runs (a running campaign's edits are limited to pacing, caps and thresholds,
+/// which its supervisor reads), so a cached record is never stale where it matters;
+/// entries expire after a minute anyway.
 #[derive(Default)]
 pub struct CampaignCache {
     entries: Mutex<HashMap<CampaignId, (Instant, Arc<CampaignRecord>)>>,

@@ -66,6 +66,14 @@ pub struct Settings {
     /// How long one webhook send may take, in ms (default 10000).
     #[serde(default = "default_webhook_timeout_ms")]
     pub webhook_timeout_ms: u64,
+    /// On shutdown, how long live calls may go on being relayed before their media streams
+    /// are closed, in seconds (default 30). Dialing stops at once either way.
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
+}
+
+fn default_shutdown_grace_secs() -> u64 {
+    30
 }
 
 fn default_webhook_max_attempts() -> u32 {
@@ -185,6 +193,7 @@ impl Settings {
             webhook_max_attempts: default_webhook_max_attempts(),
             webhook_backoff_ms: default_webhook_backoff_ms(),
             webhook_timeout_ms: default_webhook_timeout_ms(),
+            shutdown_grace_secs: 2,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod problem;
 pub mod relay;
 pub mod request_id;
 pub mod rest;
+pub mod sessions;
 pub mod twilio_hooks;
 pub mod webhook_worker;
 pub mod webhooks;

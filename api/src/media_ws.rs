@@ -67,7 +67,8 @@ pub async fn media_stream(
     }
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut request);
-    tokio::spawn(async move {
+    let calls = state.calls.clone();
+    calls.sessions.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
                 let ws = WebSocketStream::from_raw_socket(
@@ -374,7 +375,8 @@ where
         }
     });
     state.calls.relays.bridged(attempt.id);
-    let stats = relay(carrier, agent, answered, RelayLimits::default()).await;
+    let stop = state.calls.sessions.stop_token();
+    let stats = relay(carrier, agent, answered, RelayLimits::default(), stop).await;
     if let Some(session) = session
         && let Err(e) = session.close().await
     {

@@ -15,6 +15,7 @@ use switchboard_media::{EventKind, peek_event};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_util::sync::CancellationToken;
 
 /// Limits on how long either side may stay quiet.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +53,8 @@ pub enum EndReason {
     CarrierStalled,
     /// The agent never sent audio.
     AgentSilent,
+    /// The server is shutting down and the call outlived the shutdown grace.
+    Shutdown,
 }
 
 impl EndReason {
@@ -65,6 +68,7 @@ impl EndReason {
             EndReason::AgentError(_) => "agent_error",
             EndReason::CarrierStalled => "carrier_stalled",
             EndReason::AgentSilent => "agent_silent",
+            EndReason::Shutdown => "shutdown",
         }
     }
 }
@@ -169,13 +173,15 @@ enum Flow {
     End(EndReason),
 }
 
-/// Relays until either side ends, then closes both with the reason. `answered` is when the
-/// carrier's `start` arrived: the agent's first audio is measured from there.
+/// Relays until either side ends or `stop` is cancelled, then closes both with the reason.
+/// `answered` is when the carrier's `start` arrived: the agent's first audio is measured
+/// from there.
 pub async fn relay<C, A>(
     mut carrier: C,
     mut agent: A,
     answered: Instant,
     limits: RelayLimits,
+    stop: CancellationToken,
 ) -> RelayStats
 where
     C: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
@@ -204,7 +210,8 @@ where
     let first_audio = tokio::time::sleep_until(tokio::time::Instant::from_std(
         started + limits.agent_first_audio,
     ));
-    tokio::pin!(stall, first_audio);
+    let stopped = stop.cancelled();
+    tokio::pin!(stall, first_audio, stopped);
     let end = loop {
         let flow = tokio::select! {
             frame = carrier.next() => {
@@ -226,6 +233,7 @@ where
             () = &mut first_audio, if stats.first_agent_audio.is_none() => {
                 Flow::End(EndReason::AgentSilent)
             }
+            () = &mut stopped => Flow::End(EndReason::Shutdown),
         };
         if let Flow::End(reason) = flow {
             break reason;
@@ -405,6 +413,7 @@ mod tests {
             agent_end,
             Instant::now(),
             RelayLimits::default(),
+            CancellationToken::new(),
         ));
         carrier.send(Message::text(MEDIA)).await.unwrap();
         assert_eq!(next_text(&mut agent).await, MEDIA);
@@ -447,6 +456,7 @@ mod tests {
             agent_end,
             Instant::now(),
             RelayLimits::default(),
+            CancellationToken::new(),
         ));
         agent.send(Message::binary(vec![1, 2, 3])).await.unwrap();
         let stats = relay.await.unwrap();
@@ -463,6 +473,7 @@ mod tests {
             agent_end,
             Instant::now(),
             RelayLimits::default(),
+            CancellationToken::new(),
         ));
         carrier.send(Message::text("hello")).await.unwrap();
         let stats = relay.await.unwrap();
@@ -478,7 +489,13 @@ mod tests {
     async fn an_agent_that_never_speaks_is_cut_off() {
         let (carrier_end, mut carrier) = pipe().await;
         let (agent_end, _agent) = pipe().await;
-        let relay = tokio::spawn(relay(carrier_end, agent_end, Instant::now(), limits()));
+        let relay = tokio::spawn(relay(
+            carrier_end,
+            agent_end,
+            Instant::now(),
+            limits(),
+            CancellationToken::new(),
+        ));
         // The carrier keeps streaming; the agent stays silent past its deadline.
         let feeding = tokio::spawn(async move {
             for _ in 0..40 {
@@ -506,11 +523,34 @@ mod tests {
                 agent_first_audio: Duration::from_secs(10),
                 ..limits()
             },
+            CancellationToken::new(),
         ));
         agent.send(Message::text(AGENT_MEDIA)).await.unwrap();
         let stats = relay.await.unwrap();
         assert_eq!(stats.end, EndReason::CarrierStalled);
         assert_eq!(close_reason(&mut agent).await, "carrier_stalled");
+    }
+
+    #[tokio::test]
+    async fn a_relay_told_to_stop_closes_both_sides_with_the_reason_and_keeps_its_figures() {
+        let (carrier_end, mut carrier) = pipe().await;
+        let (agent_end, mut agent) = pipe().await;
+        let stop = CancellationToken::new();
+        let relay = tokio::spawn(relay(
+            carrier_end,
+            agent_end,
+            Instant::now(),
+            RelayLimits::default(),
+            stop.clone(),
+        ));
+        carrier.send(Message::text(MEDIA)).await.unwrap();
+        next_text(&mut agent).await;
+        stop.cancel();
+        let stats = relay.await.unwrap();
+        assert_eq!(stats.end, EndReason::Shutdown);
+        assert_eq!(stats.frames_from_carrier, 1);
+        assert_eq!(close_reason(&mut carrier).await, "shutdown");
+        assert_eq!(close_reason(&mut agent).await, "shutdown");
     }
 
     #[tokio::test]
@@ -522,6 +562,7 @@ mod tests {
             agent_end,
             Instant::now(),
             RelayLimits::default(),
+            CancellationToken::new(),
         ));
         for pause in [0u64, 20, 100, 20] {
             tokio::time::sleep(Duration::from_millis(pause)).await;

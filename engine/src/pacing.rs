@@ -414,6 +414,24 @@ impl Pacer {
         }
     }
 
+    /// Takes new settings (a running campaign's edited pacing or abandonment target),
+    /// keeping what was observed; windows are rebuilt only when their sizes changed.
+    pub fn reconfigure(&mut self, config: PacingConfig) {
+        let same_windows = config.window_attempts == self.config.window_attempts
+            && config.window_secs == self.config.window_secs
+            && config.abandonment_window_secs == self.config.abandonment_window_secs;
+        if same_windows {
+            self.config = config;
+        } else {
+            *self = Pacer::new(config);
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &PacingConfig {
+        &self.config
+    }
+
     /// Feeds the end of a ring phase.
     pub fn record_ring(&mut self, ring: RingEnd) {
         self.observations.record_ring(ring);

@@ -6,8 +6,11 @@
 //! each line is answered by a person with the answer probability of that moment, after a
 //! ring time drawn uniformly from `ring_min_secs..ring_max_secs`, or given up at
 //! `ring_max_secs`. An answer that finds a free agent is bridged for an exponentially
-//! distributed handle time; one that finds none is abandoned. The answer probability
-//! drifts as a sine between `answer_low` and `answer_high` over `answer_period_secs`.
+//! distributed handle time; one that finds none waits for the first agent to free up and
+//! is abandoned if none does within `connect_grace_secs` (the 2-second rule: a person is
+//! abandoned when not connected to an agent within 2 seconds of the answer). The answer
+//! probability drifts as a sine between `answer_low` and `answer_high` over
+//! `answer_period_secs`.
 //!
 //! `cargo run --release -p switchboard-engine --example pacing_sim` prints the table.
 
@@ -41,6 +44,8 @@ pub struct SimConfig {
     pub ring_max_secs: f64,
     /// Mean handle time of a bridged call.
     pub handle_mean_secs: f64,
+    /// How long an answered person may wait for an agent before counting as abandoned.
+    pub connect_grace_secs: f64,
     /// Campaign max concurrent calls.
     pub max_concurrent: u32,
     /// The pacer's settings.
@@ -60,6 +65,7 @@ impl Default for SimConfig {
             ring_min_secs: 5.0,
             ring_max_secs: 25.0,
             handle_mean_secs: 120.0,
+            connect_grace_secs: 2.0,
             max_concurrent: 1000,
             pacing: PacingConfig::default(),
         }
@@ -182,24 +188,79 @@ enum Event {
     RingEnd { answered: bool, ring_ms: u64 },
     /// A bridged call ends after `handle_ms`.
     CallEnd { handle_ms: u64 },
+    /// An answer waiting for an agent reaches the connect grace.
+    GiveUp { id: u64 },
+}
+
+/// An answered person waiting for an agent.
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    id: u64,
+    ring_ms: u64,
+}
+
+/// The simulation's moving parts.
+struct World<'a> {
+    config: &'a SimConfig,
+    random: Random,
+    pacer: Pacer,
+    events: BinaryHeap<Reverse<(u64, Event)>>,
+    ringing: u32,
+    bridged: u32,
+    waiting: std::collections::VecDeque<Waiting>,
+    next_waiting: u64,
+    /// Σ bridge start times of live calls: bridged seconds = bridged × now − this.
+    bridge_starts_ms: u64,
+    answered_total: u64,
+    abandoned_total: u64,
+}
+
+impl World<'_> {
+    /// Puts an answered call through to an agent at `when`.
+    fn bridge(&mut self, when: u64) {
+        self.bridged += 1;
+        self.bridge_starts_ms += when;
+        let u = self.random.unit().max(f64::MIN_POSITIVE);
+        let handle_ms = (-u.ln() * self.config.handle_mean_secs * 1000.0) as u64;
+        self.events.push(Reverse((
+            when + handle_ms.max(1),
+            Event::CallEnd { handle_ms },
+        )));
+    }
+
+    /// Tells the pacer how a ring phase ended, once the person is connected or abandoned.
+    fn told(&mut self, at: DateTime<Utc>, answered: bool, ring_ms: u64, abandoned: bool) {
+        self.pacer.record_ring(RingEnd {
+            at,
+            answered: answered.then_some(AnsweredBy::Human),
+            ring_secs: ring_ms as f64 / 1000.0,
+            abandoned,
+        });
+    }
 }
 
 /// Runs the simulation.
 pub fn simulate(config: &SimConfig) -> SimReport {
     let start = DateTime::<Utc>::from_timestamp(1_750_000_000, 0).unwrap_or_default();
     let at = |ms: u64| start + TimeDelta::milliseconds(ms as i64);
-    let mut random = Random(config.seed);
-    let mut pacer = Pacer::new(config.pacing.clone());
-    let mut events: BinaryHeap<Reverse<(u64, Event)>> = BinaryHeap::new();
-    let (mut ringing, mut bridged) = (0u32, 0u32);
-    // Σ bridge start times of live calls: bridged seconds = bridged × now − this.
-    let mut bridge_starts_ms = 0u64;
+    let mut w = World {
+        config,
+        random: Random(config.seed),
+        pacer: Pacer::new(config.pacing.clone()),
+        events: BinaryHeap::new(),
+        ringing: 0,
+        bridged: 0,
+        waiting: std::collections::VecDeque::new(),
+        next_waiting: 0,
+        bridge_starts_ms: 0,
+        answered_total: 0,
+        abandoned_total: 0,
+    };
+    let grace_ms = (config.connect_grace_secs.max(0.0) * 1000.0) as u64;
     let mut windows = Vec::new();
     let mut window = WindowFigures::default();
     let mut p_sum = 0.0;
     let mut decision = None;
-    let mut answered_total = 0u64;
-    let mut abandoned_total = 0u64;
     for second in 0..config.duration_secs {
         let now_ms = second * 1000;
         if second % config.window_secs == 0 && second > 0 {
@@ -211,47 +272,51 @@ pub fn simulate(config: &SimConfig) -> SimReport {
             };
             p_sum = 0.0;
         }
-        while let Some(Reverse((when, event))) = events.peek().copied() {
+        while let Some(Reverse((when, event))) = w.events.peek().copied() {
             if when > now_ms {
                 break;
             }
-            events.pop();
+            w.events.pop();
             match event {
                 Event::RingEnd { answered, ring_ms } => {
-                    ringing -= 1;
-                    let mut abandoned = false;
-                    if answered {
-                        window.answered += 1;
-                        answered_total += 1;
-                        if bridged < config.agents {
-                            bridged += 1;
-                            bridge_starts_ms += when;
-                            let u = random.unit().max(f64::MIN_POSITIVE);
-                            let handle_ms = (-u.ln() * config.handle_mean_secs * 1000.0) as u64;
-                            events.push(Reverse((
-                                when + handle_ms.max(1),
-                                Event::CallEnd { handle_ms },
-                            )));
-                        } else {
-                            abandoned = true;
-                            window.abandoned += 1;
-                            abandoned_total += 1;
-                        }
+                    w.ringing -= 1;
+                    if !answered {
+                        w.told(at(when), false, ring_ms, false);
+                        continue;
                     }
-                    pacer.record_ring(RingEnd {
-                        at: at(when),
-                        answered: answered.then_some(AnsweredBy::Human),
-                        ring_secs: ring_ms as f64 / 1000.0,
-                        abandoned,
-                    });
+                    window.answered += 1;
+                    w.answered_total += 1;
+                    if w.bridged < config.agents {
+                        w.bridge(when);
+                        w.told(at(when), true, ring_ms, false);
+                    } else {
+                        let id = w.next_waiting;
+                        w.next_waiting += 1;
+                        w.waiting.push_back(Waiting { id, ring_ms });
+                        w.events
+                            .push(Reverse((when + grace_ms, Event::GiveUp { id })));
+                    }
                 }
                 Event::CallEnd { handle_ms } => {
-                    bridged -= 1;
-                    bridge_starts_ms -= when - handle_ms.max(1);
-                    pacer.record_call(CallEnd {
+                    w.bridged -= 1;
+                    w.bridge_starts_ms -= when - handle_ms.max(1);
+                    w.pacer.record_call(CallEnd {
                         at: at(when),
                         handle_secs: handle_ms as f64 / 1000.0,
                     });
+                    // The agent freed up takes the person waiting longest, if any.
+                    if let Some(waiting) = w.waiting.pop_front() {
+                        w.bridge(when);
+                        w.told(at(when), true, waiting.ring_ms, false);
+                    }
+                }
+                Event::GiveUp { id } => {
+                    if let Some(i) = w.waiting.iter().position(|x| x.id == id) {
+                        let waiting = w.waiting.remove(i).unwrap_or(Waiting { id, ring_ms: 0 });
+                        window.abandoned += 1;
+                        w.abandoned_total += 1;
+                        w.told(at(when), true, waiting.ring_ms, true);
+                    }
                 }
             }
         }
@@ -259,14 +324,16 @@ pub fn simulate(config: &SimConfig) -> SimReport {
         let p = config.answer_low
             + (config.answer_high - config.answer_low) * (1.0 - phase.cos()) / 2.0;
         p_sum += p;
-        let rolling = (answered_total > 0).then(|| abandoned_total as f64 / answered_total as f64);
+        let rolling =
+            (w.answered_total > 0).then(|| w.abandoned_total as f64 / w.answered_total as f64);
         let input = PacingInput {
             now: at(now_ms),
             agent_slots: config.agents,
-            bridged,
-            bridged_secs: (u64::from(bridged) * now_ms - bridge_starts_ms) as f64 / 1000.0,
-            ringing,
-            in_flight: ringing + bridged,
+            bridged: w.bridged,
+            bridged_secs: (u64::from(w.bridged) * now_ms - w.bridge_starts_ms) as f64 / 1000.0,
+            // People waiting for an agent still need one, like lines still ringing.
+            ringing: w.ringing + w.waiting.len() as u32,
+            in_flight: w.ringing + w.waiting.len() as u32 + w.bridged,
             max_concurrent: config.max_concurrent,
             calls_per_minute: None,
             started_last_minute: 0,
@@ -275,24 +342,24 @@ pub fn simulate(config: &SimConfig) -> SimReport {
             carrier_tokens: u32::MAX,
             rolling_abandonment: rolling,
         };
-        let d = pacer.decide(&input);
+        let d = w.pacer.decide(&input);
         for _ in 0..d.lines {
-            ringing += 1;
+            w.ringing += 1;
             window.dialed += 1;
-            let (answered, ring_secs) = if random.unit() < p {
+            let (answered, ring_secs) = if w.random.unit() < p {
                 let span = config.ring_max_secs - config.ring_min_secs;
-                (true, config.ring_min_secs + span * random.unit())
+                (true, config.ring_min_secs + span * w.random.unit())
             } else {
                 (false, config.ring_max_secs)
             };
             let ring_ms = (ring_secs * 1000.0) as u64;
-            events.push(Reverse((
+            w.events.push(Reverse((
                 now_ms + ring_ms,
                 Event::RingEnd { answered, ring_ms },
             )));
         }
         decision = Some(d);
-        window.busy_agent_secs += f64::from(bridged);
+        window.busy_agent_secs += f64::from(w.bridged);
         window.agent_secs += f64::from(config.agents);
     }
     window.answer_probability = p_sum / config.window_secs as f64;

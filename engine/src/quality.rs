@@ -173,6 +173,15 @@ impl QualityMonitor {
         QualityMonitor::new(thresholds.window, DEFAULT_FAILURE_STREAK)
     }
 
+    /// Keeps the newest `window` attempts from now on (an edited campaign's window),
+    /// dropping the oldest if it shrank.
+    pub fn resize(&mut self, window: u32) {
+        self.window = window.max(1) as usize;
+        while self.samples.len() > self.window {
+            self.samples.pop_front();
+        }
+    }
+
     /// Adds a finished attempt. A call the carrier carried ends the carrier streak; a call
     /// a person answered with no agent failure ends the agent streak.
     pub fn record(&mut self, sample: QualitySample) {

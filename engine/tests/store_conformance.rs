@@ -24,6 +24,7 @@ conformance!(
     campaign_configuration_is_validated_and_editable_only_before_running,
     campaigns_are_listed_by_status_and_name,
     an_attempt_is_reserved_once_before_dialing,
+    a_tick_reserves_its_attempts_together_and_each_only_once,
     call_events_are_append_only,
     attribute_keys_are_listed_for_export,
 );
@@ -623,6 +624,65 @@ async fn campaigns_are_listed_by_status_and_name(store: &Store) {
             .len(),
         1
     );
+}
+
+async fn a_tick_reserves_its_attempts_together_and_each_only_once(store: &Store) {
+    let t = tenant(store, "t").await;
+    let campaign = store
+        .create_campaign(t, &ready_config("Batch"))
+        .await
+        .unwrap();
+    let mut contacts = Vec::new();
+    for i in 0..5 {
+        let c = store
+            .upsert_contact(t, &contact(&format!("+1415555010{i}"), None, json!({})))
+            .await
+            .unwrap();
+        contacts.push(c);
+    }
+    let ids: Vec<ContactId> = contacts.iter().map(|c| c.id).collect();
+    store.enqueue_contacts(campaign.id, &ids, 1).await.unwrap();
+    let new = |c: &switchboard_engine::contact::Contact, seen: i32| NewAttempt {
+        tenant_id: t,
+        campaign_id: campaign.id,
+        contact_id: c.id,
+        phone: c.phone.clone(),
+        attempts_seen: seen,
+    };
+    // Another process reserved the third contact first.
+    let taken = store.reserve_attempt(&new(&contacts[2], 0)).await.unwrap();
+    let batch: Vec<NewAttempt> = contacts.iter().map(|c| new(c, 0)).collect();
+    let reserved = store.reserve_attempts(&batch).await.unwrap();
+    assert_eq!(reserved.len(), 5, "one answer per request, in order");
+    for (i, (c, r)) in contacts.iter().zip(&reserved).enumerate() {
+        if i == 2 {
+            assert!(
+                r.is_none(),
+                "the contact reserved elsewhere is not reserved again"
+            );
+            continue;
+        }
+        let r = r.as_ref().expect("reserved");
+        assert_eq!(
+            (r.contact_id, r.attempt_no, r.status),
+            (c.id, 1, AttemptStatus::Reserved)
+        );
+        assert_eq!(r.phone, c.phone.as_str());
+    }
+    let all = store.campaign_attempts(campaign.id, 100).await.unwrap();
+    assert_eq!(all.len(), 5, "exactly one attempt per contact");
+    assert!(all.iter().any(|a| a.id == taken.id));
+    // A second batch of the same requests reserves nothing: they are in progress.
+    let again = store.reserve_attempts(&batch).await.unwrap();
+    assert!(again.iter().all(Option::is_none), "{again:?}");
+    assert_eq!(store.reserve_attempts(&[]).await.unwrap(), Vec::new());
+    let too_many: Vec<NewAttempt> = (0..=switchboard_engine::store::MAX_RESERVATIONS)
+        .map(|_| new(&contacts[0], 0))
+        .collect();
+    assert!(matches!(
+        store.reserve_attempts(&too_many).await,
+        Err(Error::Invalid { .. })
+    ));
 }
 
 async fn an_attempt_is_reserved_once_before_dialing(store: &Store) {

@@ -351,6 +351,71 @@ async fn the_tenant_limit_on_active_campaigns_is_enforced_at_start(db: TestDb) {
     carrier.shutdown().await;
 }
 
+async fn a_running_campaign_paces_by_its_edited_limits(db: TestDb) {
+    let _turn = RUNTIME_TURN.lock().await;
+    let agent = ScriptedAgent::start(AgentConfig {
+        greeting_delay_ms: 50,
+        talk_ms: 60_000,
+        ..AgentConfig::default()
+    })
+    .await
+    .unwrap();
+    let carrier = SimCarrier::start(answering_carrier(50)).await.unwrap();
+    let mut settings = Settings::for_tests(db.url());
+    settings.twilio_from = Some(CALLER_ID.to_owned());
+    settings.twilio_api_base = carrier.base_url();
+    let server = TestServer::start_with(settings).await;
+    let api = Api::new_tenant(&server, "acme").await;
+    let zone = zone_at_noon();
+    for i in 0..6 {
+        let created = api
+            .post(
+                "/api/v1/contacts",
+                json!({"phone": format!("+1415555{:04}", 4100 + i), "timezone": zone,
+                       "attributes": {"segment": "spring"}}),
+            )
+            .await;
+        ok(&created, 201);
+    }
+    let mut config = campaign(&agent.ws_url());
+    config["max_concurrent_calls"] = json!(1);
+    let id = api.start_new_campaign(config).await;
+    wait_until("one call is live", Duration::from_secs(20), async || {
+        carrier.stats().live() == 1
+    })
+    .await;
+    // Several ticks later it is still one: the limit holds.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(carrier.stats().live(), 1);
+
+    let edited = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/campaigns/{id}"),
+            Some(json!({"max_concurrent_calls": 3})),
+        )
+        .await;
+    assert_eq!(ok(&edited, 200)["config"]["max_concurrent_calls"], 3);
+    wait_until(
+        "the supervisor dials up to the edited limit",
+        Duration::from_secs(20),
+        async || carrier.stats().live() == 3,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(carrier.stats().live(), 3, "and not beyond it");
+    let status = api.get(&format!("/api/v1/campaigns/{id}/status")).await;
+    assert_eq!(ok(&status, 200)["status"], "active");
+    ok(
+        &api.post_empty(&format!("/api/v1/campaigns/{id}/stop"))
+            .await,
+        200,
+    );
+    carrier.shutdown().await;
+    agent.shutdown().await;
+    stop_and_wait_for_actors(server).await;
+}
+
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
         mod sqlite { $(
@@ -371,4 +436,5 @@ both_backends!(
     the_campaign_routes_drive_a_real_campaign,
     start_without_twilio_explains_the_missing_settings,
     the_tenant_limit_on_active_campaigns_is_enforced_at_start,
+    a_running_campaign_paces_by_its_edited_limits,
 );

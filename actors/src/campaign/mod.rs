@@ -52,6 +52,9 @@ pub enum CampaignMsg {
     AutoPause(PauseReason, serde_json::Value),
     /// A snapshot of the supervisor, for the admin view.
     Snapshot(RpcReplyPort<CampaignSnapshot>),
+    /// The campaign's configuration was edited: read it again and pace by it from the
+    /// next tick (limits, caps, pacing, quality thresholds, abandonment, end time).
+    Reconfigure,
 }
 
 /// One live call as its supervisor shows it.
@@ -240,6 +243,7 @@ impl Actor for CampaignSupervisor {
             CampaignMsg::Snapshot(reply) => {
                 let _ = reply.send(snapshot(state).await);
             }
+            CampaignMsg::Reconfigure => reconfigure(state).await?,
         }
         Ok(())
     }
@@ -354,6 +358,26 @@ async fn auto_pause(
 
 /// Starts the call actor of an attempt (`follow`: the call was placed before a restart and
 /// must not be dialed again) and counts it as live.
+/// Reads the campaign's configuration again and hands it to the pacing actor; live calls
+/// keep the settings they started with.
+async fn reconfigure(state: &mut CampaignState) -> Result<(), ActorProcessingErr> {
+    let record = state
+        .services
+        .store
+        .campaign(state.tenant, state.campaign.id)
+        .await?;
+    if record.config == state.campaign.config {
+        return Ok(());
+    }
+    tracing::info!(campaign_id = %record.id, "configuration changed; pacing by the new one");
+    state.window = CallingWindow::for_campaign(&record.config);
+    if let Some(pacer) = &state.pacer {
+        pacer.cast(PacingMsg::Configure(Box::new(record.config.clone())))?;
+    }
+    state.campaign = record;
+    Ok(())
+}
+
 async fn spawn_call(
     myself: &ActorRef<CampaignMsg>,
     state: &mut CampaignState,

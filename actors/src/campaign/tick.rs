@@ -5,10 +5,12 @@ use super::{CampaignMsg, CampaignState, spawn_call};
 use crate::limiter::{LimiterMsg, limiter_name};
 use crate::pacing::PacingMsg;
 use chrono::{Duration as TimeDelta, TimeZone, Utc};
+use futures_util::future::join_all;
 use ractor::{ActorProcessingErr, ActorRef};
 use switchboard_engine::campaign::{CampaignStatus, Cause};
+use switchboard_engine::contact::Contact;
 use switchboard_engine::pacing::PacingInput;
-use switchboard_engine::store::{NewAttempt, QueueEntry};
+use switchboard_engine::store::{MAX_RESERVATIONS, NewAttempt, QueueEntry};
 use switchboard_engine::window::zones_for;
 
 /// Opens the lines the pacing actor decides, within every limit.
@@ -37,21 +39,11 @@ pub(super) async fn tick(
         return Ok(());
     };
     let decision = ractor::call_t!(pacer, PacingMsg::Decide, 2000, input)?;
-    let mut lines = decision.lines;
+    let lines = decision.lines;
     if lines > 0 {
-        let due = store
-            .due_contacts(state.campaign.id, now, lines.saturating_mul(3).min(500))
-            .await?;
-        for entry in due {
-            if lines == 0 {
-                break;
-            }
-            match dial_if_allowed(myself, state, &entry, &limiter).await? {
-                Dial::Dialed => lines -= 1,
-                Dial::Skipped => {}
-                Dial::NoCarrierRoom => break,
-            }
-        }
+        let most = lines.saturating_mul(3).min(MAX_RESERVATIONS as u32);
+        let due = store.due_contacts(state.campaign.id, now, most).await?;
+        dial_due(myself, state, &due, lines, &limiter).await?;
     }
     if state.live.is_empty() {
         let counts = store.queue_counts(state.campaign.id).await?;
@@ -144,35 +136,77 @@ fn campaign_midnight(
         .map_or(now, |t| t.with_timezone(&Utc))
 }
 
-/// What became of one due contact at a tick.
-enum Dial {
-    /// Its attempt was reserved and its call actor started.
-    Dialed,
-    /// A check refused it for now (it was requeued) or another process took it.
-    Skipped,
-    /// The carrier account has no room this tick: stop dialing.
-    NoCarrierRoom,
-}
-
-/// Checks one due contact and dials it if nothing forbids it and the carrier account has
-/// room.
-async fn dial_if_allowed(
+/// Dials up to `lines` of the due contacts that nothing forbids: their contact records and
+/// do-not-call state are read concurrently, carrier tokens are taken for the allowed ones
+/// in one request, their attempts are reserved in one transaction (durable before any
+/// dial), then their call actors start and dial.
+async fn dial_due(
     myself: &ActorRef<CampaignMsg>,
     state: &mut CampaignState,
-    entry: &QueueEntry,
+    due: &[QueueEntry],
+    lines: u32,
     limiter: &ActorRef<LimiterMsg>,
-) -> Result<Dial, ActorProcessingErr> {
+) -> Result<(), ActorProcessingErr> {
     let store = state.services.store.clone();
+    let tenant = state.tenant;
+    let checks = join_all(due.iter().map(|entry| {
+        let store = store.clone();
+        async move {
+            let contact = store.contact(tenant, entry.contact_id).await?;
+            let listed = store.dnc_check(tenant, &contact.phone).await?.is_some();
+            Ok::<_, switchboard_engine::Error>((contact, listed))
+        }
+    }))
+    .await;
+    let mut allowed = Vec::new();
+    for (entry, checked) in due.iter().zip(checks) {
+        if allowed.len() >= lines as usize {
+            break;
+        }
+        let (contact, listed) = checked?;
+        if may_dial(state, &contact, listed).await? {
+            allowed.push(NewAttempt {
+                tenant_id: tenant,
+                campaign_id: state.campaign.id,
+                contact_id: contact.id,
+                phone: contact.phone.clone(),
+                attempts_seen: entry.attempts,
+            });
+        }
+    }
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    let granted = ractor::call_t!(limiter, LimiterMsg::Take, 1000, allowed.len() as u32)?;
+    allowed.truncate(granted as usize);
+    // Another process may have taken some of them: those are simply not dialed here.
+    for attempt in store
+        .reserve_attempts(&allowed)
+        .await?
+        .into_iter()
+        .flatten()
+    {
+        spawn_call(myself, state, attempt, false).await?;
+        state.dialed += 1;
+        crate::metrics::call_dialed(state.campaign.id);
+    }
+    Ok(())
+}
+
+/// Whether a due contact may be dialed now: not opted out, not on the do-not-call list
+/// (`listed`), consented when the campaign needs it, inside its calling window. A contact
+/// that may not is requeued with the reason (and the window's next opening, if any).
+async fn may_dial(
+    state: &mut CampaignState,
+    contact: &Contact,
+    listed: bool,
+) -> Result<bool, ActorProcessingErr> {
+    let store = &state.services.store;
     let now = state.services.clock.now();
     let campaign = state.campaign.id;
-    let contact = store.contact(state.tenant, entry.contact_id).await?;
     let refusal = if contact.opted_out_at.is_some() {
         Some("opted_out")
-    } else if store
-        .dnc_check(state.tenant, &contact.phone)
-        .await?
-        .is_some()
-    {
+    } else if listed {
         Some("dnc")
     } else if state.campaign.config.compliance.consent_required && contact.consent_at.is_none() {
         Some("no_consent")
@@ -184,9 +218,9 @@ async fn dial_if_allowed(
         store
             .requeue_contact(campaign, contact.id, None, reason)
             .await?;
-        return Ok(Dial::Skipped);
+        return Ok(false);
     }
-    let zones = zones_for(&contact, &state.campaign.config.timezone);
+    let zones = zones_for(contact, &state.campaign.config.timezone);
     if !state.window.is_open(&zones, now) {
         *state.skipped.entry("window".to_owned()).or_default() += 1;
         let next = state.window.next_open(&zones, now);
@@ -198,29 +232,9 @@ async fn dial_if_allowed(
         store
             .requeue_contact(campaign, contact.id, next, label)
             .await?;
-        return Ok(Dial::Skipped);
+        return Ok(false);
     }
-    if ractor::call_t!(limiter, LimiterMsg::Take, 1000, 1)? == 0 {
-        return Ok(Dial::NoCarrierRoom);
-    }
-    let reserved = store
-        .reserve_attempt(&NewAttempt {
-            tenant_id: state.tenant,
-            campaign_id: campaign,
-            contact_id: contact.id,
-            phone: contact.phone.clone(),
-            attempts_seen: entry.attempts,
-        })
-        .await;
-    let attempt = match reserved {
-        Ok(a) => a,
-        Err(switchboard_engine::Error::Conflict(_)) => return Ok(Dial::Skipped),
-        Err(e) => return Err(e.into()),
-    };
-    spawn_call(myself, state, attempt, false).await?;
-    state.dialed += 1;
-    crate::metrics::call_dialed(campaign);
-    Ok(Dial::Dialed)
+    Ok(true)
 }
 
 /// Completes the campaign (cause scheduler) and ends the supervisor once live calls are over.

@@ -108,7 +108,13 @@ async fn edit(
     config: CampaignConfig,
 ) -> Result<Json<CampaignRecord>, Problem> {
     match state.store.edit_campaign(auth.tenant, id, &config).await {
-        Ok(record) => Ok(Json(record)),
+        Ok(record) => {
+            if let Some(runtime) = &state.runtime {
+                // A running supervisor paces by the edited settings from its next tick.
+                runtime.campaign_edited(id);
+            }
+            Ok(Json(record))
+        }
         Err(Error::Invalid {
             what: "campaign change",
             errors,

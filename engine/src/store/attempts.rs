@@ -316,51 +316,6 @@ impl Store {
             .ok_or_else(|| Error::not_found("queue entry", format!("{campaign}/{contact}")))
     }
 
-    /// Reserves the next attempt for a queued contact, durably, before anyone dials. Fails
-    /// with a conflict if the contact is not queued or another reservation got there first.
-    pub async fn reserve_attempt(&self, attempt: &NewAttempt) -> Result<AttemptRecord> {
-        let at = to_millis(now());
-        let id = with_db!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            let n = sqlx::query(
-                "UPDATE campaign_contacts SET attempts = attempts + 1, state = 'in_progress', last_attempt_at = $3 \
-                 WHERE campaign_id = $1 AND contact_id = $2 AND attempts = $4 AND state = 'queued'",
-            )
-            .bind(attempt.campaign_id.0)
-            .bind(attempt.contact_id.0)
-            .bind(at)
-            .bind(attempt.attempts_seen)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 0 {
-                Ok::<Option<i64>, sqlx::Error>(None)
-            } else {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO call_attempts (tenant_id, campaign_id, contact_id, attempt_no, phone, status, reserved_at) \
-                     VALUES ($1, $2, $3, $4, $5, 'reserved', $6) RETURNING id",
-                )
-                .bind(attempt.tenant_id.0)
-                .bind(attempt.campaign_id.0)
-                .bind(attempt.contact_id.0)
-                .bind(attempt.attempts_seen + 1)
-                .bind(attempt.phone.as_str())
-                .bind(at)
-                .fetch_one(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(Some(id))
-            }
-        })?;
-        let id = id.ok_or_else(|| {
-            Error::Conflict(format!(
-                "contact {} of campaign {} is not queued with {} attempts; not reserving",
-                attempt.contact_id, attempt.campaign_id, attempt.attempts_seen
-            ))
-        })?;
-        self.attempt(AttemptId(id)).await
-    }
-
     /// One attempt.
     pub async fn attempt(&self, id: AttemptId) -> Result<AttemptRecord> {
         let sql = format!("{ATTEMPT_SELECT} WHERE id = $1");

@@ -17,6 +17,7 @@ mod ledger;
 mod lists;
 mod outbox;
 mod outcomes;
+mod reservations;
 mod settings;
 mod tenants;
 #[cfg(feature = "testing")]
@@ -34,6 +35,7 @@ pub use campaigns::{CampaignFilter, CampaignRecord, TransitionRecord};
 pub use contacts::{ContactFilter, ContactWriter, UpsertReport};
 
 pub use outcomes::{CarrierUpdate, OutcomeReport, Recorded};
+pub use reservations::MAX_RESERVATIONS;
 pub use tenants::{ApiKeyRecord, ApiKeyScope};
 pub use timeseries::{BUCKET_SECS, TimeBucket};
 pub use webhooks::{

@@ -210,3 +210,34 @@ mod tests {
         assert!(summary.server.is_none(), "no pid, no cost");
     }
 }
+
+/// The most instants falling in any one-second window (sliding, not aligned to seconds):
+/// what a calls-per-second limit bounds.
+pub fn max_in_any_second(mut at: Vec<Instant>) -> u64 {
+    at.sort_unstable();
+    let mut most = 0;
+    let mut first = 0;
+    for (last, t) in at.iter().enumerate() {
+        while t.duration_since(at[first]) >= Duration::from_secs(1) {
+            first += 1;
+        }
+        most = most.max(last + 1 - first);
+    }
+    most as u64
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    #[test]
+    fn the_busiest_second_is_found_across_second_boundaries() {
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        // 3 in [0, 1000), but 4 in [600, 1600): the sliding window sees the burst.
+        let at = vec![ms(0), ms(600), ms(700), ms(900), ms(1500), ms(2600)];
+        assert_eq!(max_in_any_second(at), 4);
+        assert_eq!(max_in_any_second(vec![ms(0), ms(1000), ms(2000)]), 1);
+        assert_eq!(max_in_any_second(Vec::new()), 0);
+    }
+}

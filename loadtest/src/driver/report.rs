@@ -163,6 +163,12 @@ pub struct Report {
     pub peak_originations_per_sec: u64,
     /// Mean originations per second until the peak was first near.
     pub ramp_originations_per_sec: f64,
+    /// Most calls the carrier was asked to create within any one-second window (sliding):
+    /// what a calls-per-second limit bounds.
+    pub max_originations_in_one_second: u64,
+    /// Switchboard's own relay latency per frame, read → written to the other side (µs:
+    /// p50, p99, p99.9, max), over every call, from its `/metrics`.
+    pub server_relay_latency_us: Option<[u64; 4]>,
     /// Answer → the agent's first audio at the carrier, ms.
     pub answer_to_agent_audio_ms: Option<Latency>,
     /// Carrier → agent frames through Switchboard.
@@ -208,6 +214,24 @@ impl Report {
                 .carrier_cps()
                 .map_or("none".to_owned(), |c| c.to_string())
         ));
+        let limit = self.scenario.carrier_cps();
+        line(format!(
+            "carrier create requests  most in any 1-s window {}{}",
+            self.max_originations_in_one_second,
+            match limit {
+                Some(cps) if self.max_originations_in_one_second as f64 <= cps.ceil() => {
+                    format!("  (limit {cps}: kept)")
+                }
+                Some(cps) => format!("  (limit {cps}: EXCEEDED)"),
+                None => String::new(),
+            }
+        ));
+        if let Some(l) = &self.server_relay_latency_us {
+            line(format!(
+                "relay in → out (server)  p50 {} µs  p99 {} µs  p99.9 {} µs  max {} µs  (Switchboard's own per-frame figure)",
+                l[0], l[1], l[2], l[3]
+            ));
+        }
         if let Some(a) = &self.answer_to_agent_audio_ms {
             line(format!(
                 "answer → agent audio     p50 {} ms  p99 {} ms  max {} ms  ({} calls; agent greets after {} ms)",

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::measure::{Sampler, answer_to_agent_audio};
+use super::measure::{Sampler, answer_to_agent_audio, max_in_any_second};
 use super::report::{FrameFigures, Latency, Report};
 use super::scenario::Scenario;
 use super::server::{Api, CarrierAccess, SpawnedServer, sibling_binary};
@@ -116,9 +116,18 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Er
     let answer_to_audio = answer_to_agent_audio(&carrier);
     let stats = carrier.stats();
     let bridged = agent.stats().accepted;
+    let busiest_second = max_in_any_second(carrier.calls().iter().map(|c| c.created_at).collect());
     carrier.shutdown().await;
-    // Let the last frames and stops drain before reading the probe.
+    // Let the last frames and stops drain before reading the probe; the relays end with
+    // the carrier's streams and add their figures to the server's totals.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let server_relay_latency_us = match api.relay_latency_us().await {
+        Ok(figures) => Some(figures),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read Switchboard's relay latency");
+            None
+        }
+    };
     agent.shutdown().await;
     if let Some(server) = spawned {
         server.stop().await;
@@ -138,6 +147,8 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Er
         hold_seconds: summary.hold_seconds,
         peak_originations_per_sec: summary.peak_originations,
         ramp_originations_per_sec: summary.ramp_originations,
+        max_originations_in_one_second: busiest_second,
+        server_relay_latency_us,
         answer_to_agent_audio_ms: answer_to_audio.map(|h| Latency::of(&h)),
         carrier_to_agent: FrameFigures::from(&probe.snapshot(Direction::CarrierToAgent)),
         agent_to_carrier: FrameFigures::from(&probe.snapshot(Direction::AgentToCarrier)),

@@ -341,11 +341,65 @@ impl Api {
         let path = format!("/api/v1/campaigns/{id}/status");
         self.call(reqwest::Method::GET, &path, None).await
     }
+
+    /// Switchboard's own relay latency per frame (read → written to the other side), over
+    /// every call it relayed since start: p50, p99, p99.9 and max in µs, from `/metrics`.
+    pub async fn relay_latency_us(&self) -> Result<[u64; 4], DriverError> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| DriverError::Api(format!("GET /metrics: {e}")))?
+            .text()
+            .await
+            .map_err(|e| DriverError::Api(format!("GET /metrics: {e}")))?;
+        relay_latency_from_metrics(&text)
+            .ok_or_else(|| DriverError::Api("/metrics has no relay latency quantiles".into()))
+    }
+}
+
+/// The relay latency quantiles (µs) in a `/metrics` text.
+fn relay_latency_from_metrics(text: &str) -> Option<[u64; 4]> {
+    let mut out = [None; 4];
+    for line in text.lines() {
+        let Some(rest) =
+            line.strip_prefix("switchboard_relay_latency_quantile_seconds{quantile=\"")
+        else {
+            continue;
+        };
+        let (quantile, value) = rest.split_once("\"} ")?;
+        let slot = ["0.5", "0.99", "0.999", "1"]
+            .iter()
+            .position(|q| *q == quantile)?;
+        let secs: f64 = value.trim().parse().ok()?;
+        out[slot] = Some((secs * 1e6).round() as u64);
+    }
+    Some([out[0]?, out[1]?, out[2]?, out[3]?])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relay_latency_is_read_from_the_metrics_text() {
+        let text = "# TYPE switchboard_relay_latency_quantile_seconds gauge\n\
+            switchboard_relay_latency_quantile_seconds{quantile=\"0.5\"} 0.000031\n\
+            switchboard_relay_latency_quantile_seconds{quantile=\"0.99\"} 0.0012\n\
+            switchboard_relay_latency_quantile_seconds{quantile=\"0.999\"} 0.004\n\
+            switchboard_relay_latency_quantile_seconds{quantile=\"1\"} 0.25\n\
+            switchboard_relayed_calls 3\n";
+        assert_eq!(
+            relay_latency_from_metrics(text),
+            Some([31, 1200, 4000, 250_000])
+        );
+        assert_eq!(
+            relay_latency_from_metrics("switchboard_relayed_calls 3\n"),
+            None
+        );
+    }
 
     #[test]
     fn the_api_key_is_found_in_the_usual_shapes_of_output() {

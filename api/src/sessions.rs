@@ -1,0 +1,106 @@
+//! The media sessions this process is relaying, so that shutdown can let live calls finish
+//! (and store what their relays saw) before the database closes.
+
+use std::future::Future;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long relays asked to stop get to close their sockets and store their figures.
+const FINISH: Duration = Duration::from_secs(10);
+
+/// Every media session of the process: tracked while it runs, told to stop at shutdown.
+#[derive(Default)]
+pub struct MediaSessions {
+    tracker: TaskTracker,
+    stop: CancellationToken,
+}
+
+impl MediaSessions {
+    /// Runs one media session as a tracked task.
+    pub fn spawn<F>(&self, session: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.tracker.spawn(session);
+    }
+
+    /// Cancelled when the process stops relaying: a relay ends with reason `shutdown`.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Sessions running now.
+    pub fn live(&self) -> usize {
+        self.tracker.len()
+    }
+
+    /// Waits up to `grace` for the live sessions to end by themselves, then tells the rest
+    /// to stop and waits for them to store their figures. Returns how many were stopped.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        self.tracker.close();
+        if self.tracker.is_empty() {
+            return 0;
+        }
+        tracing::info!(
+            live = self.live(),
+            grace_secs = grace.as_secs(),
+            "waiting for live calls' media streams to end"
+        );
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok()
+        {
+            return 0;
+        }
+        let left = self.live();
+        tracing::warn!(
+            left,
+            "closing the media streams of calls still live at shutdown"
+        );
+        self.stop.cancel();
+        if tokio::time::timeout(FINISH, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                left = self.live(),
+                "media sessions did not finish storing their figures"
+            );
+        }
+        left
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn draining_waits_for_sessions_that_end_within_the_grace() {
+        let sessions = MediaSessions::default();
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(1);
+        sessions.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = done_tx.send(()).await;
+        });
+        assert_eq!(sessions.drain(Duration::from_secs(5)).await, 0);
+        assert!(done_rx.try_recv().is_ok(), "the session ran to its end");
+    }
+
+    #[tokio::test]
+    async fn sessions_still_live_after_the_grace_are_told_to_stop_and_finish() {
+        let sessions = MediaSessions::default();
+        let stop = sessions.stop_token();
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(1);
+        sessions.spawn(async move {
+            stop.cancelled().await;
+            // What a relay does once told: close, then store its figures.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = done_tx.send("stored").await;
+        });
+        assert_eq!(sessions.drain(Duration::from_millis(50)).await, 1);
+        assert_eq!(done_rx.try_recv().ok(), Some("stored"));
+        assert_eq!(sessions.live(), 0);
+    }
+}
