@@ -404,8 +404,8 @@ async fn a_running_campaign_paces_by_its_edited_limits(db: TestDb) {
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(carrier.stats().live(), 3, "and not beyond it");
-    let status = api.get(&format!("/api/v1/campaigns/{id}/status")).await;
-    assert_eq!(ok(&status, 200)["status"], "active");
+    let record = api.get(&format!("/api/v1/campaigns/{id}")).await;
+    assert_eq!(ok(&record, 200)["status"], "active");
     ok(
         &api.post_empty(&format!("/api/v1/campaigns/{id}/stop"))
             .await,
