@@ -1,6 +1,6 @@
 //! Runs the pacing simulation and prints agent occupancy and abandonment per window.
 //!
-//! `cargo run --release -p switchboard-engine --example pacing_sim -- [seed] [agents] [hours] [answer_z] [window_attempts]`
+//! `cargo run --release -p switchboard-engine --example pacing_sim -- [seed] [agents] [hours] [answer_z] [window_attempts] [abandonment_window_secs]`
 
 use switchboard_engine::pacing_sim::{SimConfig, simulate};
 
@@ -21,6 +21,9 @@ fn main() {
     }
     if let Some(window) = args.next().and_then(|s| s.parse().ok()) {
         config.pacing.window_attempts = window;
+    }
+    if let Some(secs) = args.next().and_then(|s| s.parse().ok()) {
+        config.pacing.abandonment_window_secs = secs;
     }
     println!(
         "{} agents, answer probability {:.0}%..{:.0}% over {} min, ring {}-{} s, handle {} s mean, seed {}, z {}, window {}",

@@ -97,12 +97,19 @@ async fn pacing_input(
         .map(|at| (now - *at).num_milliseconds().max(0) as f64 / 1000.0)
         .sum();
     let bridged = answered.len() as u32;
+    let ringing_ages = state
+        .live
+        .values()
+        .filter(|c| c.answered_at.is_none())
+        .map(|c| (now - c.started_at).num_milliseconds().max(0) as f64 / 1000.0)
+        .collect();
     Ok(PacingInput {
         now,
         agent_slots: config.agent_sessions(),
         bridged,
         bridged_secs,
         ringing: in_flight - bridged,
+        ringing_ages,
         in_flight,
         max_concurrent,
         calls_per_minute: config.max_calls_per_minute,

@@ -17,7 +17,8 @@
 //!   the calls that ended in the window + time bridged so far by live calls) / calls
 //!   ended, once `min_call_ends` (20) ended; before that no agent is expected to free up;
 //! - a, the abandonment rate (abandoned / answered by a person) over the last
-//!   `abandonment_window_secs` (1 hour), or the ledger's rolling rate if worse.
+//!   `abandonment_window_secs` (30 minutes: short enough to react within a regulator's
+//!   window), or the ledger's rolling rate if worse.
 //!
 //! # Decision
 //!
@@ -28,9 +29,14 @@
 //! 2. **Feedback.** At or above the target abandonment rate, dial 1:1 as in warm-up, so
 //!    the rate only falls and pacing never takes it to `max_rate`. Below it, a factor f,
 //!    1 up to half the target and falling linearly to 0 at the target, scales the budget.
-//! 3. **Mean rule** (DESIGN): lines out = (free + bridged × q) / p⁺, at most `max_ratio`
-//!    (10) per available agent; minus the lines already ringing.
-//! 4. **Risk cap.** With X ~ Binomial(ringing + lines, p⁺) answers and F ~
+//! 3. **Mean rule** (DESIGN): new lines = (free + bridged × q − E[answers from lines
+//!    already ringing]) / p⁺, with at most `max_ratio` (10) lines out per available agent.
+//!    A line that has rung for t seconds is answered still with chance
+//!    p⁺·S(t) / (1 − p⁺ + p⁺·S(t)), S(t) being the share of the cohort's answered
+//!    attempts that rang longer than t: a line near the ring timeout is almost spent,
+//!    and counting it as a fresh line would leave agents idle.
+//! 4. **Risk cap.** With X = answers of the ringing lines (Poisson-binomial over those
+//!    chances) + Binomial(lines, p⁺) and F ~
 //!    Binomial(bridged, q) agents freeing up, lines are cut to the largest count whose
 //!    expected answers finding no agent, E[(X − free − F)⁺], are at most f × target ×
 //!    E[X]. The mean rule alone would leave an answer without an agent about half the
@@ -41,13 +47,19 @@
 //!    which one bound it.
 //!
 //! In a simulation (50 agents, exponential 120 s calls, answers 5–25 s after dial, give-up
-//! at 25 s, answer rate swinging 10%–60% every hour, one tick a second, 4 hours) this gave
-//! 84–85% agent occupancy with 0.2–0.6% abandonment overall and at most 2.4% in any
-//! 15-minute window, over four seeds.
+//! at 25 s, answer rate swinging 10%–60% every hour, an answered person waiting up to the
+//! 2-second rule for an agent, one tick a second, 4 hours) this gave 87.7–88.8% agent
+//! occupancy with 0.75–1.1% abandonment overall and at most 2.6% in any 15-minute window,
+//! over eight seeds (`cargo run -p switchboard-engine --example pacing_sim -- SEED 50 4`).
+
+mod math;
 
 use crate::campaign::CampaignConfig;
 use crate::quality::wilson_interval;
 use chrono::{DateTime, TimeDelta, Utc};
+#[cfg(test)]
+use math::excess_ratio;
+use math::{binomial_pmf, convolve, excess_share, largest, poisson_binomial};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -96,7 +108,7 @@ pub struct PacingConfig {
     pub window_attempts: usize,
     /// Oldest attempt kept, in seconds; default 900 (15 minutes).
     pub window_secs: i64,
-    /// Span of the abandonment rate's window, in seconds; default 3600.
+    /// Span of the abandonment rate's window, in seconds; default 1800.
     pub abandonment_window_secs: i64,
     /// Attempts needed before predictive dialing; default 30.
     pub min_observations: usize,
@@ -117,7 +129,7 @@ impl Default for PacingConfig {
         PacingConfig {
             window_attempts: 200,
             window_secs: 900,
-            abandonment_window_secs: 3600,
+            abandonment_window_secs: 1800,
             min_observations: 30,
             min_call_ends: 20,
             answer_z: 1.28,
@@ -232,6 +244,14 @@ impl Observations {
 
     /// The cohort: (attempts, answered, mean time to answer, ring timeout).
     fn answer_cohort(&self, now: DateTime<Utc>) -> (u64, u64, Option<f64>, f64) {
+        let (attempts, answered, horizon) = self.cohort(now);
+        let n = answered.len() as u64;
+        (attempts, n, mean(answered.iter().sum(), n), horizon)
+    }
+
+    /// The cohort's attempts, its answered attempts' ring times (sorted) and the ring
+    /// timeout.
+    fn cohort(&self, now: DateTime<Utc>) -> (u64, Vec<f64>, f64) {
         // (seconds since dial, answered, ring seconds) of each attempt in the window.
         let fresh = self.rings.iter().map(|r| (secs_between(r.at, now), r));
         let fresh = fresh.filter(|(ago, _)| *ago <= self.max_age);
@@ -248,14 +268,9 @@ impl Observations {
         let mut cohort: Vec<_> = rings.into_iter().filter(|r| r.0 >= horizon).collect();
         cohort.sort_by(|a, b| a.0.total_cmp(&b.0));
         cohort.truncate(self.max_count);
-        let answered: Vec<f64> = cohort.iter().filter(|r| r.1).map(|r| r.2).collect();
-        let n = answered.len() as u64;
-        (
-            cohort.len() as u64,
-            n,
-            mean(answered.iter().sum(), n),
-            horizon,
-        )
+        let mut answered: Vec<f64> = cohort.iter().filter(|r| r.1).map(|r| r.2).collect();
+        answered.sort_by(f64::total_cmp);
+        (cohort.len() as u64, answered, horizon)
     }
 
     /// Calls ended within the span the store covers, the time they spent bridged within
@@ -303,7 +318,7 @@ fn finite(secs: f64) -> f64 {
 }
 
 /// What the runtime knows at a tick.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PacingInput {
     /// The tick's instant.
     pub now: DateTime<Utc>,
@@ -315,6 +330,10 @@ pub struct PacingInput {
     pub bridged_secs: f64,
     /// Lines dialed and not yet answered or ended.
     pub ringing: u32,
+    /// How long each of those lines has been ringing, in seconds (a line that rang long
+    /// is less likely to be answered still). Empty: every ringing line counts as new.
+    #[serde(default)]
+    pub ringing_ages: Vec<f64>,
     /// Every live call of the campaign, counted against max concurrency.
     pub in_flight: u32,
     /// Campaign max concurrent calls.
@@ -521,21 +540,57 @@ impl Pacer {
         } else {
             1.0
         };
-        let total = (capacity / p)
-            .min(capacity * ratio)
-            .min(f64::from(MAX_LINES));
-        let mean_rule = to_u32(total.floor()).saturating_sub(input.ringing);
+        // Lines already ringing answer with what is left of their chance.
+        let ringing = self.ringing_chances(input, p);
+        let expected_ringing: f64 = ringing.iter().sum();
+        let wanted = ((capacity - expected_ringing).max(0.0) / p)
+            .min(capacity * ratio - f64::from(input.ringing))
+            .min(f64::from(MAX_LINES.saturating_sub(input.ringing)));
+        let mean_rule = to_u32(wanted.floor());
         let hi = mean_rule.min(most).max(one_to_one);
         let freeing = match input.bridged {
             b if b <= MAX_LINES => binomial_pmf(b, e.freeing_prob),
             _ => vec![1.0],
         };
+        let from_ringing = poisson_binomial(&ringing);
         let budget = e.budget * e.feedback;
         let fits = |lines: u32| {
             let n = input.ringing.saturating_add(lines);
-            n <= MAX_LINES && excess_ratio(n, p, e.free, &freeing) <= budget
+            n <= MAX_LINES
+                && excess_share(
+                    &convolve(&from_ringing, &binomial_pmf(lines, p)),
+                    e.free,
+                    &freeing,
+                ) <= budget
         };
         largest(one_to_one, hi, fits)
+    }
+
+    /// Each ringing line's chance to be answered still, from how long it has rung: with
+    /// S(t) the share of answered attempts that rang longer than t, p·S(t) / (1 − p + p·S(t)).
+    /// Lines without a known age count as new (chance p).
+    fn ringing_chances(&self, input: &PacingInput, p: f64) -> Vec<f64> {
+        let (_, answered, _) = self.observations.cohort(input.now);
+        let mut chances: Vec<f64> = input
+            .ringing_ages
+            .iter()
+            .take(input.ringing as usize)
+            .map(|age| {
+                if answered.is_empty() {
+                    return p;
+                }
+                let longer = answered.len() - answered.partition_point(|r| *r <= *age);
+                let survive = longer as f64 / answered.len() as f64;
+                let still = p * survive;
+                if still <= 0.0 {
+                    0.0
+                } else {
+                    still / (1.0 - p + still)
+                }
+            })
+            .collect();
+        chances.resize(input.ringing as usize, p);
+        chances
     }
 }
 
@@ -591,63 +646,6 @@ fn to_u32(x: f64) -> u32 {
     }
 }
 
-/// The largest `n` in `lo..=hi` with `fits(n)`, `fits` being true at `lo` and monotone.
-fn largest(lo: u32, hi: u32, fits: impl Fn(u32) -> bool) -> u32 {
-    let (mut lo, mut hi) = (lo, hi.max(lo));
-    while lo < hi {
-        let mid = lo + (hi - lo).div_ceil(2);
-        if fits(mid) { lo = mid } else { hi = mid - 1 }
-    }
-    lo
-}
-
-/// E[(X − free − F)⁺] / E[X] for answers X ~ Binomial(n, p) and agents freeing up F
-/// distributed as `freeing`: the expected share of answers that find no agent.
-fn excess_ratio(n: u32, p: f64, free: u32, freeing: &[f64]) -> f64 {
-    if n == 0 || p.is_nan() || p <= 0.0 {
-        return 0.0;
-    }
-    let x = binomial_pmf(n, p);
-    let len = x.len();
-    // tail[k] = (P(X ≥ k), E[X; X ≥ k]), so E[(X − c)⁺] = E[X; X > c] − c P(X > c).
-    let mut tail = vec![(0.0, 0.0); len + 1];
-    for k in (0..len).rev() {
-        tail[k] = (tail[k + 1].0 + x[k], tail[k + 1].1 + k as f64 * x[k]);
-    }
-    let over = |c: usize| {
-        tail.get(c + 1)
-            .map_or(0.0, |(p0, p1)| (p1 - c as f64 * p0).max(0.0))
-    };
-    let excess: f64 = freeing
-        .iter()
-        .enumerate()
-        .map(|(f, pf)| pf * over(free as usize + f))
-        .sum();
-    excess / (f64::from(n) * p.min(1.0))
-}
-
-/// The probabilities of 0..=n successes in n trials of probability p, summed in log space
-/// so large n does not underflow.
-fn binomial_pmf(n: u32, p: f64) -> Vec<f64> {
-    let mut pmf = vec![0.0; n as usize + 1];
-    if p.is_nan() || p <= 0.0 || p >= 1.0 {
-        let at = if p >= 1.0 { n as usize } else { 0 };
-        if let Some(x) = pmf.get_mut(at) {
-            *x = 1.0;
-        }
-        return pmf;
-    }
-    let (lp, lq) = (p.ln(), (-p).ln_1p());
-    let mut log = f64::from(n) * lq;
-    for (k, x) in pmf.iter_mut().enumerate() {
-        if k > 0 {
-            log += (f64::from(n) - k as f64 + 1.0).ln() - (k as f64).ln() + lp - lq;
-        }
-        *x = log.exp();
-    }
-    pmf
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -691,6 +689,7 @@ mod tests {
             bridged: 40,
             bridged_secs: 0.0,
             ringing: 0,
+            ringing_ages: Vec::new(),
             in_flight: 40,
             max_concurrent: 1000,
             calls_per_minute: None,
@@ -722,6 +721,29 @@ mod tests {
         assert!(d.expected_free > 5.0 && d.expected_free < 7.0, "{d:?}");
         let mean_rule = (10.0 + d.expected_free) / bound;
         assert!(d.lines > 10 && f64::from(d.lines) <= mean_rule, "{d:?}");
+    }
+
+    #[test]
+    fn lines_that_rang_past_every_answer_seen_no_longer_count_as_coming_answers() {
+        // Every answer in the cohort came 20 s after the dial.
+        let p = pacer(200, 50, 0);
+        let fresh = p.decide(&tick(|i| {
+            i.ringing = 20;
+            i.ringing_ages = vec![1.0; 20];
+        }));
+        let spent = p.decide(&tick(|i| {
+            i.ringing = 20;
+            i.ringing_ages = vec![25.0; 20];
+        }));
+        assert!(
+            spent.lines > fresh.lines,
+            "spent lines leave room for new ones: {} vs {}",
+            spent.lines,
+            fresh.lines
+        );
+        // Unknown ages count as fresh lines.
+        let unknown = p.decide(&tick(|i| i.ringing = 20));
+        assert_eq!(unknown.lines, fresh.lines);
     }
 
     #[test]
