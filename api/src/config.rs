@@ -66,6 +66,11 @@ pub struct Settings {
     /// How long one webhook send may take, in ms (default 10000).
     #[serde(default = "default_webhook_timeout_ms")]
     pub webhook_timeout_ms: u64,
+    /// Let webhook URLs reach loopback, private (RFC 1918), link-local and other internal
+    /// addresses (default false: refused at registration and at delivery). For receivers
+    /// on the same network (on-premises) and tests.
+    #[serde(default)]
+    pub webhook_allow_private_addresses: bool,
 }
 
 fn default_webhook_max_attempts() -> u32 {
@@ -185,6 +190,7 @@ impl Settings {
             webhook_max_attempts: default_webhook_max_attempts(),
             webhook_backoff_ms: default_webhook_backoff_ms(),
             webhook_timeout_ms: default_webhook_timeout_ms(),
+            webhook_allow_private_addresses: false,
         }
     }
 
@@ -198,6 +204,7 @@ impl Settings {
         crate::webhook_worker::WorkerSettings {
             schedule,
             timeout: std::time::Duration::from_millis(self.webhook_timeout_ms.max(1)),
+            allow_private_addresses: self.webhook_allow_private_addresses,
             ..Default::default()
         }
     }

@@ -9,8 +9,10 @@ pub mod app;
 pub mod auth;
 pub mod calls;
 pub mod cli;
+pub mod internal;
 pub mod config;
 pub mod dashboard;
+pub mod live_events;
 pub mod livekit_hooks;
 pub mod media_ws;
 pub mod metrics;
@@ -20,6 +22,7 @@ pub mod relay;
 pub mod request_id;
 pub mod rest;
 pub mod twilio_hooks;
+pub mod webhook_guard;
 pub mod webhook_worker;
 pub mod webhooks;
 
