@@ -2,9 +2,9 @@
 
 use crate::calls::{CallServices, CampaignCache, RelayTotals};
 use crate::config::Settings;
+use crate::live_events::{EventHub, HubSettings, SnapshotSource};
 use crate::livekit_hooks::{LiveKitHooks, StoreEventSink};
 use crate::webhook_worker::{WebhookWorker, WorkerSettings};
-use crate::live_events::{EventHub, HubSettings, SnapshotSource};
 use crate::{metrics, request_id};
 use axum::Router;
 use axum::extract::FromRef;

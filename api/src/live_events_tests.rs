@@ -157,7 +157,11 @@ async fn the_producer_idles_when_nobody_listens_and_starts_again_for_the_next_su
     assert!(!hub.producing(), "nobody listens: the producer stopped");
     let polls = steps.polls.load(Ordering::SeqCst);
     tokio::time::sleep(TICK * 20).await;
-    assert_eq!(steps.polls.load(Ordering::SeqCst), polls, "no polls while idle");
+    assert_eq!(
+        steps.polls.load(Ordering::SeqCst),
+        polls,
+        "no polls while idle"
+    );
 
     let mut again = hub.subscribe(Scope::All);
     assert_eq!(hub.producer_starts(), 2);
@@ -173,7 +177,10 @@ async fn a_subscriber_sees_only_its_tenants_changes() {
     changes_of(&mut admin, 3).await;
     steps.go_to(2);
     assert_eq!(next_change(&mut admin).await, "call 2 started");
-    assert!(quiet(&mut tenant).await, "tenant 1's calls are not tenant 2's");
+    assert!(
+        quiet(&mut tenant).await,
+        "tenant 1's calls are not tenant 2's"
+    );
 }
 
 #[tokio::test]
@@ -185,7 +192,10 @@ async fn a_subscriber_that_falls_behind_is_told_it_lagged_and_its_stream_ends() 
     // Eight more batches, one call each; the slow one reads nothing meanwhile.
     for step in 2..10 {
         steps.go_to(step);
-        assert_eq!(next_change(&mut keeping_up).await, format!("call {step} started"));
+        assert_eq!(
+            next_change(&mut keeping_up).await,
+            format!("call {step} started")
+        );
     }
     match slow.next().await {
         Some(Received::Lagged(missed)) => assert_eq!(missed, 7, "9 batches, 2 kept"),

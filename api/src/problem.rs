@@ -140,11 +140,10 @@ impl From<Error> for Problem {
                 limit,
                 max,
                 current,
-            } => Problem::new(StatusCode::CONFLICT, "limit reached", e.to_string())
-                .with_extension(
-                    "limit",
-                    serde_json::json!({ "name": limit, limit: max, "active": current }),
-                ),
+            } => Problem::new(StatusCode::CONFLICT, "limit reached", e.to_string()).with_extension(
+                "limit",
+                serde_json::json!({ "name": limit, limit: max, "active": current }),
+            ),
             Error::Phone(_) | Error::Query(_) | Error::Template(_) | Error::Import(_) => {
                 Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,

@@ -75,8 +75,15 @@ fn literal(url: &str) -> Result<Option<(String, u16)>, DestinationError> {
     let port = parsed.port_or_known_default().ok_or_else(not_http)?;
     // The parser writes every IPv4 spelling (2130706433, 0x7f.1) as dotted decimal and
     // IPv6 in brackets.
-    let host = parsed.host_str().filter(|h| !h.is_empty()).ok_or_else(not_http)?;
-    match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+    let host = parsed
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(not_http)?;
+    match host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
         Ok(ip) => judge(host, ip).map(|()| None),
         Err(_) => Ok(Some((host.to_owned(), port))),
     }
@@ -154,7 +161,10 @@ mod tests {
     #[tokio::test]
     async fn urls_naming_internal_addresses_are_refused_with_the_reason() {
         for (url, says) in [
-            ("http://127.0.0.1:9000/hooks", "127.0.0.1 is a loopback address"),
+            (
+                "http://127.0.0.1:9000/hooks",
+                "127.0.0.1 is a loopback address",
+            ),
             ("http://169.254.169.254/latest/meta-data", "link-local"),
             ("http://[::1]/x", "[::1] is a loopback address"),
             ("http://[::ffff:10.0.0.1]/x", "a private address"),
@@ -164,13 +174,21 @@ mod tests {
         ] {
             let refused = check_url(url).await.expect_err(url).to_string();
             assert!(refused.contains(says), "{url}: {refused}");
-            assert!(refused.contains("webhook_allow_private_addresses"), "{refused}");
+            assert!(
+                refused.contains("webhook_allow_private_addresses"),
+                "{refused}"
+            );
         }
     }
 
     #[tokio::test]
     async fn only_http_urls_with_a_host_pass() {
-        for url in ["ftp://8.8.8.8/x", "file:///etc/passwd", "gopher://8.8.8.8/", "http://"] {
+        for url in [
+            "ftp://8.8.8.8/x",
+            "file:///etc/passwd",
+            "gopher://8.8.8.8/",
+            "http://",
+        ] {
             assert!(
                 matches!(check_url(url).await, Err(DestinationError::NotHttp { .. })),
                 "{url}"

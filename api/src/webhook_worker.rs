@@ -11,12 +11,12 @@
 //! reason, without retries. Proxies from the environment are not used then, since a proxy
 //! would connect on the worker's behalf wherever the name points.
 
+use crate::webhook_guard::{GuardedResolver, check_literal, refused_in};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_engine::store::{DeliveryStatus, DueDelivery, SendReport, Store};
 use switchboard_engine::webhook::{RetrySchedule, SIGNATURE_HEADER, signature};
-use crate::webhook_guard::{GuardedResolver, check_literal, refused_in};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument as _;

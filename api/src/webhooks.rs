@@ -69,7 +69,11 @@ pub async fn create(
             .await
             .map_err(|e| {
                 let error = FieldError::new("url", e.to_string());
-                Problem::with_errors(StatusCode::UNPROCESSABLE_ENTITY, "invalid webhook", vec![error])
+                Problem::with_errors(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid webhook",
+                    vec![error],
+                )
             })?;
     }
     let secret = new_secret()?;

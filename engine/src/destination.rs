@@ -89,8 +89,8 @@ fn refusal_v6(ip: Ipv6Addr) -> Option<Refusal> {
     let s = ip.segments();
     // IPv4 inside IPv6 reaches the IPv4 address: mapped (::ffff:a.b.c.d), the deprecated
     // compatible form (::a.b.c.d) and NAT64's well-known prefix (64:ff9b::a.b.c.d).
-    let embedded = s[..5] == [0; 5] && (s[5] == 0xffff || s[5] == 0)
-        || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+    let embedded =
+        s[..5] == [0; 5] && (s[5] == 0xffff || s[5] == 0) || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
     if embedded {
         let [.., hi, lo] = s;
         let v4 = Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));

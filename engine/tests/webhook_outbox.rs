@@ -396,7 +396,10 @@ async fn a_send_to_a_refused_destination_fails_the_delivery_at_once(store: &Stor
     assert_eq!(status, DeliveryStatus::Failed, "no retry can help");
     assert!(due_at(store, at + TimeDelta::days(1)).await.is_empty());
     let log = store.webhook_deliveries(t, hook, 10).await.unwrap();
-    assert_eq!((log[0].status, log[0].attempts), (DeliveryStatus::Failed, 1));
+    assert_eq!(
+        (log[0].status, log[0].attempts),
+        (DeliveryStatus::Failed, 1)
+    );
     assert_eq!(log[0].last_error, refused.error);
 }
 

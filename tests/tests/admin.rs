@@ -181,7 +181,10 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
     );
 
     // Two event stream clients share one producer and read the same changes.
-    let attempts: Vec<i64> = calls.iter().map(|c| c["attempt_id"].as_i64().unwrap()).collect();
+    let attempts: Vec<i64> = calls
+        .iter()
+        .map(|c| c["attempt_id"].as_i64().unwrap())
+        .collect();
     let started: Vec<String> = attempts
         .iter()
         .map(|a| format!("{{\"attempt_id\":{a},"))
@@ -210,6 +213,25 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
         !server.state.events.producing()
     })
     .await;
+
+    // A tenant's stream carries its own campaign's calls; another tenant's carries none.
+    let tenant_stream = |key: &str| {
+        reqwest::Client::new()
+            .get(server.url(&format!("/api/v1/events?key={key}")))
+            .send()
+    };
+    let mut own = tenant_stream(&tenant.key).await.unwrap();
+    assert_eq!(own.status(), 200);
+    read_until(&mut own, &started).await;
+    let stranger = Api::new_tenant(&server, "stranger").await;
+    let mut foreign = tenant_stream(&stranger.key).await.unwrap();
+    let mut seen = String::new();
+    let until = Instant::now() + Duration::from_millis(1500);
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(until.into(), foreign.chunk()).await {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!seen.contains("event:"), "another tenant's changes: {seen}");
+    drop((own, foreign));
 
     // A tenant key sees none of it.
     for path in ["/admin/calls", "/admin/campaigns", "/admin/events"] {

@@ -353,7 +353,10 @@ async fn concurrent_starts_within_a_tenant_limit_of_one_let_exactly_one_through(
         assert!(detail.contains("max_running_campaigns = 1"), "{detail}");
         assert_eq!(answer.body["limit"]["max_running_campaigns"], 1);
         assert_eq!(answer.body["limit"]["active"], 1);
-        assert_eq!(stored, "draft", "a refused start leaves the draft as it was");
+        assert_eq!(
+            stored, "draft",
+            "a refused start leaves the draft as it was"
+        );
     }
     stop_and_wait_for_actors(server).await;
     carrier.shutdown().await;

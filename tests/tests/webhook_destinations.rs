@@ -50,7 +50,10 @@ async fn internal_urls_are_refused_at_registration_unless_allowed(db: TestDb) {
     for (url, says) in [
         (format!("http://{addr}/hooks"), "is a loopback address"),
         (format!("http://localhost:{port}/hooks"), "resolves to"),
-        ("http://169.254.169.254/latest/meta-data/".into(), "link-local"),
+        (
+            "http://169.254.169.254/latest/meta-data/".into(),
+            "link-local",
+        ),
         ("http://10.1.2.3/hooks".into(), "a private address"),
         ("http://[fd00::1]/hooks".into(), "unique-local"),
         ("http://0.0.0.0/hooks".into(), "unspecified"),
@@ -65,7 +68,10 @@ async fn internal_urls_are_refused_at_registration_unless_allowed(db: TestDb) {
         assert!(message.contains(says), "{url}: {message}");
     }
     let loopback = api
-        .post("/api/v1/webhooks", subscription(&format!("http://{addr}/hooks")))
+        .post(
+            "/api/v1/webhooks",
+            subscription(&format!("http://{addr}/hooks")),
+        )
         .await;
     assert!(
         loopback.body["errors"][0]["message"]
@@ -82,7 +88,10 @@ async fn internal_urls_are_refused_at_registration_unless_allowed(db: TestDb) {
     let server = TestServer::start_with(settings).await;
     let api = Api::new_tenant(&server, "on-premises").await;
     let created = api
-        .post("/api/v1/webhooks", subscription(&format!("http://{addr}/hooks")))
+        .post(
+            "/api/v1/webhooks",
+            subscription(&format!("http://{addr}/hooks")),
+        )
         .await;
     assert_eq!(created.status, 201, "{:#}", created.body);
     server.stop().await;
@@ -100,7 +109,10 @@ async fn wait_for_failure(server: &TestServer, api: &Api, webhook: i64) -> Deliv
         {
             return d.clone();
         }
-        assert!(Instant::now() < deadline, "the delivery is decided: {deliveries:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the delivery is decided: {deliveries:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -147,7 +159,10 @@ async fn a_delivery_to_an_internal_address_fails_at_once_without_a_send(db: Test
         .await
         .unwrap();
 
-    for (webhook, says) in webhooks.iter().zip(["127.0.0.1 is", "localhost resolves to"]) {
+    for (webhook, says) in webhooks
+        .iter()
+        .zip(["127.0.0.1 is", "localhost resolves to"])
+    {
         let delivery = wait_for_failure(&server, &api, *webhook).await;
         assert_eq!(delivery.status, DeliveryStatus::Failed);
         assert_eq!(delivery.attempts, 1, "no retries: {delivery:?}");
@@ -160,7 +175,11 @@ async fn a_delivery_to_an_internal_address_fails_at_once_without_a_send(db: Test
         assert_eq!(delivery.log[0].status_code, None);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached the receiver");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "nothing reached the receiver"
+    );
     server.stop().await;
     task.abort();
 }

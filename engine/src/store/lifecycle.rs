@@ -64,7 +64,12 @@ impl Store {
         if from == CampaignStatus::Draft {
             ready_to_schedule(&current)?;
             let scheduled = CampaignStatus::Scheduled;
-            changes.push(transition(from, scheduled, cause, "scheduled to start now")?);
+            changes.push(transition(
+                from,
+                scheduled,
+                cause,
+                "scheduled to start now",
+            )?);
             from = scheduled;
         }
         changes.push(transition(from, CampaignStatus::Active, cause, reason)?);
@@ -89,11 +94,14 @@ impl Store {
             .map(|change| super::outbox::transition_payload(current, change, &detail, at))
             .collect();
         let lock_tenant = match self.backend() {
-            Backend::Postgres => "SELECT max_running_campaigns FROM tenants WHERE id = $1 FOR UPDATE",
+            Backend::Postgres => {
+                "SELECT max_running_campaigns FROM tenants WHERE id = $1 FOR UPDATE"
+            }
             // The transaction already holds SQLite's only write lock.
             Backend::Sqlite => "SELECT max_running_campaigns FROM tenants WHERE id = $1",
         };
-        let applied = with_db!(self, |pool| async {
+        let applied = with_db!(self, |pool| {
+            async {
             let mut tx = pool.begin_write().await?;
             if last.to == CampaignStatus::Active {
                 let max: Option<i64> = sqlx::query_scalar(lock_tenant)
@@ -152,7 +160,8 @@ impl Store {
             tx.commit().await?;
             Ok(Applied::Moved)
         }
-        .await)?;
+        .await
+        })?;
         match applied {
             Applied::Moved => self.campaign(tenant, id).await,
             Applied::Raced => Err(Error::Conflict(format!(
