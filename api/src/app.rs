@@ -239,6 +239,13 @@ impl Application {
         let worker = WebhookWorker::start(store.clone(), self.webhooks)
             .map_err(|e| std::io::Error::other(format!("webhook worker: {e}")))?;
         let upkeep = tokio::spawn(metrics::upkeep());
+        let events = self.state.events.clone();
+        // Open event streams never end by themselves: end them, or the graceful shutdown
+        // would wait for them forever.
+        let shutdown = async move {
+            shutdown.await;
+            events.close();
+        };
         let result = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(shutdown)
             .await;

@@ -21,7 +21,7 @@ use std::time::Duration;
 use switchboard_actors::Runtime;
 use switchboard_actors::campaign::CampaignSnapshot;
 use switchboard_engine::{AttemptId, CampaignId, TenantId};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// How often the producer compares the runtime's state with the previous one.
 pub const POLL: Duration = Duration::from_millis(500);
@@ -177,6 +177,8 @@ struct Inner {
     settings: HubSettings,
     state: Mutex<HubState>,
     starts: AtomicU64,
+    /// Set when the server shuts down: every subscription ends.
+    closed: watch::Sender<bool>,
 }
 
 /// The running producer's channel (none while idle) and the state it last sent.
@@ -195,6 +197,7 @@ impl EventHub {
                 settings,
                 state: Mutex::default(),
                 starts: AtomicU64::new(0),
+                closed: watch::Sender::new(false),
             }),
         }
     }
@@ -203,6 +206,16 @@ impl EventHub {
     /// the producer if it is idle.
     pub fn subscribe(&self, scope: Scope) -> Subscription {
         let mut state = self.inner.lock();
+        let closed = self.inner.closed.subscribe();
+        if *closed.borrow() {
+            return Subscription {
+                scope,
+                pending: VecDeque::new(),
+                receiver: None,
+                quiet: false,
+                closed,
+            };
+        }
         let receiver = match (&state.sender, &self.inner.source) {
             (Some(sender), _) => Some(sender.subscribe()),
             (None, Some(source)) => {
@@ -221,7 +234,18 @@ impl EventHub {
             pending: current.into_iter().filter(|e| scope.sees(e)).collect(),
             quiet: receiver.is_none(),
             receiver,
+            closed,
         }
+    }
+
+    /// Ends every subscription (after what it has already been sent) and the producer;
+    /// later subscriptions end at once. For the server's shutdown, which waits for open
+    /// streams.
+    pub fn close(&self) {
+        self.inner.closed.send_replace(true);
+        let mut state = self.inner.lock();
+        state.sender = None;
+        state.last.clear();
     }
 
     /// How many times the producer has started (it starts again only after idling).
@@ -297,20 +321,24 @@ pub struct Subscription {
     scope: Scope,
     pending: VecDeque<LiveEvent>,
     receiver: Option<broadcast::Receiver<Batch>>,
-    /// No runtime: nothing will ever change, and the subscription waits forever.
+    /// No runtime: nothing will ever change, and the subscription waits until the hub
+    /// closes.
     quiet: bool,
+    closed: watch::Receiver<bool>,
 }
 
 impl Subscription {
-    /// The next change in scope; `None` when the subscription is over (after a lag). Without
-    /// a runtime nothing ever comes.
+    /// The next change in scope; `None` when the subscription is over (after a lag, or
+    /// when the hub closes). Without a runtime nothing ever comes.
     pub async fn next(&mut self) -> Option<Received> {
         loop {
             if let Some(event) = self.pending.pop_front() {
                 return Some(Received::Event(event));
             }
             if self.quiet {
-                std::future::pending::<()>().await;
+                let _ = self.closed.wait_for(|closed| *closed).await;
+                self.quiet = false;
+                return None;
             }
             let receiver = self.receiver.as_mut()?;
             match receiver.recv().await {

@@ -215,3 +215,26 @@ async fn without_a_runtime_a_subscriber_waits_quietly() {
     assert!(quiet(&mut subscription).await);
     assert_eq!(hub.producer_starts(), 0);
 }
+
+#[tokio::test]
+async fn closing_the_hub_ends_every_subscription_and_the_producer() {
+    let (hub, _) = hub(16);
+    let mut running = hub.subscribe(Scope::All);
+    changes_of(&mut running, 3).await;
+    let quiet_hub = EventHub::new(None, HubSettings::default());
+    let mut waiting = quiet_hub.subscribe(Scope::All);
+    hub.close();
+    quiet_hub.close();
+    let ended = tokio::time::timeout(Duration::from_secs(5), running.next()).await;
+    assert_eq!(ended.unwrap(), None);
+    let ended = tokio::time::timeout(Duration::from_secs(5), waiting.next()).await;
+    assert_eq!(ended.unwrap(), None);
+    assert!(!hub.producing());
+    let mut late = hub.subscribe(Scope::All);
+    assert_eq!(
+        late.next().await,
+        None,
+        "a subscription after the close ends at once"
+    );
+    assert_eq!(hub.producer_starts(), 1);
+}

@@ -288,7 +288,16 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
             .await,
         200,
     );
-    server.stop().await;
+    // A stream still open does not hold the server's shutdown: it is ended.
+    let mut open = open_stream(&server, &admin.key, true).await;
+    tokio::time::timeout(Duration::from_secs(20), server.stop())
+        .await
+        .expect("the server stops with an event stream open");
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = open.chunk().await {}
+    })
+    .await;
+    assert!(rest.is_ok(), "the stream ended with the server");
     wait_until(
         "the runtime's actors are gone",
         Duration::from_secs(20),
