@@ -172,6 +172,10 @@ async fn activate_due(
             Err(
                 switchboard_engine::Error::Conflict(_) | switchboard_engine::Error::Transition(_),
             ) => {}
+            // The tenant runs as many campaigns as it may: this one waits for a free slot.
+            Err(e @ switchboard_engine::Error::LimitReached { .. }) => {
+                tracing::debug!(campaign_id = %record.id, error = %e, "a scheduled campaign waits for the tenant's limit")
+            }
             Err(e) => {
                 tracing::warn!(campaign_id = %record.id, error = %e, "could not activate a scheduled campaign")
             }
@@ -351,34 +355,17 @@ impl Runtime {
         Ok(record)
     }
 
-    /// Starts a campaign now: a draft is scheduled first (if complete), then activated.
+    /// Starts a campaign now: a draft is scheduled (if complete) and activated in one step,
+    /// within the tenant's limit on active campaigns.
     pub async fn start_campaign(
         &self,
         tenant: TenantId,
         id: CampaignId,
     ) -> Result<CampaignRecord, RuntimeError> {
-        let store = &self.services.store;
-        if store.campaign(tenant, id).await?.status == CampaignStatus::Draft {
-            store
-                .transition_campaign(
-                    tenant,
-                    id,
-                    CampaignStatus::Scheduled,
-                    Cause::User,
-                    "scheduled to start now",
-                    None,
-                )
-                .await?;
-        }
-        let record = store
-            .transition_campaign(
-                tenant,
-                id,
-                CampaignStatus::Active,
-                Cause::User,
-                "started",
-                None,
-            )
+        let record = self
+            .services
+            .store
+            .start_campaign(tenant, id, Cause::User, "started")
             .await?;
         self.run(record).await
     }

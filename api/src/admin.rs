@@ -2,17 +2,17 @@
 //! live call with its state and timings, one call's snapshot and stored events, and the
 //! operator's hands (hang up a call at the carrier, pause a campaign). Admin scope only
 //! ([`AdminAuth`]): a tenant key is refused with 403. The live stream of changes is in
-//! [`crate::admin_events`].
+//! [`crate::admin_events`]. Every route is described in the OpenAPI spec under the
+//! `admin_key` security scheme.
 
 use crate::app::AppState;
 use crate::auth::AdminAuth;
 use crate::calls::RelayLive;
 use crate::problem::Problem;
 use crate::rest::path_id;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -21,16 +21,18 @@ use switchboard_actors::Runtime;
 use switchboard_actors::campaign::{CampaignSnapshot, LiveCall};
 use switchboard_engine::store::{AttemptRecord, AttemptStatus, CallEvent, CallFilter};
 use switchboard_engine::{AttemptId, CampaignId};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The admin routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/admin/campaigns", get(campaigns))
-        .route("/admin/campaigns/{id}/pause", post(pause_campaign))
-        .route("/admin/calls", get(calls))
-        .route("/admin/calls/{attempt_id}", get(call))
-        .route("/admin/calls/{attempt_id}/hangup", post(hangup))
-        .route("/admin/events", get(crate::admin_events::events))
+/// The admin routes, with their OpenAPI description.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(campaigns))
+        .routes(routes!(pause_campaign))
+        .routes(routes!(calls))
+        .routes(routes!(call))
+        .routes(routes!(hangup))
 }
 
 /// The runtime, or a 503 when Twilio is not configured.
@@ -58,22 +60,36 @@ pub async fn snapshots(state: &AppState) -> Result<Vec<CampaignSnapshot>, Proble
 }
 
 /// A running campaign as the admin view shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AdminCampaign {
     /// Its name.
     pub name: String,
     /// Its stored status.
     pub status: String,
-    /// The supervisor's snapshot (pacing, live calls, skips).
+    /// The supervisor's snapshot, flattened: `campaign_id`, `tenant_id`, `live_calls`,
+    /// `bridged_calls`, `dialing`, `dialed`, `skipped`, `pacing`, `calls`.
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     pub snapshot: CampaignSnapshot,
 }
 
-/// GET /admin/campaigns: every running campaign supervisor with its pacing figures.
+/// Every running campaign.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminCampaigns {
+    /// One per campaign supervisor, by campaign id.
+    pub items: Vec<AdminCampaign>,
+}
+
+/// Every running campaign supervisor with its pacing figures.
+#[utoipa::path(get, path = "/admin/campaigns", tag = "admin",
+    responses((status = 200, description = "Every running campaign", body = AdminCampaigns),
+              (status = 403, description = "Not an admin key"),
+              (status = 503, description = "The campaign runtime is not running")),
+    security(("admin_key" = [])))]
 async fn campaigns(
     State(state): State<AppState>,
     _admin: AdminAuth,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<AdminCampaigns>, Problem> {
     let mut items = Vec::new();
     for snapshot in snapshots(&state).await? {
         let record = state
@@ -86,27 +102,34 @@ async fn campaigns(
             snapshot,
         });
     }
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(AdminCampaigns { items }))
 }
 
 /// One live call as the admin view shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AdminCall {
     /// The attempt.
+    #[schema(value_type = i64)]
     pub attempt_id: AttemptId,
     /// Its campaign.
+    #[schema(value_type = i64)]
     pub campaign_id: CampaignId,
     /// Its tenant.
+    #[schema(value_type = i64)]
     pub tenant_id: switchboard_engine::TenantId,
     /// The contact called.
+    #[schema(value_type = i64)]
     pub contact_id: switchboard_engine::ContactId,
     /// The attempt's stored status (`dialing`, `ringing`, `answered`, `bridged`, ...).
+    #[schema(value_type = String)]
     pub state: AttemptStatus,
     /// The carrier's call id, once known.
     pub carrier_call_id: Option<String>,
     /// When its call actor started.
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: DateTime<Utc>,
     /// When it was answered, once it was.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub answered_at: Option<DateTime<Utc>>,
     /// Seconds since the call actor started.
     pub secs_since_start: f64,
@@ -173,8 +196,23 @@ async fn admin_call(
     })
 }
 
-/// GET /admin/calls: every live call of every running campaign.
-async fn calls(State(state): State<AppState>, _admin: AdminAuth) -> Result<Json<Value>, Problem> {
+/// Every live call.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminCalls {
+    /// By campaign, then in the order their call actors started.
+    pub items: Vec<AdminCall>,
+}
+
+/// Every live call of every running campaign.
+#[utoipa::path(get, path = "/admin/calls", tag = "admin",
+    responses((status = 200, description = "Every live call", body = AdminCalls),
+              (status = 403, description = "Not an admin key"),
+              (status = 503, description = "The campaign runtime is not running")),
+    security(("admin_key" = [])))]
+async fn calls(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+) -> Result<Json<AdminCalls>, Problem> {
     let mut items = Vec::new();
     for snapshot in snapshots(&state).await? {
         let mut attempts = unfinished_attempts(&state, &snapshot).await?;
@@ -183,23 +221,35 @@ async fn calls(State(state): State<AppState>, _admin: AdminAuth) -> Result<Json<
             items.push(admin_call(&state, snapshot.campaign_id, live, known).await?);
         }
     }
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(AdminCalls { items }))
 }
 
 /// One call: its stored attempt, its live snapshot (while live) and its events.
-#[derive(Debug, Serialize)]
-struct CallDetail {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallDetail {
+    /// The stored attempt (status, result, outcome, times, carrier call id, detail).
+    #[schema(value_type = Object)]
     attempt: switchboard_engine::store::AttemptRecord,
+    /// What the live view shows of it, while it is live.
     live: Option<AdminCall>,
+    /// Its stored events, oldest first: `{attempt_id, at, kind, data}`.
+    #[schema(value_type = Vec<Object>)]
     events: Vec<CallEvent>,
 }
 
-/// GET /admin/calls/{attempt_id}.
+/// One call: its stored attempt, its live snapshot while live, and its stored events.
+#[utoipa::path(get, path = "/admin/calls/{attempt_id}", tag = "admin",
+    params(("attempt_id" = i64, Path, description = "Call attempt id")),
+    responses((status = 200, description = "The call", body = CallDetail),
+              (status = 403, description = "Not an admin key"),
+              (status = 404, description = "No such attempt"),
+              (status = 503, description = "The campaign runtime is not running")),
+    security(("admin_key" = [])))]
 async fn call(
     State(state): State<AppState>,
     _admin: AdminAuth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<CallDetail>, Problem> {
     let id: AttemptId = path_id(&id, "attempt_id")?;
     let attempt = state.store.attempt(id).await?;
     let mut live = None;
@@ -215,11 +265,20 @@ async fn call(
         live,
         events,
     };
-    Ok(Json(json!(detail)))
+    Ok(Json(detail))
 }
 
-/// POST /admin/calls/{attempt_id}/hangup: hangs the call up at the carrier; its call actor
-/// then sees it end. 409 when the call is over or has no carrier call yet.
+/// Hangs the call up at the carrier; its call actor then sees it end. 409 when the call is
+/// over or has no carrier call yet.
+#[utoipa::path(post, path = "/admin/calls/{attempt_id}/hangup", tag = "admin",
+    params(("attempt_id" = i64, Path, description = "Call attempt id")),
+    responses((status = 202, description = "{attempt_id, carrier_call_id, hangup: \"requested\"}", body = Object),
+              (status = 403, description = "Not an admin key"),
+              (status = 404, description = "No such attempt"),
+              (status = 409, description = "The call is over, or has no carrier call yet"),
+              (status = 502, description = "The carrier refused the hang-up"),
+              (status = 503, description = "The campaign runtime is not running")),
+    security(("admin_key" = [])))]
 async fn hangup(
     State(state): State<AppState>,
     admin: AdminAuth,
@@ -256,7 +315,15 @@ async fn hangup(
     ))
 }
 
-/// POST /admin/campaigns/{id}/pause: pauses a running campaign of any tenant.
+/// Pauses a running campaign of any tenant.
+#[utoipa::path(post, path = "/admin/campaigns/{id}/pause", tag = "admin",
+    params(("id" = i64, Path, description = "Campaign id")),
+    responses((status = 200, description = "The campaign, paused", body = Object),
+              (status = 403, description = "Not an admin key"),
+              (status = 404, description = "No running campaign with this id"),
+              (status = 409, description = "Not active"),
+              (status = 503, description = "The campaign runtime is not running")),
+    security(("admin_key" = [])))]
 async fn pause_campaign(
     State(state): State<AppState>,
     _admin: AdminAuth,

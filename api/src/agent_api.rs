@@ -10,8 +10,21 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use switchboard_engine::call_token;
 use switchboard_engine::store::OutcomeReport;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// `POST /api/v1/agent/outcome` with `Authorization: Bearer <call token>`.
+/// The agent API's route, with its OpenAPI description.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(report_outcome))
+}
+
+/// An agent reports its call's outcome, with the per-call token as its bearer.
+#[utoipa::path(post, path = "/api/v1/agent/outcome", tag = "agents",
+    request_body(content = Object, description = "{outcome, notes?, callback_at?, transcript?, call_id?}"),
+    responses((status = 200, description = "{call_id, outcome, recorded}", body = Object),
+              (status = 403, description = "Missing or invalid call token"),
+              (status = 409, description = "A different outcome was already recorded")),
+    security(("call_token" = [])))]
 pub async fn report_outcome(
     State(state): State<AppState>,
     headers: HeaderMap,

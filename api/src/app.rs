@@ -2,16 +2,13 @@
 
 use crate::calls::{CallServices, CampaignCache, RelayTotals};
 use crate::config::Settings;
-use crate::livekit_hooks::{self, LiveKitHooks, StoreEventSink};
+use crate::live_events::{EventHub, HubSettings, SnapshotSource};
+use crate::livekit_hooks::{LiveKitHooks, StoreEventSink};
 use crate::webhook_worker::{WebhookWorker, WorkerSettings};
-use crate::{agent_api, media_ws, metrics, request_id, twilio_hooks, webhooks};
-use axum::extract::{FromRef, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use crate::{metrics, request_id};
+use axum::Router;
+use axum::extract::FromRef;
 use secrecy::SecretString;
-use serde_json::json;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +34,8 @@ pub struct AppState {
     pub runtime: Option<Runtime>,
     /// What the REST API needs from the settings.
     pub api: Arc<crate::rest::ApiSettings>,
+    /// The live changes, shared by every event stream client.
+    pub events: EventHub,
 }
 
 impl FromRef<AppState> for Arc<LiveKitHooks> {
@@ -45,81 +44,16 @@ impl FromRef<AppState> for Arc<LiveKitHooks> {
     }
 }
 
-/// Every route Switchboard serves.
+/// Every route Switchboard serves: the documented ones (the OpenAPI spec) and the
+/// deliberately undocumented ones ([`crate::internal::UNDOCUMENTED`]), nothing else.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/twilio/status", post(twilio_hooks::status_callback))
-        .route(
-            "/twilio/twiml",
-            get(twilio_hooks::call_twiml).post(twilio_hooks::call_twiml),
-        )
-        .route("/twilio/media", get(media_ws::media_stream))
-        .route("/api/v1/agent/outcome", post(agent_api::report_outcome))
-        .route("/livekit/webhook", post(livekit_hooks::livekit_webhook))
-        .merge(crate::openapi::router())
-        .merge(crate::admin::routes())
-        .merge(crate::dashboard::routes())
-        .route("/metrics", get(metrics::scrape))
-        .route(
-            "/api/v1/webhooks",
-            post(webhooks::create).get(webhooks::list),
-        )
-        .route("/api/v1/webhooks/{id}", delete(webhooks::delete))
-        .route(
-            "/api/v1/webhooks/{id}/deliveries",
-            get(webhooks::deliveries),
-        )
+    let (documented, spec) = crate::openapi::documented().split_for_parts();
+    let spec: Arc<str> = serde_json::to_string(&spec)
+        .expect("the spec serializes")
+        .into();
+    crate::internal::add_routes(documented, &spec)
         .layer(axum::middleware::from_fn(request_id::layer))
         .with_state(state)
-}
-
-/// Liveness: the process is up and serving HTTP.
-async fn healthz() -> impl IntoResponse {
-    Json(json!({ "status": "ok" }))
-}
-
-/// How long readiness waits for the database and for the engine supervisor.
-const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Readiness: the database answers and the engine supervisor replies (when the runtime
-/// runs; without Twilio it is reported `not_configured` and does not block readiness).
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let database = match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => "ok",
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness: the database does not answer");
-            "unreachable"
-        }
-        Err(_) => {
-            tracing::warn!("readiness: the database did not answer in time");
-            "timeout"
-        }
-    };
-    let runtime = match &state.runtime {
-        None => json!("not_configured"),
-        Some(runtime) => match runtime.ping(READY_TIMEOUT).await {
-            Ok(campaigns) => json!({ "status": "ok", "running_campaigns": campaigns }),
-            Err(e) => {
-                tracing::warn!(error = %e, "readiness: the engine supervisor does not answer");
-                json!({ "status": "unresponsive" })
-            }
-        },
-    };
-    let runtime_ok = runtime == json!("not_configured") || runtime["status"] == "ok";
-    let ready = database == "ok" && runtime_ok;
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "database": database,
-        "runtime": runtime,
-    });
-    (status, Json(body))
 }
 
 /// A built application: database open and migrated, socket bound, not yet serving.
@@ -265,12 +199,16 @@ impl Application {
             }
         };
         let api = crate::rest::ApiSettings::from_settings(settings, runtime.is_some())?;
+        let source = runtime
+            .clone()
+            .map(|r| Arc::new(r) as Arc<dyn SnapshotSource>);
         let state = AppState {
             store,
             calls: Arc::new(calls),
             livekit: Arc::new(livekit),
             runtime,
             api: Arc::new(api),
+            events: EventHub::new(source, HubSettings::default()),
         };
         metrics::handle();
         Ok(Application {
@@ -304,6 +242,7 @@ impl Application {
         let store = self.state.store.clone();
         let runtime = self.state.runtime.clone();
         let calls = self.state.calls.clone();
+        let events = self.state.events.clone();
         let worker = WebhookWorker::start(store.clone(), self.webhooks)
             .map_err(|e| std::io::Error::other(format!("webhook worker: {e}")))?;
         let upkeep = tokio::spawn(metrics::upkeep());
@@ -328,6 +267,9 @@ impl Application {
             result = &mut server => Some(joined(result)),
             () = shutdown => None,
         };
+        // Open event streams never end by themselves: end them, or the graceful shutdown
+        // would wait for them forever.
+        events.close();
         if let Some(runtime) = &runtime {
             runtime.shutdown();
         }

@@ -178,9 +178,10 @@ impl CampaignCache {
 
 /// What the relay knows of one bridged call, for the admin live view. Written twice per
 /// call (at the bridge and when the relay ends), never per frame.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RelayLive {
     /// When the agent side was connected.
+    #[schema(value_type = String, format = DateTime)]
     pub bridged_at: chrono::DateTime<chrono::Utc>,
     /// Answer to the agent's first audio (ms), once the relay reported it.
     pub first_agent_audio_ms: Option<u64>,

@@ -66,6 +66,11 @@ pub struct Settings {
     /// How long one webhook send may take, in ms (default 10000).
     #[serde(default = "default_webhook_timeout_ms")]
     pub webhook_timeout_ms: u64,
+    /// Let webhook URLs reach loopback, private (RFC 1918), link-local and other internal
+    /// addresses (default false: refused at registration and at delivery). For receivers
+    /// on the same network (on-premises) and tests.
+    #[serde(default)]
+    pub webhook_allow_private_addresses: bool,
     /// On shutdown, how long live calls may go on being relayed before their media streams
     /// are closed, in seconds (default 30). Dialing stops at once either way.
     #[serde(default = "default_shutdown_grace_secs")]
@@ -193,6 +198,7 @@ impl Settings {
             webhook_max_attempts: default_webhook_max_attempts(),
             webhook_backoff_ms: default_webhook_backoff_ms(),
             webhook_timeout_ms: default_webhook_timeout_ms(),
+            webhook_allow_private_addresses: false,
             shutdown_grace_secs: 2,
         }
     }
@@ -207,6 +213,7 @@ impl Settings {
         crate::webhook_worker::WorkerSettings {
             schedule,
             timeout: std::time::Duration::from_millis(self.webhook_timeout_ms.max(1)),
+            allow_private_addresses: self.webhook_allow_private_addresses,
             ..Default::default()
         }
     }

@@ -11,6 +11,8 @@ pub mod calls;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
+pub mod internal;
+pub mod live_events;
 pub mod livekit_hooks;
 pub mod media_ws;
 pub mod metrics;
@@ -21,6 +23,7 @@ pub mod request_id;
 pub mod rest;
 pub mod sessions;
 pub mod twilio_hooks;
+pub mod webhook_guard;
 pub mod webhook_worker;
 pub mod webhooks;
 

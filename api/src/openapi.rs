@@ -1,62 +1,51 @@
-//! The REST API with its OpenAPI description, generated from the handlers' annotations
-//! (utoipa): the same macro registers a route and its description, so the spec served at
-//! `/openapi.json` is the router. `/docs` is a small self-contained page that reads the
-//! spec and lists every operation (no external scripts: it works offline).
+//! The API's OpenAPI description, generated from the handlers' annotations (utoipa): the
+//! same macro registers a route and its description, so the spec served at
+//! `/openapi.json` is the router's documented half (the other half is
+//! [`crate::internal::UNDOCUMENTED`], each route with why). `/docs` is a small
+//! self-contained page that reads the spec and lists every operation (no external
+//! scripts: it works offline).
 
 use crate::app::AppState;
-use axum::Router;
-use axum::http::header;
-use axum::response::Html;
-use axum::routing::get;
-use std::sync::Arc;
 use utoipa::Modify;
 use utoipa::OpenApi as _;
 use utoipa::openapi::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "Switchboard", description = "Outbound voice campaigns: campaigns, contacts, audiences, do-not-call. Every route needs `Authorization: Bearer <api key>`; errors are RFC 9457 problem details."),
-    paths(agent_outcome),
+    info(title = "Switchboard", description = "Outbound voice campaigns: campaigns, contacts, audiences, do-not-call, webhooks, and the administrators' live view. Every route needs `Authorization: Bearer <api key>` (the `/admin` routes a key with the admin scope); errors are RFC 9457 problem details."),
     modifiers(&BearerKey),
-    tags((name = "campaigns"), (name = "controls"), (name = "contacts"), (name = "lists"), (name = "dnc"), (name = "audience"), (name = "agents"))
+    tags((name = "campaigns"), (name = "controls"), (name = "contacts"), (name = "lists"), (name = "dnc"), (name = "audience"), (name = "webhooks"), (name = "agents"), (name = "admin"))
 )]
 struct ApiDoc;
 
-/// The agent API, routed in [`crate::app::router`] (documented here: it takes a per-call
-/// token, not an API key).
-#[utoipa::path(post, path = "/api/v1/agent/outcome", tag = "agents",
-    request_body(content = Object, description = "{outcome, notes?, callback_at?, transcript?, call_id?}"),
-    responses((status = 200, description = "{call_id, outcome, recorded}", body = Object),
-              (status = 403, description = "Missing or invalid call token"),
-              (status = 409, description = "A different outcome was already recorded")),
-    security(("call_token" = [])))]
-#[allow(dead_code)]
-async fn agent_outcome() {}
-
-/// Declares the bearer API key and requires it on every operation.
+/// Declares the bearer keys and requires the tenant key on every operation that does not
+/// say otherwise.
 struct BearerKey;
 
 impl Modify for BearerKey {
     fn modify(&self, openapi: &mut OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api_key",
+        let bearer = |description: &str| {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A tenant API key (`switchboard tenants create`)"))
+                    .description(Some(description))
                     .build(),
-            ),
+            )
+        };
+        components.add_security_scheme(
+            "api_key",
+            bearer("A tenant API key (`switchboard tenants create`)"),
+        );
+        components.add_security_scheme(
+            "admin_key",
+            bearer("An API key with the admin scope (`switchboard keys create --tenant ID --admin`); a tenant key gets 403"),
         );
         components.add_security_scheme(
             "call_token",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The per-call token an agent receives with the call"))
-                    .build(),
-            ),
+            bearer("The per-call token an agent receives with the call"),
         );
         openapi.security = Some(vec![SecurityRequirement::new(
             "api_key",
@@ -65,34 +54,24 @@ impl Modify for BearerKey {
     }
 }
 
-/// The REST routes plus `/openapi.json` and `/docs`.
-pub fn router() -> Router<AppState> {
-    let (rest, spec) = utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// Every documented route: the REST API, webhooks, the agent API, the admin live view and
+/// the event streams.
+pub fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::rest::routes())
-        .split_for_parts();
-    let spec: Arc<str> = serde_json::to_string(&spec)
-        .expect("the spec serializes")
-        .into();
-    rest.route(
-        "/openapi.json",
-        get(move || async move {
-            (
-                [(header::CONTENT_TYPE, "application/json")],
-                spec.to_string(),
-            )
-        }),
-    )
-    .route("/docs", get(|| async { Html(DOCS_PAGE) }))
+        .merge(crate::webhooks::routes())
+        .merge(crate::agent_api::routes())
+        .merge(crate::admin::routes())
+        .merge(crate::admin_events::routes())
 }
 
 /// The spec alone (for tests and tools).
 pub fn spec() -> OpenApi {
-    utoipa_axum::router::OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
-        .merge(crate::rest::routes())
-        .into_openapi()
+    documented().into_openapi()
 }
 
-const DOCS_PAGE: &str = r#"<!doctype html>
+/// The page at `/docs`.
+pub const DOCS_PAGE: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Switchboard API</title>
 <style>
 body{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#222}

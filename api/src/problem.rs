@@ -136,6 +136,14 @@ impl From<Error> for Problem {
             Error::Conflict(_) | Error::Transition(_) => {
                 Problem::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
+            Error::LimitReached {
+                limit,
+                max,
+                current,
+            } => Problem::new(StatusCode::CONFLICT, "limit reached", e.to_string()).with_extension(
+                "limit",
+                serde_json::json!({ "name": limit, limit: max, "active": current }),
+            ),
             Error::Phone(_) | Error::Query(_) | Error::Template(_) | Error::Import(_) => {
                 Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,

@@ -5,7 +5,13 @@
 //! The outbox lives in the database, so deliveries survive restarts; claims carry a lease,
 //! so several processes sharing one PostgreSQL deliver each event once (at least once if a
 //! process dies mid-send).
+//!
+//! Unless private addresses are allowed, a delivery whose URL is, or resolves to, an
+//! internal address ([`crate::webhook_guard`]) is not sent: it fails at once with the
+//! reason, without retries. Proxies from the environment are not used then, since a proxy
+//! would connect on the worker's behalf wherever the name points.
 
+use crate::webhook_guard::{GuardedResolver, check_literal, refused_in};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +32,8 @@ pub struct WorkerSettings {
     pub poll: Duration,
     /// Most deliveries sent at once.
     pub batch: u32,
+    /// Send to loopback, private and link-local addresses too.
+    pub allow_private_addresses: bool,
 }
 
 impl Default for WorkerSettings {
@@ -35,6 +43,7 @@ impl Default for WorkerSettings {
             timeout: Duration::from_secs(10),
             poll: Duration::from_millis(500),
             batch: 32,
+            allow_private_addresses: false,
         }
     }
 }
@@ -55,11 +64,14 @@ struct Sender {
 impl WebhookWorker {
     /// Starts delivering from `store`'s outbox.
     pub fn start(store: Store, settings: WorkerSettings) -> Result<WebhookWorker, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("Switchboard-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("Switchboard-Webhooks/", env!("CARGO_PKG_VERSION")));
+        if !settings.allow_private_addresses {
+            http = http.dns_resolver(GuardedResolver).no_proxy();
+        }
+        let http = http.build()?;
         let (stop, stopped) = watch::channel(false);
         let sender = Arc::new(Sender {
             store,
@@ -139,6 +151,18 @@ impl Sender {
         });
         let body = serde_json::to_vec(&body).unwrap_or_default();
         let at = switchboard_engine::time::now();
+        if !self.settings.allow_private_addresses
+            && let Err(refused) = check_literal(&delivery.url)
+        {
+            let report = SendReport {
+                at,
+                status_code: None,
+                error: Some(format!("refused destination: {refused}")),
+                duration: Duration::ZERO,
+                give_up: true,
+            };
+            return self.record(&delivery, report).await;
+        }
         let signed = signature(&delivery.secret, at.timestamp(), &body);
         let started = Instant::now();
         let sent = self
@@ -158,14 +182,30 @@ impl Sender {
                 status_code: Some(response.status().as_u16()),
                 error: None,
                 duration,
+                give_up: false,
             },
-            Err(e) => SendReport {
-                at,
-                status_code: None,
-                error: Some(describe(&e, self.settings.timeout)),
-                duration,
+            Err(e) => match refused_in(&e) {
+                Some(refused) => SendReport {
+                    at,
+                    status_code: None,
+                    error: Some(format!("refused destination: {refused}")),
+                    duration,
+                    give_up: true,
+                },
+                None => SendReport {
+                    at,
+                    status_code: None,
+                    error: Some(describe(&e, self.settings.timeout)),
+                    duration,
+                    give_up: false,
+                },
             },
         };
+        self.record(&delivery, report).await
+    }
+
+    /// Records a send (metrics, the store, the log).
+    async fn record(&self, delivery: &DueDelivery, report: SendReport) {
         crate::metrics::webhook_send(&delivery.event, &report);
         match self
             .store
@@ -180,6 +220,10 @@ impl Sender {
                 status = ?report.status_code,
                 error = ?report.error,
                 "webhook send failed; retrying later"
+            ),
+            Ok(DeliveryStatus::Failed) if report.give_up => tracing::warn!(
+                error = ?report.error,
+                "webhook delivery failed: its destination is refused"
             ),
             Ok(DeliveryStatus::Failed) => tracing::warn!(
                 attempts = delivery.attempts + 1,

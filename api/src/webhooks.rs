@@ -2,7 +2,8 @@
 //! `DELETE /api/v1/webhooks/{id}` and `GET /api/v1/webhooks/{id}/deliveries`.
 //!
 //! A subscription's signing secret is generated here and shown once, in the answer to its
-//! creation; lists never show it.
+//! creation; lists never show it. Its URL must reach a public address
+//! ([`crate::webhook_guard`]) unless the server allows private ones.
 
 use crate::app::AppState;
 use crate::auth::Auth;
@@ -12,8 +13,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchboard_engine::WebhookId;
 use switchboard_engine::webhook::NewWebhook;
+use switchboard_engine::{FieldError, WebhookId};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The webhook routes, with their OpenAPI description.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(delete))
+        .routes(routes!(deliveries))
+}
 
 /// A webhook id from the path.
 fn webhook_id(s: &str) -> Result<WebhookId, Problem> {
@@ -35,7 +46,12 @@ fn new_secret() -> Result<String, Problem> {
     Ok(switchboard_engine::webhook::new_secret(bytes))
 }
 
-/// `POST /api/v1/webhooks` `{url, events: [...], description?}` → 201 with the secret.
+/// Subscribes a URL to events; the answer carries the signing secret, shown this once.
+#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks",
+    request_body(content = Object, description = "{url, events: [\"call.completed\" | \"campaign.status_changed\" | \"campaign.auto_paused\" | \"contact.opted_out\"], description?}"),
+    responses((status = 201, description = "{id, tenant_id, url, events, description, created_at, secret}", body = Object),
+              (status = 400, description = "Unreadable body (the field named)"),
+              (status = 422, description = "Invalid fields; a `url` that is not http(s), does not resolve, or reaches a loopback, private, link-local, unique-local, unspecified, multicast or broadcast address")))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Auth,
@@ -47,6 +63,19 @@ pub async fn create(
         let field = if path == "." { "body".to_owned() } else { path };
         Problem::bad_request(&field, e.into_inner().to_string())
     })?;
+    hook.validate()?;
+    if !state.api.webhook_allow_private_addresses {
+        crate::webhook_guard::check_url(&hook.url)
+            .await
+            .map_err(|e| {
+                let error = FieldError::new("url", e.to_string());
+                Problem::with_errors(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid webhook",
+                    vec![error],
+                )
+            })?;
+    }
     let secret = new_secret()?;
     let record = state
         .store
@@ -57,13 +86,18 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
-/// `GET /api/v1/webhooks` → `{items: [...]}` (secrets are never listed).
+/// The tenant's subscriptions (secrets are never listed).
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks",
+    responses((status = 200, description = "{items: [{id, tenant_id, url, events, description, created_at}]}", body = Object)))]
 pub async fn list(State(state): State<AppState>, caller: Auth) -> Result<Json<Value>, Problem> {
     let items = state.store.webhooks(caller.tenant).await?;
     Ok(Json(json!({ "items": items })))
 }
 
-/// `DELETE /api/v1/webhooks/{id}` → 204; pending deliveries are dropped.
+/// Removes a subscription and its pending deliveries.
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = i64, Path, description = "Webhook id")),
+    responses((status = 204, description = "Removed"), (status = 404, description = "No such webhook")))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Auth,
@@ -83,8 +117,13 @@ pub struct DeliveriesQuery {
     pub limit: Option<u32>,
 }
 
-/// `GET /api/v1/webhooks/{id}/deliveries?limit=` → `{items: [...]}`, newest first, each
-/// with every send (status code, error, duration).
+/// The latest deliveries, newest first, each with every send (status code, error,
+/// duration).
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks",
+    params(("id" = i64, Path, description = "Webhook id"),
+           ("limit" = Option<u32>, Query, description = "At most this many (default 50, at most 500)")),
+    responses((status = 200, description = "{items: [{id, webhook_id, event, payload, status, attempts, next_attempt_at, last_error, created_at, finished_at, log}]}", body = Object),
+              (status = 404, description = "No such webhook")))]
 pub async fn deliveries(
     State(state): State<AppState>,
     caller: Auth,

@@ -81,6 +81,18 @@ pub enum Error {
     /// The change conflicts with existing data (a duplicate name, a running campaign).
     #[error("{0}")]
     Conflict(String),
+    /// A tenant limit does not allow the change (one more active campaign).
+    #[error(
+        "tenant limit {limit} = {max} reached: {current} campaigns are active; pause or stop one first"
+    )]
+    LimitReached {
+        /// The limit's name (`max_running_campaigns`).
+        limit: &'static str,
+        /// Its value.
+        max: i64,
+        /// How many count against it now.
+        current: u64,
+    },
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

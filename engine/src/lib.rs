@@ -9,6 +9,7 @@ pub mod audience;
 pub mod call_token;
 pub mod campaign;
 pub mod contact;
+pub mod destination;
 pub mod dnc;
 pub mod error;
 pub mod export;

@@ -21,6 +21,7 @@ conformance!(
     an_unanswered_call_completes_at_once,
     opting_out_is_an_event_once,
     a_failed_send_is_retried_with_growing_backoff_then_given_up,
+    a_send_to_a_refused_destination_fails_the_delivery_at_once,
     a_claimed_delivery_is_not_claimed_again_while_its_lease_runs,
     a_webhook_is_validated_and_deleting_it_drops_its_deliveries,
 );
@@ -283,6 +284,7 @@ fn report(status: u16, at: chrono::DateTime<Utc>) -> SendReport {
         status_code: Some(status),
         error: None,
         duration: Duration::from_millis(12),
+        give_up: false,
     }
 }
 
@@ -369,6 +371,36 @@ async fn a_failed_send_is_retried_with_growing_backoff_then_given_up(store: &Sto
         ),
         "a finished delivery takes no more sends"
     );
+}
+
+async fn a_send_to_a_refused_destination_fails_the_delivery_at_once(store: &Store) {
+    let t = tenant(store, "t").await;
+    let hook = subscribe(store, t, &["campaign.status_changed"]).await;
+    let c = store.create_campaign(t, &config("Spring")).await.unwrap();
+    store
+        .transition_campaign(t, c.id, CampaignStatus::Scheduled, Cause::User, "go", None)
+        .await
+        .unwrap();
+    let at = Utc::now();
+    let id = due(store).await[0].id;
+    let refused = SendReport {
+        status_code: None,
+        error: Some("refused destination: 127.0.0.1 is a loopback address".into()),
+        give_up: true,
+        ..report(0, at)
+    };
+    let status = store
+        .record_delivery_attempt(id, &refused, &RetrySchedule::default())
+        .await
+        .unwrap();
+    assert_eq!(status, DeliveryStatus::Failed, "no retry can help");
+    assert!(due_at(store, at + TimeDelta::days(1)).await.is_empty());
+    let log = store.webhook_deliveries(t, hook, 10).await.unwrap();
+    assert_eq!(
+        (log[0].status, log[0].attempts),
+        (DeliveryStatus::Failed, 1)
+    );
+    assert_eq!(log[0].last_error, refused.error);
 }
 
 async fn a_claimed_delivery_is_not_claimed_again_while_its_lease_runs(store: &Store) {

@@ -28,26 +28,52 @@ fn ok(answer: &Answer, status: u16) -> &Value {
     answer.expect(status)
 }
 
-/// Reads the event stream until a `call` event arrives; returns the text read.
-async fn first_call_event(url: &str) -> String {
-    let mut response = reqwest::get(url).await.unwrap();
+/// Opens an event stream (the key in the query, as a browser's EventSource sends it, or
+/// as a bearer header).
+async fn open_stream(server: &TestServer, key: &str, in_query: bool) -> reqwest::Response {
+    let client = reqwest::Client::new();
+    let response = if in_query {
+        client.get(server.url(&format!("/admin/events?key={key}")))
+    } else {
+        client.get(server.url("/admin/events")).bearer_auth(key)
+    }
+    .send()
+    .await
+    .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["content-type"].to_str().unwrap(),
         "text/event-stream"
     );
+    response
+}
+
+/// Reads an event stream until every one of `wanted` has been read; returns the text.
+async fn read_until(response: &mut reqwest::Response, wanted: &[String]) -> String {
     let mut text = String::new();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !text.contains("event: call") {
+    while !wanted.iter().all(|w| text.contains(w.as_str())) {
         let left = deadline.saturating_duration_since(Instant::now());
         let chunk = tokio::time::timeout(left, response.chunk())
             .await
-            .expect("a call event within 20 s")
+            .unwrap_or_else(|_| panic!("{wanted:?} within 20 s; read: {text}"))
             .unwrap()
             .expect("the stream stays open");
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
     text
+}
+
+/// The `data:` lines of the `call` events in a stream's text, in order.
+fn call_events(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line == "event: call" {
+            out.extend(lines.next().map(str::to_owned));
+        }
+    }
+    out
 }
 
 async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
@@ -154,13 +180,58 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
         "{detail:#}"
     );
 
-    // The event stream (key in the query, as a browser's EventSource sends it).
-    let stream = first_call_event(&server.url(&format!("/admin/events?key={}", admin.key))).await;
-    assert!(
-        stream.contains(&format!("\"attempt_id\":{attempt}")),
-        "{stream}"
+    // Two event stream clients share one producer and read the same changes.
+    let attempts: Vec<i64> = calls
+        .iter()
+        .map(|c| c["attempt_id"].as_i64().unwrap())
+        .collect();
+    let started: Vec<String> = attempts
+        .iter()
+        .map(|a| format!("{{\"attempt_id\":{a},"))
+        .collect();
+    let mut browser = open_stream(&server, &admin.key, true).await;
+    let first = read_until(&mut browser, &started).await;
+    let mut script = open_stream(&server, &admin.key, false).await;
+    let second = read_until(&mut script, &started).await;
+    assert_eq!(
+        server.state.events.producer_starts(),
+        1,
+        "the second client joins the running producer"
     );
-    assert!(stream.contains("\"change\":\"started\""), "{stream}");
+    assert_eq!(server.state.events.subscribers(), 2);
+    for text in [&first, &second] {
+        assert!(text.contains("event: campaign"), "{text}");
+        assert!(text.contains("\"change\":\"started\""), "{text}");
+    }
+    let mut first_calls = call_events(&first);
+    let mut second_calls = call_events(&second);
+    first_calls.sort();
+    second_calls.sort();
+    assert_eq!(first_calls, second_calls, "the same live calls");
+    drop((browser, script));
+    wait_until("the producer idles", Duration::from_secs(30), async || {
+        !server.state.events.producing()
+    })
+    .await;
+
+    // A tenant's stream carries its own campaign's calls; another tenant's carries none.
+    let tenant_stream = |key: &str| {
+        reqwest::Client::new()
+            .get(server.url(&format!("/api/v1/events?key={key}")))
+            .send()
+    };
+    let mut own = tenant_stream(&tenant.key).await.unwrap();
+    assert_eq!(own.status(), 200);
+    read_until(&mut own, &started).await;
+    let stranger = Api::new_tenant(&server, "stranger").await;
+    let mut foreign = tenant_stream(&stranger.key).await.unwrap();
+    let mut seen = String::new();
+    let until = Instant::now() + Duration::from_millis(1500);
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(until.into(), foreign.chunk()).await {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!seen.contains("event:"), "another tenant's changes: {seen}");
+    drop((own, foreign));
 
     // A tenant key sees none of it.
     for path in ["/admin/calls", "/admin/campaigns", "/admin/events"] {
@@ -217,7 +288,16 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
             .await,
         200,
     );
-    server.stop().await;
+    // A stream still open does not hold the server's shutdown: it is ended.
+    let mut open = open_stream(&server, &admin.key, true).await;
+    tokio::time::timeout(Duration::from_secs(20), server.stop())
+        .await
+        .expect("the server stops with an event stream open");
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = open.chunk().await {}
+    })
+    .await;
+    assert!(rest.is_ok(), "the stream ended with the server");
     wait_until(
         "the runtime's actors are gone",
         Duration::from_secs(20),

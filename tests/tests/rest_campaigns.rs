@@ -294,7 +294,7 @@ async fn start_without_twilio_explains_the_missing_settings(db: TestDb) {
     server.stop().await;
 }
 
-async fn the_tenant_limit_on_active_campaigns_is_enforced_at_start(db: TestDb) {
+async fn concurrent_starts_within_a_tenant_limit_of_one_let_exactly_one_through(db: TestDb) {
     let _turn = RUNTIME_TURN.lock().await;
     let carrier = SimCarrier::start(answering_carrier(50)).await.unwrap();
     let mut settings = Settings::for_tests(db.url());
@@ -316,7 +316,7 @@ async fn the_tenant_limit_on_active_campaigns_is_enforced_at_start(db: TestDb) {
         .await;
     ok(&night, 201);
     let mut ids = Vec::new();
-    for name in ["one", "two"] {
+    for name in ["one", "two", "three", "four", "five"] {
         let mut config = campaign("ws://127.0.0.1:9/agent");
         config["name"] = json!(name);
         config["audience"] = json!({"query": {"segment": "night"}});
@@ -326,27 +326,38 @@ async fn the_tenant_limit_on_active_campaigns_is_enforced_at_start(db: TestDb) {
                 .unwrap(),
         );
     }
-    let first = api
-        .post_empty(&format!("/api/v1/campaigns/{}/start", ids[0]))
-        .await;
-    assert_eq!(first.status, 200, "{:#}", first.body);
-    let second = api
-        .post_empty(&format!("/api/v1/campaigns/{}/start", ids[1]))
-        .await;
-    assert_eq!(second.status, 409, "{:#}", second.body);
-    assert!(
-        second.body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("max_running_campaigns = 1")
+    // Five starts at once: the limit is checked with the change, so exactly one wins.
+    let paths: Vec<String> = ids
+        .iter()
+        .map(|id| format!("/api/v1/campaigns/{id}/start"))
+        .collect();
+    let answers = futures_util::future::join_all(paths.iter().map(|p| api.post_empty(p))).await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status.as_u16()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}: {answers:#?}"
     );
     assert_eq!(
-        ok(
-            &api.get(&format!("/api/v1/campaigns/{}", ids[1])).await,
-            200
-        )["status"],
-        "draft"
+        statuses.iter().filter(|s| **s == 409).count(),
+        4,
+        "{statuses:?}"
     );
+    for (id, answer) in ids.iter().zip(&answers) {
+        let stored = ok(&api.get(&format!("/api/v1/campaigns/{id}")).await, 200)["status"].clone();
+        if answer.status == 200 {
+            assert_eq!(stored, "active");
+            continue;
+        }
+        let detail = answer.body["detail"].as_str().unwrap();
+        assert!(detail.contains("max_running_campaigns = 1"), "{detail}");
+        assert_eq!(answer.body["limit"]["max_running_campaigns"], 1);
+        assert_eq!(answer.body["limit"]["active"], 1);
+        assert_eq!(
+            stored, "draft",
+            "a refused start leaves the draft as it was"
+        );
+    }
     stop_and_wait_for_actors(server).await;
     carrier.shutdown().await;
 }
@@ -435,6 +446,6 @@ macro_rules! both_backends {
 both_backends!(
     the_campaign_routes_drive_a_real_campaign,
     start_without_twilio_explains_the_missing_settings,
-    the_tenant_limit_on_active_campaigns_is_enforced_at_start,
     a_running_campaign_paces_by_its_edited_limits,
+    concurrent_starts_within_a_tenant_limit_of_one_let_exactly_one_through,
 );

@@ -1,7 +1,8 @@
 //! Campaign controls: start, schedule, pause, resume, stop. The lifecycle
 //! (`engine::campaign::transition`) decides what is legal; an illegal change is a 409
 //! saying why. Start and resume need the campaign runtime (Twilio configured) and respect
-//! the tenant's limit on active campaigns; pause and stop work without it.
+//! the tenant's limit on active campaigns, checked atomically with the change by the store
+//! (409 naming the limit); pause and stop work without it.
 
 use super::{optional_json_body, path_id};
 use crate::app::AppState;
@@ -76,26 +77,7 @@ fn runtime<'a>(state: &'a AppState, action: &str) -> Result<&'a Runtime, Problem
     })
 }
 
-/// 409 when the tenant already has as many active campaigns as it may.
-async fn check_active_limit(state: &AppState, auth: Auth) -> Result<(), Problem> {
-    let tenant = state.store.tenant(auth.tenant).await?;
-    let Some(limit) = tenant.max_running_campaigns else {
-        return Ok(());
-    };
-    let active = state
-        .store
-        .count_campaigns(auth.tenant, CampaignStatus::Active)
-        .await?;
-    if active as i64 >= limit {
-        return Err(Problem::conflict(format!(
-            "tenant limit max_running_campaigns = {limit} reached: {active} campaigns are active; pause or stop one first"
-        ))
-        .with_extension("limit", serde_json::json!({"max_running_campaigns": limit, "active": active})));
-    }
-    Ok(())
-}
-
-/// Starts a campaign now (a complete draft is scheduled first, then activated).
+/// Starts a campaign now (a complete draft is scheduled and activated in one step).
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/start", tag = "controls",
     params(("id" = i64, Path, description = "Campaign id")),
     request_body(content = Object, description = "Optional: {\"reason\": \"...\"}"),
@@ -113,7 +95,6 @@ pub async fn start_campaign(
     reason(&body, "started")?;
     state.store.campaign(auth.tenant, id).await?;
     let runtime = runtime(&state, "start a campaign")?;
-    check_active_limit(&state, auth).await?;
     let record = runtime
         .start_campaign(auth.tenant, id)
         .await
@@ -201,7 +182,6 @@ pub async fn resume_campaign(
     reason(&body, "resumed")?;
     state.store.campaign(auth.tenant, id).await?;
     let runtime = runtime(&state, "resume a campaign")?;
-    check_active_limit(&state, auth).await?;
     let record = runtime
         .resume_campaign(auth.tenant, id)
         .await

@@ -10,6 +10,7 @@ pub mod controls;
 pub mod dnc;
 pub mod lists;
 pub mod status;
+pub mod timeseries;
 
 use crate::app::AppState;
 use crate::problem::Problem;
@@ -32,6 +33,8 @@ pub struct ApiSettings {
     pub cost_per_minute: f64,
     /// The settings the campaign runtime lacks (empty when it runs).
     pub runtime_missing: Vec<&'static str>,
+    /// Webhook URLs may reach loopback, private and link-local addresses.
+    pub webhook_allow_private_addresses: bool,
 }
 
 /// Every REST route, with its OpenAPI description.
@@ -40,6 +43,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(campaigns::routes())
         .merge(controls::routes())
         .merge(status::routes())
+        .merge(timeseries::routes())
         .merge(contacts::routes())
         .merge(lists::routes())
         .merge(dnc::routes())
@@ -211,6 +215,7 @@ impl ApiSettings {
             default_region,
             cost_per_minute: settings.call_cost_per_minute,
             runtime_missing,
+            webhook_allow_private_addresses: settings.webhook_allow_private_addresses,
         })
     }
 }

@@ -1,8 +1,7 @@
 //! Campaigns: configuration, status, and the stored history of every status change.
 
-use super::BeginWrite as _;
 use super::{Store, with_db};
-use crate::campaign::{CampaignConfig, CampaignStatus, Cause, transition};
+use crate::campaign::{CampaignConfig, CampaignStatus, Cause};
 use crate::error::{Error, Result};
 use crate::time::{from_millis, now, to_millis};
 use crate::{CampaignId, TenantId};
@@ -279,86 +278,6 @@ impl Store {
         } else {
             Ok(())
         }
-    }
-
-    /// Moves a campaign to `to`, if the lifecycle allows it from its current status for
-    /// this cause (and, to schedule a draft, its configuration is complete), and stores the
-    /// change with its reason and figures. The status check and
-    /// the write are one atomic step: a concurrent change makes this fail, never both win.
-    pub async fn transition_campaign(
-        &self,
-        tenant: TenantId,
-        id: CampaignId,
-        to: CampaignStatus,
-        cause: Cause,
-        reason: &str,
-        detail: Option<Value>,
-    ) -> Result<CampaignRecord> {
-        let current = self.campaign(tenant, id).await?;
-        let change = transition(current.status, to, cause, reason)?;
-        if to == CampaignStatus::Scheduled {
-            // Draft -> scheduled only when everything a run needs is filled in.
-            current
-                .config
-                .readiness()
-                .map_err(|errors| Error::Invalid {
-                    what: "campaign",
-                    errors,
-                })?;
-        }
-        let at = to_millis(now());
-        let event_payload = super::outbox::transition_payload(&current, &change, &detail, at);
-        let moved = with_db!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            let n = sqlx::query(
-                "UPDATE campaigns SET status = $3, status_reason = $4, updated_at = $5 \
-                 WHERE tenant_id = $1 AND id = $2 AND status = $6",
-            )
-            .bind(tenant.0)
-            .bind(id.0)
-            .bind(change.to.as_str())
-            .bind(&change.reason)
-            .bind(at)
-            .bind(change.from.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 1 {
-                sqlx::query(
-                    "INSERT INTO campaign_transitions (campaign_id, from_status, to_status, cause, reason, detail, at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(id.0)
-                .bind(change.from.as_str())
-                .bind(change.to.as_str())
-                .bind(change.cause.as_str())
-                .bind(&change.reason)
-                .bind(detail.as_ref().map(Json))
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-                for event in super::outbox::transition_events(change.to, change.cause) {
-                    super::outbox::emit_event!(
-                        tx,
-                        tenant,
-                        event,
-                        &event_payload,
-                        None::<i64>,
-                        at,
-                        at
-                    )?;
-                }
-            }
-            tx.commit().await?;
-            Ok::<bool, sqlx::Error>(n == 1)
-        })?;
-        if !moved {
-            return Err(Error::Conflict(format!(
-                "campaign {id} changed status concurrently; it is no longer {}",
-                current.status.as_str()
-            )));
-        }
-        self.campaign(tenant, id).await
     }
 
     /// Every status change of a campaign, oldest first.

@@ -14,6 +14,7 @@ mod campaigns;
 mod contacts;
 mod dnc;
 mod ledger;
+mod lifecycle;
 mod lists;
 mod outbox;
 mod outcomes;

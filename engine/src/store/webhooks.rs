@@ -138,6 +138,8 @@ pub struct SendReport {
     pub error: Option<String>,
     /// How long it took.
     pub duration: Duration,
+    /// No retry can help (the destination is refused): a failed send fails the delivery.
+    pub give_up: bool,
 }
 
 impl SendReport {
@@ -388,7 +390,8 @@ impl Store {
     }
 
     /// Records one send of a claimed delivery: delivered, rescheduled after the schedule's
-    /// backoff, or failed when the schedule gives up. Returns where the delivery stands.
+    /// backoff, or failed when the schedule or the report gives up. Returns where the
+    /// delivery stands.
     pub async fn record_delivery_attempt(
         &self,
         id: DeliveryId,
@@ -429,7 +432,9 @@ impl Store {
             .bind(duration_ms)
             .execute(&mut *tx)
             .await?;
-            let retry = schedule.delay_after(u32::try_from(attempts).unwrap_or(u32::MAX));
+            let retry = schedule
+                .delay_after(u32::try_from(attempts).unwrap_or(u32::MAX))
+                .filter(|_| !report.give_up);
             let (status, next) = if report.delivered() {
                 (DeliveryStatus::Delivered, at)
             } else if let Some(delay) = retry {
