@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/twilio/status", post(twilio_hooks::status_callback))
+        .route("/twilio/amd", post(twilio_hooks::amd_callback))
         .route(
             "/twilio/twiml",
             get(twilio_hooks::call_twiml).post(twilio_hooks::call_twiml),
