@@ -3,37 +3,56 @@
 //! to it, and ends once the attempt is over and the agent had a moment to report. Its
 //! supervisor then applies the retry policy.
 //!
-//! The actor is named `call:<attempt id>`; webhooks nudge it through [`notify`] so it
-//! reacts at once, and it also re-reads its attempt on a slow timer (callbacks may reach
-//! another process).
+//! The actor is named `call:<attempt id>`; webhooks nudge it through [`notify`], and the
+//! relay reports the agent's first audio through [`agent_audio`], so it reacts at once; it
+//! also re-reads its attempt on a slow timer (callbacks and the media stream may reach
+//! another process, which records what it learnt with the attempt).
 //!
 //! It tells its supervisor when the ring phase ends, for pacing: unanswered (with the ring
 //! time), answered by a machine, or answered by a person — then only once it is known
-//! whether the person was abandoned: not connected to an agent within
-//! [`ABANDON_AFTER`] of the answer. An abandoned call is hung up (the agent may still
-//! arrive: kept when the campaign's `abandonment.keep_agent_if_late` says so); the
-//! verdict is stored with the attempt (`detail.abandoned`) for the campaign's ledger.
+//! whether the person was abandoned: the agent's first audio did not come within
+//! [`ABANDON_AFTER`] of the answer (see [`verdict`]). An abandoned call hears the
+//! campaign's identification message and is hung up (the agent may still arrive: kept
+//! when the campaign's `abandonment.keep_agent_if_late` says so); the verdict is stored
+//! with the attempt (`detail.abandoned`) for the campaign's ledger.
+//!
+//! Machine detection runs asynchronously: the call connects at once and who answered
+//! arrives later. Until then an answer is a person's, judged from the answer like any
+//! other; a machine found before the verdict is told as a machine (and not judged), one
+//! found after it is told again as a reclassification, which takes the call out of the
+//! abandonment figures.
+
+pub mod verdict;
 
 use crate::campaign::CampaignMsg;
 use crate::runtime::Services;
+use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_engine::AttemptId;
-use switchboard_engine::campaign::Abandonment;
+use switchboard_engine::campaign::CampaignConfig;
 use switchboard_engine::pacing::{AnsweredBy, RingEnd};
-use switchboard_engine::store::{AttemptRecord, AttemptStatus, AttemptUpdate};
+use switchboard_engine::store::{AttemptRecord, AttemptStatus, AttemptUpdate, CallEvent};
 
-/// A person answered and no agent within this: the call is abandoned.
+/// A person answered and the agent was not heard within this: the call is abandoned.
 pub const ABANDON_AFTER: Duration = Duration::from_secs(2);
+
+/// How long past [`ABANDON_AFTER`] a call without agent audio waits for its verdict: the
+/// first audio may be reported by another process through the database.
+pub const ABANDON_SETTLE: Duration = Duration::from_millis(200);
 
 /// Messages to a call actor.
 #[derive(Debug)]
 pub enum CallMsg {
     /// Re-read the attempt: something may have happened.
     Check,
-    /// [`ABANDON_AFTER`] passed since a person answered: judge abandonment.
+    /// [`ABANDON_AFTER`] (and [`ABANDON_SETTLE`]) passed since a person answered: judge
+    /// abandonment.
     AbandonCheck,
+    /// The relay in this process heard the agent's first audio at this moment.
+    AgentAudio(DateTime<Utc>),
 }
 
 /// The call actor.
@@ -47,8 +66,8 @@ pub struct CallArgs {
     pub attempt: AttemptRecord,
     /// The call was placed before (by a process that died): follow it, never dial again.
     pub follow: bool,
-    /// The campaign's abandonment settings.
-    pub abandonment: Abandonment,
+    /// The campaign's configuration (abandonment settings, identification message).
+    pub config: Arc<CampaignConfig>,
 }
 
 /// A call actor's state.
@@ -56,13 +75,17 @@ pub struct CallState {
     follow: bool,
     services: Arc<Services>,
     attempt: AttemptRecord,
-    abandonment: Abandonment,
+    config: Arc<CampaignConfig>,
     started: Instant,
     ended_seen: Option<Instant>,
-    /// The ring end was told to the supervisor (or an abandonment check is pending).
+    /// The ring end was told to the supervisor (or an abandonment verdict is pending).
     ring_told: bool,
     /// A person answered and abandonment is not judged yet.
     abandon_pending: bool,
+    /// When the agent was first heard, as the relay of this process reported it.
+    first_audio_at: Option<DateTime<Utc>>,
+    /// The ring end told as a person's answer, while a machine may still be found.
+    told_person: Option<RingEnd>,
 }
 
 /// The registry name of an attempt's call actor.
@@ -70,11 +93,22 @@ pub fn actor_name(attempt: AttemptId) -> String {
     format!("call:{attempt}")
 }
 
+fn local_actor(attempt: AttemptId) -> Option<ActorRef<CallMsg>> {
+    ractor::registry::where_is(actor_name(attempt)).map(Into::into)
+}
+
 /// Tells an attempt's call actor, if it runs in this process, that its attempt changed.
 pub fn notify(attempt: AttemptId) {
-    if let Some(cell) = ractor::registry::where_is(actor_name(attempt)) {
-        let actor: ActorRef<CallMsg> = cell.into();
+    if let Some(actor) = local_actor(attempt) {
         let _ = actor.cast(CallMsg::Check);
+    }
+}
+
+/// Tells an attempt's call actor, if it runs in this process, that the agent was first
+/// heard at `at` (the relay also records it with the attempt, for other processes).
+pub fn agent_audio(attempt: AttemptId, at: DateTime<Utc>) {
+    if let Some(actor) = local_actor(attempt) {
+        let _ = actor.cast(CallMsg::AgentAudio(at));
     }
 }
 
@@ -91,7 +125,6 @@ impl Actor for CallActor {
         // A follower does not tell a ring end that happened before it, but judges an
         // abandonment its predecessor left unjudged.
         let answered = args.follow && args.attempt.answered_at.is_some();
-        let ring_told = answered;
         let abandon_pending = answered
             && !by_machine(&args.attempt)
             && !args.attempt.detail.contains_key("abandoned");
@@ -99,11 +132,13 @@ impl Actor for CallActor {
             follow: args.follow,
             services: args.services,
             attempt: args.attempt,
-            abandonment: args.abandonment,
+            config: args.config,
             started: Instant::now(),
             ended_seen: None,
-            ring_told,
+            ring_told: answered,
             abandon_pending,
+            first_audio_at: None,
+            told_person: None,
         })
     }
 
@@ -115,8 +150,10 @@ impl Actor for CallActor {
     ) -> Result<(), ActorProcessingErr> {
         #[cfg(feature = "failpoints")]
         fail::fail_point!("call-actor-dial");
-        if state.abandon_pending {
-            myself.send_after(ABANDON_AFTER, || CallMsg::AbandonCheck);
+        if state.abandon_pending
+            && let Some(answered_at) = state.attempt.answered_at
+        {
+            schedule_abandon_check(&myself, answered_at);
         }
         if state.follow {
             // Placed before (by a process that died, or by this call's previous actor):
@@ -146,54 +183,80 @@ impl Actor for CallActor {
         state: &mut CallState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            CallMsg::Check => {
+            CallMsg::Check => check(&myself, state).await?,
+            CallMsg::AbandonCheck if state.abandon_pending => {
                 let attempt = state.services.store.attempt(state.attempt.id).await?;
-                #[cfg(feature = "failpoints")]
-                fail::fail_point!(
-                    "call-actor-check",
-                    matches!(
-                        attempt.status,
-                        AttemptStatus::Answered | AttemptStatus::Bridged
-                    ),
-                    |_| { Ok(()) }
-                );
-                if !state.ring_told {
-                    ring_phase(&myself, state, &attempt)?;
-                }
-                let settings = &state.services.settings;
-                if attempt.status == AttemptStatus::Ended {
-                    let seen = *state.ended_seen.get_or_insert_with(Instant::now);
-                    // An answered call's agent may report just after the hang-up.
-                    let settled = attempt.outcome.is_some()
-                        || attempt.answered_at.is_none()
-                        || seen.elapsed() >= settings.outcome_grace;
-                    if settled {
-                        if state.abandon_pending {
-                            // Ended before the check was due: judge it now.
-                            abandon_check(&myself, state).await?;
-                        }
-                        myself.stop(Some("ended".into()));
-                    }
-                } else if state.started.elapsed() > settings.max_call {
-                    tracing::warn!(call_id = %attempt.id, "call exceeded its maximum duration; hanging up");
-                    if let Some(sid) = &attempt.carrier_call_id {
-                        let _ = state.services.dialer.hangup(sid).await;
-                    }
-                    if state.started.elapsed() > settings.max_call + Duration::from_secs(60) {
-                        return Err("the carrier never reported the end of the call".into());
-                    }
-                }
+                judge(&myself, state, &attempt, true).await?;
                 state.attempt = attempt;
             }
-            CallMsg::AbandonCheck if state.abandon_pending => abandon_check(&myself, state).await?,
             CallMsg::AbandonCheck => {}
+            CallMsg::AgentAudio(at) => {
+                state.first_audio_at = verdict::earliest(state.first_audio_at, Some(at));
+                if state.abandon_pending {
+                    let attempt = state.attempt.clone();
+                    judge(&myself, state, &attempt, false).await?;
+                }
+            }
         }
         Ok(())
     }
 }
 
+/// Re-reads the attempt and acts on what changed.
+async fn check(
+    myself: &ActorRef<CallMsg>,
+    state: &mut CallState,
+) -> Result<(), ActorProcessingErr> {
+    let attempt = state.services.store.attempt(state.attempt.id).await?;
+    #[cfg(feature = "failpoints")]
+    fail::fail_point!(
+        "call-actor-check",
+        matches!(
+            attempt.status,
+            AttemptStatus::Answered | AttemptStatus::Bridged
+        ),
+        |_| { Ok(()) }
+    );
+    if !state.ring_told {
+        ring_phase(myself, state, &attempt).await?;
+    } else if state.abandon_pending {
+        judge(myself, state, &attempt, false).await?;
+    }
+    reclassify(myself, state, &attempt).await?;
+    let services = state.services.clone();
+    let settings = &services.settings;
+    if attempt.status == AttemptStatus::Ended {
+        let seen = *state.ended_seen.get_or_insert_with(Instant::now);
+        // An answered call's agent may report just after the hang-up, and machine
+        // detection may report after it too.
+        let detection_pending = services.dialer.machine_detection()
+            && attempt.answered_at.is_some()
+            && !attempt.detail.contains_key("answered_by");
+        let settled = attempt.answered_at.is_none()
+            || (attempt.outcome.is_some() && !detection_pending)
+            || seen.elapsed() >= settings.outcome_grace;
+        if settled {
+            if state.abandon_pending {
+                // Ended before the check was due: judge it now.
+                judge(myself, state, &attempt, true).await?;
+            }
+            myself.stop(Some("ended".into()));
+        }
+    } else if state.started.elapsed() > settings.max_call {
+        tracing::warn!(call_id = %attempt.id, "call exceeded its maximum duration; hanging up");
+        if let Some(sid) = &attempt.carrier_call_id {
+            let _ = services.dialer.hangup(sid).await;
+        }
+        if state.started.elapsed() > settings.max_call + Duration::from_secs(60) {
+            return Err("the carrier never reported the end of the call".into());
+        }
+    }
+    state.attempt = attempt;
+    Ok(())
+}
+
 /// Whether the attempt was answered by a machine (or a fax), per machine detection.
-fn by_machine(attempt: &AttemptRecord) -> bool {
+pub fn by_machine(attempt: &AttemptRecord) -> bool {
     attempt
         .detail
         .get("answered_by")
@@ -202,18 +265,25 @@ fn by_machine(attempt: &AttemptRecord) -> bool {
 }
 
 /// Seconds between two recorded instants, 0 when either is missing.
-fn secs_between(
-    from: Option<chrono::DateTime<chrono::Utc>>,
-    to: Option<chrono::DateTime<chrono::Utc>>,
-) -> f64 {
+fn secs_between(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> f64 {
     match (from, to) {
         (Some(a), Some(b)) => ((b - a).num_milliseconds().max(0) as f64) / 1000.0,
         _ => 0.0,
     }
 }
 
+/// Asks for the abandonment check once [`ABANDON_AFTER`] and [`ABANDON_SETTLE`] have
+/// passed since the answer.
+fn schedule_abandon_check(myself: &ActorRef<CallMsg>, answered_at: DateTime<Utc>) {
+    let since = (switchboard_engine::time::now() - answered_at)
+        .to_std()
+        .unwrap_or_default();
+    let due = (ABANDON_AFTER + ABANDON_SETTLE).saturating_sub(since);
+    myself.send_after(due, || CallMsg::AbandonCheck);
+}
+
 /// Tells the supervisor how the ring phase ended, when that is known.
-fn ring_phase(
+async fn ring_phase(
     myself: &ActorRef<CallMsg>,
     state: &mut CallState,
     attempt: &AttemptRecord,
@@ -222,63 +292,72 @@ fn ring_phase(
     let answered = match (attempt.answered_at, attempt.status) {
         (Some(_), _) if by_machine(attempt) => Some(AnsweredBy::Machine),
         (Some(answered_at), _) => {
-            // A person: abandonment is judged ABANDON_AFTER the answer.
+            // A person, as far as anyone knows yet: judged from the answer.
             state.ring_told = true;
             state.abandon_pending = true;
-            let since = (switchboard_engine::time::now() - answered_at)
-                .to_std()
-                .unwrap_or_default();
-            myself.send_after(ABANDON_AFTER.saturating_sub(since), || {
-                CallMsg::AbandonCheck
-            });
-            return Ok(());
+            schedule_abandon_check(myself, answered_at);
+            return judge(myself, state, attempt, false).await;
         }
         (None, AttemptStatus::Ended) => None,
         (None, _) => return Ok(()),
     };
     state.ring_told = true;
-    tell_supervisor(myself, state, answered, ring_secs, false)
+    tell_supervisor(myself, state, answered, ring_secs, false).map(|_| ())
 }
 
-/// Sends the ring end to the campaign supervisor.
+/// Sends the ring end to the campaign supervisor; returns it as sent.
 fn tell_supervisor(
     myself: &ActorRef<CallMsg>,
     state: &CallState,
     answered: Option<AnsweredBy>,
     ring_secs: f64,
     abandoned: bool,
-) -> Result<(), ActorProcessingErr> {
-    if let Some(parent) = myself.try_get_supervisor() {
-        let parent: ActorRef<CampaignMsg> = parent.into();
-        parent.cast(CampaignMsg::Rang(
-            myself.get_id(),
-            RingEnd {
-                at: state.services.clock.now(),
-                answered,
-                ring_secs,
-                abandoned,
-            },
-        ))?;
-    }
-    Ok(())
+) -> Result<Option<RingEnd>, ActorProcessingErr> {
+    let Some(parent) = myself.try_get_supervisor() else {
+        return Ok(None);
+    };
+    let parent: ActorRef<CampaignMsg> = parent.into();
+    let ring = RingEnd {
+        at: state.services.clock.now(),
+        answered,
+        ring_secs,
+        abandoned,
+    };
+    parent.cast(CampaignMsg::Rang(myself.get_id(), ring))?;
+    Ok(Some(ring))
 }
 
-/// A person answered [`ABANDON_AFTER`] ago: the call is abandoned unless its agent is
-/// connected. An abandoned call is hung up unless the campaign keeps late agents.
-async fn abandon_check(
+/// Judges a person's abandonment once it is known (see [`verdict::verdict`]; `over`: it
+/// cannot wait any longer). A machine found meanwhile is told as a machine instead. An
+/// abandoned call hears the identification message and is hung up, unless the campaign
+/// keeps late agents.
+async fn judge(
     myself: &ActorRef<CallMsg>,
     state: &mut CallState,
+    attempt: &AttemptRecord,
+    over: bool,
 ) -> Result<(), ActorProcessingErr> {
+    let Some(answered_at) = attempt.answered_at else {
+        return Ok(());
+    };
+    let ring_secs = secs_between(attempt.dialed_at, attempt.answered_at);
+    if by_machine(attempt) {
+        state.abandon_pending = false;
+        tell_supervisor(myself, state, Some(AnsweredBy::Machine), ring_secs, false)?;
+        return Ok(());
+    }
+    let first_audio = verdict::earliest(state.first_audio_at, verdict::stored_first_audio(attempt));
+    let over = over || attempt.status == AttemptStatus::Ended;
+    let now = switchboard_engine::time::now();
+    let Some(abandoned) = verdict::verdict(answered_at, first_audio, now, over) else {
+        return Ok(());
+    };
     state.abandon_pending = false;
-    let store = &state.services.store;
-    let attempt = store.attempt(state.attempt.id).await?;
-    let agent_connected = attempt.status == AttemptStatus::Bridged
-        || attempt.detail.contains_key("relay")
-        || attempt.outcome.is_some();
-    let abandoned = !agent_connected;
     let mut detail = serde_json::Map::new();
-    detail.insert("abandoned".into(), serde_json::json!(abandoned));
-    store
+    detail.insert("abandoned".into(), json!(abandoned));
+    state
+        .services
+        .store
         .update_attempt(
             attempt.id,
             &AttemptUpdate {
@@ -288,15 +367,43 @@ async fn abandon_check(
         )
         .await?;
     if abandoned {
-        tracing::warn!(call_id = %attempt.id, "a person answered and no agent was connected within 2 seconds");
-        if !state.abandonment.keep_agent_if_late
+        tracing::warn!(call_id = %attempt.id, "a person answered and the agent was not heard within 2 seconds");
+        if !state.config.abandonment.keep_agent_if_late
             && attempt.status != AttemptStatus::Ended
             && let Some(sid) = &attempt.carrier_call_id
-            && let Err(e) = state.services.dialer.hangup(sid).await
         {
-            tracing::warn!(call_id = %attempt.id, error = %e, "could not hang up an abandoned call");
+            verdict::identify_and_hang_up(state, attempt, sid).await;
         }
     }
-    let ring_secs = secs_between(attempt.dialed_at, attempt.answered_at);
-    tell_supervisor(myself, state, Some(AnsweredBy::Human), ring_secs, abandoned)
+    state.told_person =
+        tell_supervisor(myself, state, Some(AnsweredBy::Human), ring_secs, abandoned)?;
+    Ok(())
+}
+
+/// A call told as a person's answer turned out to be a machine's: pacing is told again,
+/// and the verdict no longer counts (the ledger leaves machines out).
+async fn reclassify(
+    myself: &ActorRef<CallMsg>,
+    state: &mut CallState,
+    attempt: &AttemptRecord,
+) -> Result<(), ActorProcessingErr> {
+    if state.told_person.is_none() || !by_machine(attempt) {
+        return Ok(());
+    }
+    let Some(ring) = state.told_person.take() else {
+        return Ok(());
+    };
+    tracing::info!(call_id = %attempt.id, "machine detection found a machine after the answer was judged");
+    if let Some(parent) = myself.try_get_supervisor() {
+        let parent: ActorRef<CampaignMsg> = parent.into();
+        parent.cast(CampaignMsg::Reclassified(ring))?;
+    }
+    let event = CallEvent {
+        attempt_id: attempt.id,
+        at: switchboard_engine::time::now(),
+        kind: "pacing.reclassified".into(),
+        data: json!({ "answered_by": attempt.detail.get("answered_by"), "was_abandoned": ring.abandoned }),
+    };
+    state.services.store.append_events(&[event]).await?;
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Placing one call attempt through the carrier: inline TwiML that connects the answered
-//! call to Switchboard's media stream, status callbacks for every event, and answering
-//! machine detection. The attempt is already reserved in the database when this runs.
+//! call to Switchboard's media stream, status callbacks for every event, and asynchronous
+//! answering machine detection (the call connects at once; who answered arrives later in
+//! its own callback). The attempt is already reserved in the database when this runs.
 
 use crate::context::call_context;
 use crate::urls::PublicUrls;
@@ -12,7 +13,7 @@ use switchboard_engine::store::{
     AttemptRecord, AttemptStatus, AttemptUpdate, CarrierUpdate, Store,
 };
 use switchboard_media::livekit::{LiveKitAgents, LiveKitSession, SipCallError, SipDialOptions};
-use switchboard_media::twilio::call::MachineDetection;
+use switchboard_media::twilio::call::{HttpMethod, MachineDetection};
 use switchboard_media::twilio::twiml;
 use switchboard_media::{CreateCall, TwilioClient, TwilioError};
 
@@ -41,7 +42,8 @@ pub struct DialSettings {
     pub from: String,
     /// How long to let the phone ring (at least 15 s, regulation and Twilio's minimum).
     pub ring_timeout_secs: u32,
-    /// Ask the carrier to tell humans from answering machines.
+    /// Ask the carrier to tell humans from answering machines, asynchronously (the answer
+    /// connects at once, so detection never delays the agent).
     pub machine_detection: bool,
 }
 
@@ -99,9 +101,24 @@ impl Dialer {
             .status_callback(self.urls.status_callback(attempt.id))
             .timeout_secs(self.settings.ring_timeout_secs.max(15));
         if self.settings.machine_detection {
-            call = call.machine_detection(MachineDetection::Enable);
+            call = call
+                .machine_detection(MachineDetection::Enable)
+                .async_amd(true)
+                .async_amd_status_callback(self.urls.amd_callback(attempt.id));
+            call.async_amd_status_callback_method = HttpMethod::Post;
         }
         call
+    }
+
+    /// Whether calls are placed with machine detection (its result arrives after the
+    /// answer).
+    pub fn machine_detection(&self) -> bool {
+        self.settings.machine_detection
+    }
+
+    /// The caller id calls are placed from.
+    pub fn caller_id(&self) -> &str {
+        &self.settings.from
     }
 
     /// What the carrier says about a call now.
@@ -120,6 +137,15 @@ impl Dialer {
     /// Hangs up a live call.
     pub async fn hangup(&self, call_sid: &str) -> Result<(), DialError> {
         self.twilio.hangup(call_sid).await?;
+        Ok(())
+    }
+
+    /// Ends a live call after the carrier reads `text` to the callee: the call is given
+    /// `<Say>text</Say><Hangup/>` (its media stream stops first).
+    pub async fn say_and_hangup(&self, call_sid: &str, text: &str) -> Result<(), DialError> {
+        self.twilio
+            .update_twiml(call_sid, &twiml::say_and_hangup(text))
+            .await?;
         Ok(())
     }
 

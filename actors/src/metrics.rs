@@ -37,16 +37,24 @@ pub fn call_finished(attempt: &AttemptRecord) {
     }
     metrics::counter!("switchboard_calls_answered_by_human_total", "campaign_id" => campaign.clone())
         .increment(1);
+    // The call actor's verdict when it judged the call; otherwise what the relay saw, and
+    // without a relay (an agent that never spoke) an agent's report shows that someone
+    // was there.
+    let verdict = attempt.detail.get("abandoned").and_then(|v| v.as_bool());
     let first_audio = attempt
         .detail
-        .get("relay")
-        .and_then(|r| r.get("first_agent_audio_ms"))
+        .get("first_agent_audio_ms")
+        .or_else(|| {
+            attempt
+                .detail
+                .get("relay")
+                .and_then(|r| r.get("first_agent_audio_ms"))
+        })
         .and_then(|v| v.as_u64());
-    // Without a relay (SIP calls, or an agent that never spoke) an agent's report shows
-    // that someone was there.
-    let abandoned = match first_audio {
-        Some(ms) => ms > ABANDON_AFTER_MS,
-        None => attempt.outcome.is_none(),
+    let abandoned = match (verdict, first_audio) {
+        (Some(verdict), _) => verdict,
+        (None, Some(ms)) => ms > ABANDON_AFTER_MS,
+        (None, None) => attempt.outcome.is_none(),
     };
     if abandoned {
         metrics::counter!("switchboard_calls_abandoned_total", "campaign_id" => campaign)

@@ -14,7 +14,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 use switchboard_engine::campaign::{CampaignConfig, PacingMode};
 use switchboard_engine::pacing::{
-    CallEnd, Pacer, PacingConfig, PacingDecision, PacingInput, RingEnd,
+    AnsweredBy, CallEnd, Pacer, PacingConfig, PacingDecision, PacingInput, RingEnd,
 };
 use switchboard_engine::quality::{
     AbandonmentFigures, AbandonmentLedger, QualityMonitor, QualitySample, QualityVerdict,
@@ -26,6 +26,8 @@ use switchboard_engine::quality::{
 pub enum PacingMsg {
     /// An attempt's ring phase ended.
     Ring(RingEnd),
+    /// A ring end told as a person's answer was a machine's (asynchronous detection).
+    Reclassified(RingEnd),
     /// An attempt finished: its call end (when it was answered) and what quality sees.
     Finished(Option<CallEnd>, QualitySample),
     /// How many lines to open now.
@@ -47,6 +49,19 @@ pub struct PacingSnapshot {
     pub quality: serde_json::Value,
     /// Abandonment today and over the rolling 30 days.
     pub abandonment: AbandonmentFigures,
+    /// Who answered, as pacing was told since it started.
+    pub answers: AnswerTally,
+}
+
+/// Answered ring ends as pacing learnt them since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AnswerTally {
+    /// Answered by a person (or not known to be a machine).
+    pub human: u64,
+    /// Answered by a machine, reclassified ones included.
+    pub machine: u64,
+    /// Of the machines, calls first told as a person's answer (detection came later).
+    pub reclassified: u64,
 }
 
 /// The pacing actor.
@@ -68,6 +83,7 @@ pub struct PacingState {
     quality_figures: serde_json::Value,
     ledger: AbandonmentLedger,
     decision: Option<PacingDecision>,
+    answers: AnswerTally,
 }
 
 /// The pacer's settings for a campaign: progressive dialing never leaves warm-up (one
@@ -106,6 +122,7 @@ impl Actor for PacingActor {
             config: args.config,
             ledger,
             decision: None,
+            answers: AnswerTally::default(),
         })
     }
 
@@ -117,10 +134,25 @@ impl Actor for PacingActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             PacingMsg::Ring(ring) => {
-                if ring.answered == Some(switchboard_engine::pacing::AnsweredBy::Human) {
-                    state.ledger.record(ring.at, ring.abandoned);
+                match ring.answered {
+                    Some(AnsweredBy::Human) => {
+                        state.answers.human += 1;
+                        state.ledger.record(ring.at, ring.abandoned);
+                    }
+                    Some(AnsweredBy::Machine) => state.answers.machine += 1,
+                    None => {}
                 }
                 state.pacer.record_ring(ring);
+            }
+            PacingMsg::Reclassified(ring) => {
+                if ring.answered == Some(AnsweredBy::Human)
+                    && state.pacer.reclassify_as_machine(&ring)
+                {
+                    state.answers.human = state.answers.human.saturating_sub(1);
+                    state.answers.machine += 1;
+                    state.answers.reclassified += 1;
+                    state.ledger.forget(ring.at, ring.abandoned);
+                }
             }
             PacingMsg::Finished(call, sample) => {
                 if let Some(call) = call {
@@ -160,6 +192,7 @@ impl Actor for PacingActor {
                     decision: state.decision,
                     quality: state.quality_figures.clone(),
                     abandonment: state.ledger.figures(now),
+                    answers: state.answers,
                 });
             }
         }

@@ -44,6 +44,11 @@ impl PublicUrls {
         format!("{}/twilio/status?attempt={attempt}", self.base)
     }
 
+    /// Asynchronous answering machine detection results for one attempt.
+    pub fn amd_callback(&self, attempt: AttemptId) -> String {
+        format!("{}/twilio/amd?attempt={attempt}", self.base)
+    }
+
     /// The TwiML of one attempt.
     pub fn twiml(&self, attempt: AttemptId) -> String {
         format!("{}/twilio/twiml?attempt={attempt}", self.base)
@@ -66,6 +71,10 @@ mod tests {
         assert_eq!(
             urls.status_callback(AttemptId(7)),
             "https://sb.example.com/twilio/status?attempt=7"
+        );
+        assert_eq!(
+            urls.amd_callback(AttemptId(7)),
+            "https://sb.example.com/twilio/amd?attempt=7"
         );
         assert_eq!(
             urls.for_path("/twilio/status?attempt=7"),

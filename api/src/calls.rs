@@ -176,19 +176,23 @@ impl CampaignCache {
     }
 }
 
-/// What the relay knows of one bridged call, for the admin live view. Written twice per
-/// call (at the bridge and when the relay ends), never per frame.
+/// What the relay knows of one bridged call, for the admin live view. Written at the
+/// bridge, at the agent's first audio, with the latency every
+/// [`crate::relay::LATENCY_REPORT_FRAMES`] frames, and when the relay ends: never per frame.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RelayLive {
     /// When the agent side was connected.
     #[schema(value_type = String, format = DateTime)]
     pub bridged_at: chrono::DateTime<chrono::Utc>,
-    /// Answer to the agent's first audio (ms), once the relay reported it.
+    /// Answer (the stream's start) to the agent's first audio (ms), from the moment it is
+    /// heard.
     pub first_agent_audio_ms: Option<u64>,
-    /// Relay latency carrier → agent, median (µs), once the relay reported it.
+    /// Per-frame relay latency, median (µs), updated while the call runs.
     pub relay_latency_p50_us: Option<u64>,
-    /// Relay latency carrier → agent, 99th percentile (µs), once the relay reported it.
+    /// Per-frame relay latency, 99th percentile (µs), updated while the call runs.
     pub relay_latency_p99_us: Option<u64>,
+    /// Whether the relay is over (its figures are final).
+    pub ended: bool,
 }
 
 /// The relays of recent calls, by attempt (bounded: old entries are dropped).
@@ -215,13 +219,30 @@ impl LiveRelays {
                 first_agent_audio_ms: None,
                 relay_latency_p50_us: None,
                 relay_latency_p99_us: None,
+                ended: false,
             },
         );
+    }
+
+    /// The agent was first heard `ms` after the answer.
+    pub fn first_audio(&self, attempt: switchboard_engine::AttemptId, ms: u64) {
+        if let Some(entry) = self.lock().get_mut(&attempt) {
+            entry.first_agent_audio_ms.get_or_insert(ms);
+        }
+    }
+
+    /// The call's relay latency so far.
+    pub fn latency(&self, attempt: switchboard_engine::AttemptId, p50_us: u64, p99_us: u64) {
+        if let Some(entry) = self.lock().get_mut(&attempt) {
+            entry.relay_latency_p50_us = Some(p50_us);
+            entry.relay_latency_p99_us = Some(p99_us);
+        }
     }
 
     /// The call's relay ended with these figures.
     pub fn finished(&self, attempt: switchboard_engine::AttemptId, stats: &RelayStats) {
         if let Some(entry) = self.lock().get_mut(&attempt) {
+            entry.ended = true;
             entry.first_agent_audio_ms = stats.first_agent_audio.map(|d| d.as_millis() as u64);
             if !stats.latency_us.is_empty() {
                 entry.relay_latency_p50_us = Some(stats.latency_us.value_at_quantile(0.5));

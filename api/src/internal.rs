@@ -51,6 +51,11 @@ pub const UNDOCUMENTED: &[Undocumented] = &[
         why: "Twilio's status callbacks, signed by Twilio",
     },
     Undocumented {
+        methods: &["post"],
+        path: "/twilio/amd",
+        why: "Twilio's asynchronous machine detection callbacks, signed by Twilio",
+    },
+    Undocumented {
         methods: &["get", "post"],
         path: "/twilio/twiml",
         why: "TwiML Twilio fetches for a call, signed by Twilio",
@@ -89,6 +94,7 @@ fn handler(path: &str, spec: &Arc<str>) -> MethodRouter<AppState> {
         "/readyz" => get(readyz),
         "/metrics" => get(metrics::scrape),
         "/twilio/status" => post(twilio_hooks::status_callback),
+        "/twilio/amd" => post(twilio_hooks::amd_callback),
         "/twilio/twiml" => get(twilio_hooks::call_twiml).post(twilio_hooks::call_twiml),
         "/twilio/media" => get(media_ws::media_stream),
         "/livekit/webhook" => post(livekit_hooks::livekit_webhook),

@@ -7,6 +7,7 @@ pub mod admin_events;
 pub mod agent_api;
 pub mod app;
 pub mod auth;
+pub mod call_probe;
 pub mod calls;
 pub mod cli;
 pub mod config;

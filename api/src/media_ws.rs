@@ -3,6 +3,7 @@
 //! WebSocket with the call context, and relays until either side ends.
 
 use crate::app::AppState;
+use crate::call_probe::CallProbe;
 use crate::problem::Problem;
 use crate::relay::{RelayLimits, RelayStats, relay};
 use crate::twilio_hooks::SIGNATURE_HEADER;
@@ -376,7 +377,8 @@ where
     });
     state.calls.relays.bridged(attempt.id);
     let stop = state.calls.sessions.stop_token();
-    let stats = relay(carrier, agent, answered, RelayLimits::default(), stop).await;
+    let probe = CallProbe::new(state.calls.clone(), state.store.clone(), attempt.id);
+    let stats = relay(carrier, agent, answered, RelayLimits::default(), stop, probe).await;
     if let Some(session) = session
         && let Err(e) = session.close().await
     {
@@ -396,23 +398,28 @@ async fn finish(state: &AppState, attempt: AttemptId, stats: &RelayStats) {
     );
     state.calls.totals.add(stats);
     state.calls.relays.finished(attempt, stats);
-    let mut events = Vec::with_capacity(2);
     let now = switchboard_engine::time::now();
     if let Some(first) = stats.first_agent_audio {
-        events.push(CallEvent {
-            attempt_id: attempt,
-            at: now,
-            kind: "agent.first_audio".into(),
-            data: json!({ "ms": first.as_millis() as u64 }),
-        });
+        // Recorded when it was heard (see `CallProbe`); this only fills a gap left by a
+        // failed write, and changes nothing otherwise.
+        let since =
+            chrono::Duration::from_std(stats.duration.saturating_sub(first)).unwrap_or_default();
+        let ms = u64::try_from(first.as_millis()).unwrap_or(u64::MAX);
+        if let Err(e) = state
+            .store
+            .record_first_agent_audio(attempt, now - since, ms)
+            .await
+        {
+            tracing::error!(error = %e, "could not store the agent's first audio");
+        }
     }
-    events.push(CallEvent {
+    let event = CallEvent {
         attempt_id: attempt,
         at: now,
         kind: "stream.ended".into(),
         data: json!(summary),
-    });
-    if let Err(e) = state.store.append_events(&events).await {
+    };
+    if let Err(e) = state.store.append_events(&[event]).await {
         tracing::error!(error = %e, "could not store the stream's events");
     }
     let mut detail = serde_json::Map::new();

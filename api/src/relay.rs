@@ -6,6 +6,10 @@
 //! no copy: the frame's bytes move from one socket to the other), and records its timing.
 //! No actor or database is involved per frame. Either side misbehaving (a binary frame,
 //! text that is not an event, a stalled stream, a disconnect) ends the call with a reason.
+//!
+//! While it runs, the relay tells a [`RelayProbe`] what the rest of the server needs live:
+//! the agent's first audio the moment it is heard (once per call), and the latency
+//! percentiles every [`LATENCY_REPORT_FRAMES`] frames.
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use hdrhistogram::Histogram;
@@ -165,6 +169,27 @@ pub fn call_latency_histogram() -> Histogram<u32> {
     Histogram::new_with_bounds(1, 1_000_000, 1).expect("static histogram bounds are valid")
 }
 
+/// Frames relayed (both ways) between two latency reports to the probe: about 2.5 s of a
+/// call with audio both ways.
+pub const LATENCY_REPORT_FRAMES: u64 = 250;
+
+/// What the relay reports while it runs; its final figures come back as [`RelayStats`].
+/// Called on the relay's task, so an implementation must not block: the relay calls
+/// `first_agent_audio` once per call and `latency` every [`LATENCY_REPORT_FRAMES`] frames,
+/// never per frame.
+pub trait RelayProbe {
+    /// The agent was heard for the first time, `after` the answer (the carrier's `start`).
+    fn first_agent_audio(&mut self, after: Duration);
+    /// Per-frame relay latency of the call so far: median and 99th percentile, in µs.
+    fn latency(&mut self, p50_us: u64, p99_us: u64);
+}
+
+/// Reports nowhere.
+impl RelayProbe for () {
+    fn first_agent_audio(&mut self, _after: Duration) {}
+    fn latency(&mut self, _p50_us: u64, _p99_us: u64) {}
+}
+
 /// A frame's gap to the previous carrier frame beyond which it counts as late.
 const LATE: Duration = Duration::from_millis(40);
 
@@ -175,17 +200,19 @@ enum Flow {
 
 /// Relays until either side ends or `stop` is cancelled, then closes both with the reason.
 /// `answered` is when the carrier's `start` arrived: the agent's first audio is measured
-/// from there.
-pub async fn relay<C, A>(
+/// from there. `probe` hears the agent's first audio and the latency while the call runs.
+pub async fn relay<C, A, P>(
     mut carrier: C,
     mut agent: A,
     answered: Instant,
     limits: RelayLimits,
     stop: CancellationToken,
+    mut probe: P,
 ) -> RelayStats
 where
     C: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
     A: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
+    P: RelayProbe,
 {
     let started = answered;
     let mut stats = RelayStats {
@@ -218,9 +245,11 @@ where
                 let now = Instant::now();
                 let gap = now - last_carrier;
                 last_carrier = now;
-                from_carrier(frame, gap, now, &mut agent, &mut stats).await
+                from_carrier(frame, gap, now, &mut agent, &mut stats, &mut probe).await
             }
-            frame = agent.next() => from_agent(frame, started, &mut carrier, &mut stats).await,
+            frame = agent.next() => {
+                from_agent(frame, started, &mut carrier, &mut stats, &mut probe).await
+            }
             () = &mut stall => {
                 let due = last_carrier + limits.carrier_stall;
                 if Instant::now() >= due {
@@ -246,15 +275,17 @@ where
     stats
 }
 
-async fn from_carrier<A>(
+async fn from_carrier<A, P>(
     frame: Option<Result<Message, WsError>>,
     gap: Duration,
     received: Instant,
     agent: &mut A,
     stats: &mut RelayStats,
+    probe: &mut P,
 ) -> Flow
 where
     A: Sink<Message, Error = WsError> + Unpin,
+    P: RelayProbe,
 {
     let text = match frame {
         Some(Ok(Message::Text(text))) => text,
@@ -294,18 +325,20 @@ where
     if let Err(e) = agent.send(Message::Text(text)).await {
         return Flow::End(EndReason::AgentError(e.to_string()));
     }
-    record(stats, received);
+    record(stats, received, probe);
     Flow::Go
 }
 
-async fn from_agent<C>(
+async fn from_agent<C, P>(
     frame: Option<Result<Message, WsError>>,
     started: Instant,
     carrier: &mut C,
     stats: &mut RelayStats,
+    probe: &mut P,
 ) -> Flow
 where
     C: Sink<Message, Error = WsError> + Unpin,
+    P: RelayProbe,
 {
     let received = Instant::now();
     let text = match frame {
@@ -321,7 +354,9 @@ where
         Some(EventKind::Media) => {
             stats.frames_from_agent += 1;
             if stats.first_agent_audio.is_none() {
-                stats.first_agent_audio = Some(received - started);
+                let after = received - started;
+                stats.first_agent_audio = Some(after);
+                probe.first_agent_audio(after);
             }
         }
         Some(EventKind::Mark) => stats.marks += 1,
@@ -336,13 +371,21 @@ where
     if let Err(e) = carrier.send(Message::Text(text)).await {
         return Flow::End(EndReason::CarrierError(e.to_string()));
     }
-    record(stats, received);
+    record(stats, received, probe);
     Flow::Go
 }
 
-fn record(stats: &mut RelayStats, received: Instant) {
+/// Records one frame's latency; every [`LATENCY_REPORT_FRAMES`] frames the percentiles go
+/// to the probe (reading them walks the call's small histogram, not the frames).
+fn record<P: RelayProbe>(stats: &mut RelayStats, received: Instant, probe: &mut P) {
     let us = received.elapsed().as_micros().clamp(1, 1_000_000) as u64;
     stats.latency_us.saturating_record(us);
+    if stats.latency_us.len().is_multiple_of(LATENCY_REPORT_FRAMES) {
+        probe.latency(
+            stats.latency_us.value_at_quantile(0.5),
+            stats.latency_us.value_at_quantile(0.99),
+        );
+    }
 }
 
 async fn close<S>(side: &mut S, reason: &EndReason)
@@ -361,219 +404,4 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::DuplexStream;
-    use tokio_tungstenite::WebSocketStream;
-    use tokio_tungstenite::tungstenite::protocol::Role;
-
-    type Ws = WebSocketStream<DuplexStream>;
-
-    /// A WebSocket over an in-memory pipe: (the relay's end, the peer's end).
-    async fn pipe() -> (Ws, Ws) {
-        let (a, b) = tokio::io::duplex(1 << 16);
-        let relay_end = WebSocketStream::from_raw_socket(a, Role::Server, None).await;
-        let peer_end = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
-        (relay_end, peer_end)
-    }
-
-    const MEDIA: &str = r#"{"event":"media","sequenceNumber":"3","streamSid":"MZ1","media":{"track":"inbound","chunk":"1","timestamp":"20","payload":"//////8="}}"#;
-    const AGENT_MEDIA: &str = r#"{"event":"media","streamSid":"MZ1","media":{"payload":"AAAA"}}"#;
-
-    async fn next_text(ws: &mut Ws) -> String {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => t.to_string(),
-            other => panic!("expected a text frame, got {other:?}"),
-        }
-    }
-
-    async fn close_reason(ws: &mut Ws) -> String {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Close(Some(frame)))) => return frame.reason.to_string(),
-                Some(Ok(_)) => continue,
-                other => panic!("expected a close frame, got {other:?}"),
-            }
-        }
-    }
-
-    fn limits() -> RelayLimits {
-        RelayLimits {
-            carrier_stall: Duration::from_millis(300),
-            agent_first_audio: Duration::from_millis(300),
-        }
-    }
-
-    #[tokio::test]
-    async fn frames_are_forwarded_unchanged_both_ways_until_the_carrier_stops() {
-        let (carrier_end, mut carrier) = pipe().await;
-        let (agent_end, mut agent) = pipe().await;
-        let relay = tokio::spawn(relay(
-            carrier_end,
-            agent_end,
-            Instant::now(),
-            RelayLimits::default(),
-            CancellationToken::new(),
-        ));
-        carrier.send(Message::text(MEDIA)).await.unwrap();
-        assert_eq!(next_text(&mut agent).await, MEDIA);
-        agent.send(Message::text(AGENT_MEDIA)).await.unwrap();
-        assert_eq!(next_text(&mut carrier).await, AGENT_MEDIA);
-        let mark = r#"{"event":"mark","streamSid":"MZ1","mark":{"name":"greeting-done"}}"#;
-        agent.send(Message::text(mark)).await.unwrap();
-        assert_eq!(next_text(&mut carrier).await, mark);
-        let dtmf = r#"{"event":"dtmf","streamSid":"MZ1","sequenceNumber":"5","dtmf":{"track":"inbound_track","digit":"9"}}"#;
-        carrier.send(Message::text(dtmf)).await.unwrap();
-        assert_eq!(next_text(&mut agent).await, dtmf);
-        let stop = r#"{"event":"stop","streamSid":"MZ1","sequenceNumber":"6","stop":{"accountSid":"AC1","callSid":"CA1"}}"#;
-        carrier.send(Message::text(stop)).await.unwrap();
-        assert_eq!(
-            next_text(&mut agent).await,
-            stop,
-            "the agent hears the stop"
-        );
-        let stats = relay.await.unwrap();
-        assert_eq!(stats.end, EndReason::CarrierStopped);
-        assert_eq!(
-            (
-                stats.frames_from_carrier,
-                stats.frames_from_agent,
-                stats.dtmf,
-                stats.marks
-            ),
-            (1, 1, 1, 1)
-        );
-        assert!(stats.first_agent_audio.is_some());
-        assert_eq!(close_reason(&mut agent).await, "carrier_stopped");
-    }
-
-    #[tokio::test]
-    async fn a_binary_frame_from_the_agent_ends_the_call_with_a_reason() {
-        let (carrier_end, mut carrier) = pipe().await;
-        let (agent_end, mut agent) = pipe().await;
-        let relay = tokio::spawn(relay(
-            carrier_end,
-            agent_end,
-            Instant::now(),
-            RelayLimits::default(),
-            CancellationToken::new(),
-        ));
-        agent.send(Message::binary(vec![1, 2, 3])).await.unwrap();
-        let stats = relay.await.unwrap();
-        assert_eq!(stats.end, EndReason::AgentError("binary frame".into()));
-        assert_eq!(close_reason(&mut carrier).await, "agent_error");
-    }
-
-    #[tokio::test]
-    async fn text_that_is_not_an_event_from_the_carrier_ends_the_call() {
-        let (carrier_end, mut carrier) = pipe().await;
-        let (agent_end, mut agent) = pipe().await;
-        let relay = tokio::spawn(relay(
-            carrier_end,
-            agent_end,
-            Instant::now(),
-            RelayLimits::default(),
-            CancellationToken::new(),
-        ));
-        carrier.send(Message::text("hello")).await.unwrap();
-        let stats = relay.await.unwrap();
-        assert!(
-            matches!(stats.end, EndReason::CarrierError(_)),
-            "{:?}",
-            stats.end
-        );
-        assert_eq!(close_reason(&mut agent).await, "carrier_error");
-    }
-
-    #[tokio::test]
-    async fn an_agent_that_never_speaks_is_cut_off() {
-        let (carrier_end, mut carrier) = pipe().await;
-        let (agent_end, _agent) = pipe().await;
-        let relay = tokio::spawn(relay(
-            carrier_end,
-            agent_end,
-            Instant::now(),
-            limits(),
-            CancellationToken::new(),
-        ));
-        // The carrier keeps streaming; the agent stays silent past its deadline.
-        let feeding = tokio::spawn(async move {
-            for _ in 0..40 {
-                if carrier.send(Message::text(MEDIA)).await.is_err() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            carrier
-        });
-        let stats = relay.await.unwrap();
-        assert_eq!(stats.end, EndReason::AgentSilent);
-        drop(feeding);
-    }
-
-    #[tokio::test]
-    async fn a_stalled_carrier_stream_is_ended() {
-        let (carrier_end, _carrier) = pipe().await;
-        let (agent_end, mut agent) = pipe().await;
-        let relay = tokio::spawn(relay(
-            carrier_end,
-            agent_end,
-            Instant::now(),
-            RelayLimits {
-                agent_first_audio: Duration::from_secs(10),
-                ..limits()
-            },
-            CancellationToken::new(),
-        ));
-        agent.send(Message::text(AGENT_MEDIA)).await.unwrap();
-        let stats = relay.await.unwrap();
-        assert_eq!(stats.end, EndReason::CarrierStalled);
-        assert_eq!(close_reason(&mut agent).await, "carrier_stalled");
-    }
-
-    #[tokio::test]
-    async fn a_relay_told_to_stop_closes_both_sides_with_the_reason_and_keeps_its_figures() {
-        let (carrier_end, mut carrier) = pipe().await;
-        let (agent_end, mut agent) = pipe().await;
-        let stop = CancellationToken::new();
-        let relay = tokio::spawn(relay(
-            carrier_end,
-            agent_end,
-            Instant::now(),
-            RelayLimits::default(),
-            stop.clone(),
-        ));
-        carrier.send(Message::text(MEDIA)).await.unwrap();
-        next_text(&mut agent).await;
-        stop.cancel();
-        let stats = relay.await.unwrap();
-        assert_eq!(stats.end, EndReason::Shutdown);
-        assert_eq!(stats.frames_from_carrier, 1);
-        assert_eq!(close_reason(&mut carrier).await, "shutdown");
-        assert_eq!(close_reason(&mut agent).await, "shutdown");
-    }
-
-    #[tokio::test]
-    async fn late_carrier_frames_are_counted() {
-        let (carrier_end, mut carrier) = pipe().await;
-        let (agent_end, mut agent) = pipe().await;
-        let relay = tokio::spawn(relay(
-            carrier_end,
-            agent_end,
-            Instant::now(),
-            RelayLimits::default(),
-            CancellationToken::new(),
-        ));
-        for pause in [0u64, 20, 100, 20] {
-            tokio::time::sleep(Duration::from_millis(pause)).await;
-            carrier.send(Message::text(MEDIA)).await.unwrap();
-            next_text(&mut agent).await;
-        }
-        carrier.close(None).await.unwrap();
-        let stats = relay.await.unwrap();
-        assert_eq!(stats.end, EndReason::CarrierClosed);
-        assert_eq!(stats.frames_from_carrier, 4);
-        assert_eq!(stats.gaps, 1, "one frame arrived 100 ms after the previous");
-        assert!(stats.max_gap >= Duration::from_millis(100));
-    }
-}
+mod tests;

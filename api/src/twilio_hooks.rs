@@ -1,6 +1,7 @@
-//! Webhooks Twilio calls: status callbacks and the TwiML of a call. Every request must
-//! carry a valid `X-Twilio-Signature` over the public URL it was sent to; anything else is
-//! refused with 403 and changes nothing.
+//! Webhooks Twilio calls: status callbacks, asynchronous answering machine detection
+//! results and the TwiML of a call. Every request must carry a valid `X-Twilio-Signature`
+//! over the public URL it was sent to; anything else is refused with 403 and changes
+//! nothing.
 
 use crate::app::AppState;
 use crate::problem::Problem;
@@ -12,7 +13,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use switchboard_engine::AttemptId;
 use switchboard_engine::store::CarrierUpdate;
-use switchboard_media::twilio::{callback::StatusCallback, signature, twiml};
+use switchboard_media::twilio::{AmdCallback, callback::StatusCallback, signature, twiml};
 
 /// The header Twilio signs requests with.
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
@@ -97,6 +98,47 @@ pub async fn status_callback(
         .await?;
     switchboard_actors::call::notify(attempt.id);
     tracing::debug!(attempt_id = %attempt.id, status = %callback.call_status, "carrier status");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /twilio/amd?attempt=ID`: who answered, from asynchronous machine detection (the
+/// call is connected already). Stored with the attempt (`answered_by`,
+/// `machine_detection_ms`) and told to its call actor, which tells pacing.
+pub async fn amd_callback(
+    State(state): State<AppState>,
+    Query(AttemptParam { attempt }): Query<AttemptParam>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Result<StatusCode, Problem> {
+    let params = form_params(&body);
+    verify(&state, &headers, &uri, &params)?;
+    let result =
+        AmdCallback::from_form(&params).map_err(|e| Problem::bad_request("form", e.to_string()))?;
+    let attempt = state.store.attempt(AttemptId(attempt)).await?;
+    if let Some(sid) = &attempt.carrier_call_id
+        && sid != &result.call_sid
+    {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "attempt {} is call {sid}, not {}",
+                attempt.id, result.call_sid
+            ),
+        ));
+    }
+    state
+        .store
+        .record_machine_detection(
+            attempt.id,
+            result.answered_by.as_str(),
+            result.machine_detection_duration_ms,
+            switchboard_engine::time::now(),
+        )
+        .await?;
+    switchboard_actors::call::notify(attempt.id);
+    tracing::debug!(attempt_id = %attempt.id, answered_by = %result.answered_by, "machine detection");
     Ok(StatusCode::NO_CONTENT)
 }
 

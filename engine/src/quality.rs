@@ -330,6 +330,17 @@ impl AbandonmentLedger {
         }
     }
 
+    /// Takes back a call [`Self::record`] counted (machine detection found a machine where
+    /// a person was assumed): its day loses one live answer, and one abandonment if it was
+    /// abandoned. A day no longer kept is left alone.
+    pub fn forget(&mut self, at: DateTime<Utc>, abandoned: bool) {
+        let day = at.date_naive();
+        if let Some(d) = self.days.iter_mut().find(|d| d.day == day) {
+            d.live_answered = d.live_answered.saturating_sub(1);
+            d.abandoned = d.abandoned.saturating_sub(u64::from(abandoned));
+        }
+    }
+
     /// The counts of `days` days ending with `now`'s UTC day, added up.
     fn total(&self, now: DateTime<Utc>, days: i64) -> LedgerDay {
         let day = now.date_naive();
@@ -539,6 +550,25 @@ mod tests {
         DateTime::parse_from_rfc3339(s)
             .map(|t| t.to_utc())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_call_found_to_be_a_machine_is_taken_out_of_its_day() {
+        let mut ledger = AbandonmentLedger::default();
+        ledger.record(day("2025-01-01T10:00:00Z"), true);
+        ledger.record(day("2025-01-01T11:00:00Z"), false);
+        ledger.forget(day("2025-01-01T10:00:00Z"), true);
+        let f = ledger.figures(day("2025-01-01T12:00:00Z"));
+        assert_eq!((f.today.live_answered, f.today.abandoned), (1, 0));
+        ledger.forget(day("2024-12-01T10:00:00Z"), true);
+        ledger.forget(day("2025-01-01T10:00:00Z"), false);
+        ledger.forget(day("2025-01-01T10:00:00Z"), false);
+        let f = ledger.figures(day("2025-01-01T12:00:00Z"));
+        assert_eq!(
+            (f.today.live_answered, f.today.abandoned),
+            (0, 0),
+            "never below zero"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Conformance of what operators read and change on campaigns, on SQLite and PostgreSQL:
 //! call history pages and filters, call figures (answered, connected, abandoned, billed
-//! minutes), the active-campaign count, and edits of running campaigns.
+//! minutes), the active-campaign count, edits of running campaigns, and what the call path
+//! records while a call is live (the agent's first audio, asynchronous machine detection).
 
 use chrono::Duration;
 use serde_json::json;
@@ -17,6 +18,7 @@ conformance!(
     call_figures_count_answers_connections_abandonment_and_billed_minutes,
     a_running_campaign_changes_only_its_pacing_and_caps,
     active_campaigns_are_counted_per_tenant,
+    live_call_signals_are_recorded_with_their_events_and_machines_leave_the_ledger,
 );
 
 fn config(name: &str) -> CampaignConfig {
@@ -159,6 +161,8 @@ async fn call_figures_count_answers_connections_abandonment_and_billed_minutes(s
             "+14155550002",
             "+14155550003",
             "+14155550004",
+            "+14155550005",
+            "+14155550006",
         ],
     )
     .await;
@@ -201,6 +205,24 @@ async fn call_figures_count_answers_connections_abandonment_and_billed_minutes(s
         .update_attempt(a[3].id, &ended("no_answer", None))
         .await
         .unwrap();
+    // Bridged, but the runtime judged the agent's first audio too late: abandoned.
+    let judged_late = AttemptUpdate {
+        answered_at: Some(start),
+        detail: Some(json!({"abandoned": true}).as_object().unwrap().clone()),
+        ..Default::default()
+    };
+    store.update_attempt(a[4].id, &judged_late).await.unwrap();
+    store.mark_bridged(a[4].id, json!({})).await.unwrap();
+    // Not judged yet, but the agent was heard a second after the answer: not abandoned.
+    let answered = AttemptUpdate {
+        answered_at: Some(start),
+        ..Default::default()
+    };
+    store.update_attempt(a[5].id, &answered).await.unwrap();
+    store
+        .record_first_agent_audio(a[5].id, start + Duration::seconds(1), 1000)
+        .await
+        .unwrap();
 
     let stats = store.call_stats(t, c).await.unwrap();
     assert_eq!(
@@ -212,7 +234,7 @@ async fn call_figures_count_answers_connections_abandonment_and_billed_minutes(s
             stats.abandoned,
             stats.answered_by_person
         ),
-        (4, 4, 3, 1, 1, 2),
+        (6, 4, 5, 2, 2, 4),
         "{stats:?}"
     );
     assert_eq!(stats.billed_minutes, 2 + 1 + 1, "{stats:?}");
@@ -312,4 +334,78 @@ async fn active_campaigns_are_counted_per_tenant(store: &Store) {
             .unwrap(),
         0
     );
+}
+
+async fn live_call_signals_are_recorded_with_their_events_and_machines_leave_the_ledger(
+    store: &Store,
+) {
+    let (_, c, a) = attempts(store, &["+14155550001", "+14155550002"]).await;
+    let answered = now() - Duration::seconds(30);
+    for attempt in &a {
+        let judged = AttemptUpdate {
+            answered_at: Some(answered),
+            detail: Some(json!({"abandoned": true}).as_object().unwrap().clone()),
+            ..Default::default()
+        };
+        store.update_attempt(attempt.id, &judged).await.unwrap();
+    }
+
+    // The first audio is recorded once, with its moment; a repeat changes nothing.
+    let heard = answered + Duration::milliseconds(2500);
+    store
+        .record_first_agent_audio(a[0].id, heard, 2480)
+        .await
+        .unwrap();
+    store
+        .record_first_agent_audio(a[0].id, heard + Duration::seconds(1), 9999)
+        .await
+        .unwrap();
+    let first = store.attempt(a[0].id).await.unwrap();
+    assert_eq!(first.detail["first_agent_audio_ms"], json!(2480));
+    let at: chrono::DateTime<chrono::Utc> = first.detail["first_agent_audio_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(at, heard);
+    let events = store.attempt_events(a[0].id).await.unwrap();
+    let audio: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "agent.first_audio")
+        .collect();
+    assert_eq!(audio.len(), 1, "{events:?}");
+    assert_eq!((audio[0].at, &audio[0].data), (heard, &json!({"ms": 2480})));
+
+    // Machine detection has the last word on who answered, and says how long it took.
+    let before = store
+        .record_machine_detection(a[1].id, "machine_end_beep", Some(3100), now())
+        .await
+        .unwrap();
+    assert_eq!(before, None);
+    let machine = store.attempt(a[1].id).await.unwrap();
+    assert_eq!(machine.detail["answered_by"], json!("machine_end_beep"));
+    assert_eq!(machine.detail["machine_detection_ms"], json!(3100));
+    let events = store.attempt_events(a[1].id).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "carrier.amd" && e.data["answered_by"] == json!("machine_end_beep")),
+        "{events:?}"
+    );
+    let again = store
+        .record_machine_detection(a[1].id, "human", None, now())
+        .await
+        .unwrap();
+    assert_eq!(again.as_deref(), Some("machine_end_beep"));
+
+    // The abandonment ledger holds the person's verdict, not the machine's.
+    store
+        .record_machine_detection(a[1].id, "machine_start", None, now())
+        .await
+        .unwrap();
+    let ledger = store
+        .abandonment_history(c, answered - Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(ledger, vec![(answered, true)]);
 }

@@ -20,7 +20,7 @@ pub use agent::{
 };
 pub use carrier::{
     AnswerMix, CallRecord, CallScript, CallerAudio, CarrierConfig, CarrierStats, DialResult,
-    Millis, SimCarrier, StreamCloseReason,
+    Millis, SentAmd, SentCallback, SimCarrier, StreamCloseReason,
 };
 pub use error::Error;
 pub use wait::WaitTimedOut;

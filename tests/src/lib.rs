@@ -34,12 +34,16 @@ pub const CALLER_ID: &str = "+14155550000";
 
 /// A simulated carrier configuration for these credentials where every call is answered
 /// by a person after `ring_ms` and the callee stays on the line for ten minutes (the agent
-/// or the test ends the call), with no calls-per-second limit.
+/// or the test ends the call), with no calls-per-second limit. Machine detection takes
+/// 300 ms, and a `<Say>` plays fast (2 ms a character, 400 ms at most).
 pub fn answering_carrier(ring_ms: u64) -> CarrierConfig {
     let mut config = CarrierConfig::new(ACCOUNT_SID, AUTH_TOKEN).cps(None);
     config.mix = AnswerMix::all_human();
     config.ring_ms = Millis::Fixed(ring_ms);
     config.talk_ms = Millis::Fixed(600_000);
+    config.amd_ms = Millis::Fixed(300);
+    config.say_ms_per_char = 2;
+    config.say_max_ms = 400;
     config
 }
 

@@ -81,6 +81,11 @@ const INTERNAL: &[(&[&str], &str, &str)] = &[
         "carrier webhook, signed by Twilio",
     ),
     (
+        &["post"],
+        "/twilio/amd",
+        "machine detection callbacks, signed by Twilio",
+    ),
+    (
         &["get", "post"],
         "/twilio/twiml",
         "TwiML for the carrier, signed by Twilio",

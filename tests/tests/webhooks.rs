@@ -1,5 +1,6 @@
-//! Carrier webhooks and the agent API over a real socket: signed requests are applied,
-//! unsigned or forged ones are refused with 403 and change nothing.
+//! Carrier webhooks (status callbacks, machine detection results, TwiML) and the agent API
+//! over a real socket: signed requests are applied, unsigned or forged ones are refused
+//! with 403 and change nothing.
 
 use serde_json::json;
 use switchboard_engine::store::AttemptStatus;
@@ -271,6 +272,62 @@ async fn outcomes_need_the_calls_own_token(db: TestDb) {
     server.stop().await;
 }
 
+async fn machine_detection_results_must_be_signed_and_name_the_call(db: TestDb) {
+    let server = TestServer::start(&db).await;
+    let (_, attempts) = seed_calls(
+        server.store(),
+        "ws://127.0.0.1:9/agent",
+        &[("+14155550001", json!({}))],
+    )
+    .await;
+    let attempt = &attempts[0];
+    let status_url = server.url(&format!("/twilio/status?attempt={}", attempt.id));
+    let answered = callback("CA0001", "in-progress", 2)
+        .into_iter()
+        .filter(|(k, _)| k != "AnsweredBy")
+        .collect::<Vec<_>>();
+    let signed = sign(AUTH_TOKEN, &status_url, &answered);
+    assert_eq!(post_form(&status_url, &answered, Some(&signed)).await, 204);
+
+    let url = server.url(&format!("/twilio/amd?attempt={}", attempt.id));
+    let result = |sid: &str| -> Vec<(String, String)> {
+        [
+            ("CallSid", sid),
+            ("AccountSid", ACCOUNT_SID),
+            ("AnsweredBy", "machine_end_silence"),
+            ("MachineDetectionDuration", "3400"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    };
+    let params = result("CA0001");
+    assert_eq!(post_form(&url, &params, None).await, 403, "no signature");
+    let forged = sign("another-token", &url, &params);
+    assert_eq!(post_form(&url, &params, Some(&forged)).await, 403);
+    let before = server.store().attempt(attempt.id).await.unwrap();
+    assert!(!before.detail.contains_key("answered_by"), "{before:?}");
+
+    let other = result("CA9999");
+    let signed_other = sign(AUTH_TOKEN, &url, &other);
+    assert_eq!(
+        post_form(&url, &other, Some(&signed_other)).await,
+        409,
+        "another call's sid"
+    );
+    assert_eq!(
+        post_form(&url, &params, Some(&sign(AUTH_TOKEN, &url, &params))).await,
+        204
+    );
+    let detected = server.store().attempt(attempt.id).await.unwrap();
+    assert_eq!(detected.detail["answered_by"], json!("machine_end_silence"));
+    assert_eq!(detected.detail["machine_detection_ms"], json!(3400));
+    assert_eq!(detected.status, AttemptStatus::Answered, "the call goes on");
+    let events = server.store().attempt_events(attempt.id).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "carrier.amd"), "{events:?}");
+    server.stop().await;
+}
+
 macro_rules! both_backends {
     ($($case:ident),*) => {
         mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $case() { super::$case(switchboard_engine::store::testing::TestDb::sqlite().await).await })* }
@@ -280,6 +337,7 @@ macro_rules! both_backends {
 
 both_backends!(
     status_callbacks_must_be_signed,
+    machine_detection_results_must_be_signed_and_name_the_call,
     twiml_connects_the_call_to_the_media_stream,
     outcomes_need_the_calls_own_token
 );

@@ -48,6 +48,9 @@ pub enum CampaignMsg {
     Stopped,
     /// A call actor's ring phase ended (sent by the call actor).
     Rang(ActorId, RingEnd),
+    /// A call told as answered by a person was answered by a machine (asynchronous
+    /// machine detection came after the ring end): this ring end, as told.
+    Reclassified(RingEnd),
     /// The pacing actor judged the campaign's quality too low: pause it, with the figures.
     AutoPause(PauseReason, serde_json::Value),
     /// A snapshot of the supervisor, for the admin view.
@@ -110,6 +113,8 @@ pub struct CampaignState {
     services: Arc<Services>,
     tenant: TenantId,
     campaign: CampaignRecord,
+    /// The configuration every call actor reads (abandonment, identification message).
+    call_config: Arc<switchboard_engine::campaign::CampaignConfig>,
     window: CallingWindow,
     live: HashMap<ActorId, LiveCall>,
     /// Call actors restarted per attempt (a failed actor whose call is live at the carrier).
@@ -145,6 +150,7 @@ impl Actor for CampaignSupervisor {
             window: CallingWindow::for_campaign(&args.campaign.config),
             tenant: args.campaign.tenant_id,
             dialing: args.campaign.status == CampaignStatus::Active,
+            call_config: Arc::new(args.campaign.config.clone()),
             campaign: args.campaign,
             services: args.services,
             live: HashMap::new(),
@@ -237,6 +243,11 @@ impl Actor for CampaignSupervisor {
                 }
                 if let Some(pacer) = &state.pacer {
                     pacer.cast(PacingMsg::Ring(ring))?;
+                }
+            }
+            CampaignMsg::Reclassified(ring) => {
+                if let Some(pacer) = &state.pacer {
+                    pacer.cast(PacingMsg::Reclassified(ring))?;
                 }
             }
             CampaignMsg::AutoPause(reason, figures) => auto_pause(state, reason, figures).await?,
@@ -392,7 +403,7 @@ async fn spawn_call(
     };
     let args = CallArgs {
         services: state.services.clone(),
-        abandonment: state.campaign.config.abandonment.clone(),
+        config: state.call_config.clone(),
         attempt,
         follow,
     };

@@ -1,6 +1,7 @@
 //! A campaign's configuration: every attribute a user sets, each with a documented
 //! default, parsed from JSON with the path of any bad field.
 
+use super::abandonment::Abandonment;
 use super::{LocalTime, Schedule, TimezonePolicy};
 use crate::{ContactListId, FieldError};
 use chrono::{DateTime, Utc};
@@ -265,29 +266,6 @@ impl Default for QualityThresholds {
     }
 }
 
-/// Abandonment (a person answered and no agent within 2 seconds) limits for the pacer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Abandonment {
-    /// Rate the pacer aims under; default 0.02.
-    pub target_rate: f64,
-    /// Hard cap, at most the regulatory 0.03; default 0.03.
-    pub max_rate: f64,
-    /// Whether a call whose agent is late is still bridged rather than ended (it counts
-    /// as abandoned either way); default `false`.
-    pub keep_agent_if_late: bool,
-}
-
-impl Default for Abandonment {
-    fn default() -> Self {
-        Abandonment {
-            target_rate: 0.02,
-            max_rate: 0.03,
-            keep_agent_if_late: false,
-        }
-    }
-}
-
 str_enum! {
     /// How lines are opened.
     #[derive(Default)]
@@ -506,7 +484,8 @@ mod tests {
             "success": {"outcomes": ["interested"]},
             "quality": {"min_success_rate": null, "min_connect_rate": null,
                         "window": 100, "min_sample": 30, "confidence": 0.95},
-            "abandonment": {"target_rate": 0.02, "max_rate": 0.03, "keep_agent_if_late": false},
+            "abandonment": {"target_rate": 0.02, "max_rate": 0.03, "keep_agent_if_late": false,
+                            "message": crate::campaign::DEFAULT_ABANDONMENT_MESSAGE},
             "pacing": {"mode": "predictive", "agent_sessions": null},
             "budget": null,
             "compliance": {"consent_required": false,

@@ -73,14 +73,18 @@ macro_rules! str_enum {
     };
 }
 
+mod abandonment;
 mod config;
 mod lifecycle;
 mod validate;
 
+pub use abandonment::{
+    Abandonment, BUILT_IN_MESSAGE_VARS, DEFAULT_ABANDONMENT_MESSAGE, MAX_ABANDONMENT_MESSAGE_CHARS,
+};
 pub use config::{
-    Abandonment, AgentConfig, AudienceSpec, Budget, CampaignConfig, CampaignKind, Compliance,
-    Objective, Outcome, Pacing, PacingMode, QualityThresholds, RetryPolicy, RetryRule,
-    RetryableResult, ScriptConfig, SuccessDefinition,
+    AgentConfig, AudienceSpec, Budget, CampaignConfig, CampaignKind, Compliance, Objective,
+    Outcome, Pacing, PacingMode, QualityThresholds, RetryPolicy, RetryRule, RetryableResult,
+    ScriptConfig, SuccessDefinition,
 };
 pub use lifecycle::{
     CampaignStatus, Cause, Transition, TransitionError, allowed_causes, transition,

@@ -188,6 +188,7 @@ impl CampaignConfig {
             "abandonment.max_rate",
             || format!("{max} is above the regulatory cap of {MAX_ABANDONMENT_RATE}"),
         );
+        p.0.extend(a.message_problems(&self.script.variables, &self.script.fallbacks));
         let outcomes = &self.success.outcomes;
         p.check(!outcomes.is_empty(), "success.outcomes", || {
             "no outcome counts as success".into()

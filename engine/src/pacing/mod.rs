@@ -220,6 +220,22 @@ impl Observations {
         push_bounded(&mut self.calls, call, self.max_count.saturating_mul(4));
     }
 
+    /// Machine detection found a machine on a call recorded as answered by a person
+    /// (`ring`, exactly as recorded): it stays an answered attempt, now by a machine, and
+    /// leaves the abandonment window. Returns whether the ring was still in the window.
+    pub fn reclassify_as_machine(&mut self, ring: &RingEnd) -> bool {
+        let Some(kept) = self.rings.iter_mut().rev().find(|r| *r == ring) else {
+            return false;
+        };
+        kept.answered = Some(AnsweredBy::Machine);
+        kept.abandoned = false;
+        let answer = (ring.at, ring.abandoned);
+        if let Some(i) = self.answers.iter().rposition(|a| *a == answer) {
+            self.answers.remove(i);
+        }
+        true
+    }
+
     /// The windows' figures at `now`; older events are left out.
     pub fn stats(&self, now: DateTime<Utc>) -> WindowStats {
         let (attempts, answered, ring_secs, horizon_secs) = self.answer_cohort(now);
@@ -459,6 +475,12 @@ impl Pacer {
     /// Feeds the end of an answered call.
     pub fn record_call(&mut self, call: CallEnd) {
         self.observations.record_call(call);
+    }
+
+    /// A ring end fed as a person's answer turned out to be a machine's (asynchronous
+    /// machine detection); see [`Observations::reclassify_as_machine`].
+    pub fn reclassify_as_machine(&mut self, ring: &RingEnd) -> bool {
+        self.observations.reclassify_as_machine(ring)
     }
 
     /// How many new lines to open now, following the module doc.
@@ -701,6 +723,29 @@ mod tests {
         };
         change(&mut input);
         input
+    }
+
+    #[test]
+    fn a_person_reclassified_as_a_machine_stays_answered_but_leaves_the_abandonment_window() {
+        let mut o = Observations::new(100, TimeDelta::hours(1), TimeDelta::hours(1));
+        let person = ring(t0(), Some(AnsweredBy::Human), 5.0, true);
+        o.record_ring(ring(t0(), Some(AnsweredBy::Human), 4.0, false));
+        o.record_ring(person);
+        let now = t0() + TimeDelta::seconds(600);
+        let before = o.stats(now);
+        assert_eq!((before.live_answered, before.abandoned), (2, 1));
+        assert!(o.reclassify_as_machine(&person));
+        let after = o.stats(now);
+        assert_eq!((after.live_answered, after.abandoned), (1, 0));
+        assert_eq!(
+            (after.attempts, after.answered),
+            (before.attempts, before.answered),
+            "still an answered attempt"
+        );
+        assert!(
+            !o.reclassify_as_machine(&person),
+            "a ring end is reclassified once"
+        );
     }
 
     #[test]

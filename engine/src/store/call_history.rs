@@ -41,7 +41,8 @@ pub struct CallStats {
     pub answered: u64,
     /// Attempts that reached the agent.
     pub connected: u64,
-    /// Attempts answered by a person and not connected to the agent within 2 seconds.
+    /// Attempts answered by a person whose agent was not heard within 2 seconds (the
+    /// runtime's verdict, once it judged the call).
     pub abandoned: u64,
     /// Answered attempts with a person on the line (`answered_by` human or unknown).
     pub answered_by_person: u64,
@@ -56,6 +57,38 @@ pub struct CallStats {
 
 /// How long an answered person may wait for the agent before the call counts as abandoned.
 pub const ABANDON_AFTER_MS: i64 = 2000;
+
+/// SQL over attempt `a`: a person is on the line (`answered_by` human, or no detection).
+pub(super) fn person_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "COALESCE(json_extract(a.detail, '$.answered_by'), 'human') = 'human'",
+        Backend::Postgres => "COALESCE(a.detail->>'answered_by', 'human') = 'human'",
+    }
+}
+
+/// SQL over attempt `a`: a person answered and was abandoned. The runtime's verdict
+/// (`detail.abandoned`) once it judged the call; before that, once [`ABANDON_AFTER_MS`]
+/// have passed since the answer (`settled`: the parameter holding now minus that), no
+/// agent audio (`agent.first_audio`) within them.
+pub(super) fn abandoned_sql(backend: Backend, settled: &str) -> String {
+    let (abandoned, unjudged) = match backend {
+        Backend::Sqlite => (
+            "json_extract(a.detail, '$.abandoned') = 1",
+            "json_type(a.detail, '$.abandoned') IS NULL",
+        ),
+        Backend::Postgres => (
+            "(a.detail->>'abandoned') = 'true'",
+            "NOT a.detail ? 'abandoned'",
+        ),
+    };
+    let person = person_sql(backend);
+    format!(
+        "a.answered_at IS NOT NULL AND {person} AND ({abandoned} OR ({unjudged} \
+         AND a.answered_at <= {settled} AND NOT EXISTS (SELECT 1 FROM call_events e \
+         WHERE e.attempt_id = a.id AND e.kind = 'agent.first_audio' \
+         AND e.at <= a.answered_at + {ABANDON_AFTER_MS})))"
+    )
+}
 
 impl Store {
     /// A page of the campaign's attempts, newest first. Scoped to the tenant: another
@@ -91,13 +124,8 @@ impl Store {
 
     /// The campaign's attempts in figures (see [`CallStats`]). Scoped to the tenant.
     pub async fn call_stats(&self, tenant: TenantId, campaign: CampaignId) -> Result<CallStats> {
-        let person = match self.backend() {
-            Backend::Sqlite => {
-                "COALESCE(json_extract(a.detail, '$.answered_by'), 'human') = 'human'"
-            }
-            Backend::Postgres => "COALESCE(a.detail->>'answered_by', 'human') = 'human'",
-        };
-        let bridged = "EXISTS (SELECT 1 FROM call_events e WHERE e.attempt_id = a.id AND e.kind = 'agent.bridged'";
+        let person = person_sql(self.backend());
+        let bridged = "EXISTS (SELECT 1 FROM call_events e WHERE e.attempt_id = a.id AND e.kind = 'agent.bridged')";
         let sum = |cond: &str| {
             format!("CAST(COALESCE(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END), 0) AS BIGINT)")
         };
@@ -108,11 +136,8 @@ impl Store {
              FROM call_attempts a WHERE a.tenant_id = $1 AND a.campaign_id = $2",
             sum("a.status = 'ended'"),
             sum("a.answered_at IS NOT NULL"),
-            sum(&format!("{bridged})")),
-            sum(&format!(
-                "a.answered_at IS NOT NULL AND a.answered_at <= $3 AND {person} \
-                 AND NOT {bridged} AND e.at <= a.answered_at + {ABANDON_AFTER_MS})"
-            )),
+            sum(bridged),
+            sum(&abandoned_sql(self.backend(), "$3")),
             sum(&format!("a.answered_at IS NOT NULL AND {person}")),
         );
         type Row = (i64, i64, i64, i64, i64, i64, i64);

@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 impl Store {
     /// Every call of the campaign a person answered since `since` whose abandonment was
     /// judged (`detail.abandoned`), oldest first: when it was answered and whether it
-    /// was abandoned.
+    /// was abandoned. A call that machine detection later found to be a machine
+    /// (`detail.answered_by` `machine_*` or `fax`) is left out, whatever its verdict.
     pub async fn abandonment_history(
         &self,
         campaign: CampaignId,
@@ -20,12 +21,18 @@ impl Store {
             Backend::Sqlite => {
                 "SELECT answered_at, json_extract(detail, '$.abandoned') = 1 FROM call_attempts \
                  WHERE campaign_id = $1 AND answered_at >= $2 \
-                 AND json_type(detail, '$.abandoned') IN ('true', 'false') ORDER BY answered_at"
+                 AND json_type(detail, '$.abandoned') IN ('true', 'false') \
+                 AND COALESCE(json_extract(detail, '$.answered_by'), 'human') NOT LIKE 'machine%' \
+                 AND COALESCE(json_extract(detail, '$.answered_by'), 'human') <> 'fax' \
+                 ORDER BY answered_at"
             }
             Backend::Postgres => {
                 "SELECT answered_at, (detail->>'abandoned')::boolean FROM call_attempts \
                  WHERE campaign_id = $1 AND answered_at >= $2 \
-                 AND jsonb_typeof(detail->'abandoned') = 'boolean' ORDER BY answered_at"
+                 AND jsonb_typeof(detail->'abandoned') = 'boolean' \
+                 AND COALESCE(detail->>'answered_by', 'human') NOT LIKE 'machine%' \
+                 AND COALESCE(detail->>'answered_by', 'human') <> 'fax' \
+                 ORDER BY answered_at"
             }
         };
         let rows: Vec<(i64, bool)> = with_db!(self, |pool| {

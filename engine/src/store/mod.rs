@@ -8,6 +8,7 @@
 mod attempts;
 mod audience;
 mod call_history;
+mod call_signals;
 mod campaign_audience;
 mod campaign_edits;
 mod campaigns;

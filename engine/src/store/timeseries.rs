@@ -2,8 +2,8 @@
 //! dialed, answered, reached the agent and were abandoned (same definitions as
 //! [`super::CallStats`]), for the dashboard's charts.
 
-use super::call_history::ABANDON_AFTER_MS;
-use super::{Backend, Store, count, with_db};
+use super::call_history::{ABANDON_AFTER_MS, abandoned_sql};
+use super::{Store, count, with_db};
 use crate::error::{Error, Result};
 use crate::time::{from_millis, now, to_millis};
 use crate::{CampaignId, TenantId};
@@ -21,7 +21,7 @@ pub struct TimeBucket {
     pub answered: u64,
     /// Attempts that reached the agent.
     pub connected: u64,
-    /// Attempts answered by a person and not connected to the agent within 2 seconds.
+    /// Attempts answered by a person whose agent was not heard within 2 seconds.
     pub abandoned: u64,
 }
 
@@ -49,13 +49,7 @@ impl Store {
                 ),
             ));
         }
-        let person = match self.backend() {
-            Backend::Sqlite => {
-                "COALESCE(json_extract(a.detail, '$.answered_by'), 'human') = 'human'"
-            }
-            Backend::Postgres => "COALESCE(a.detail->>'answered_by', 'human') = 'human'",
-        };
-        let bridged = "EXISTS (SELECT 1 FROM call_events e WHERE e.attempt_id = a.id AND e.kind = 'agent.bridged'";
+        let bridged = "EXISTS (SELECT 1 FROM call_events e WHERE e.attempt_id = a.id AND e.kind = 'agent.bridged')";
         let sum = |cond: &str| {
             format!("CAST(COALESCE(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END), 0) AS BIGINT)")
         };
@@ -64,11 +58,8 @@ impl Store {
              FROM call_attempts a WHERE a.tenant_id = $1 AND a.campaign_id = $2 \
              GROUP BY bucket ORDER BY bucket",
             sum("a.answered_at IS NOT NULL"),
-            sum(&format!("{bridged})")),
-            sum(&format!(
-                "a.answered_at IS NOT NULL AND a.answered_at <= $4 AND {person} \
-                 AND NOT {bridged} AND e.at <= a.answered_at + {ABANDON_AFTER_MS})"
-            )),
+            sum(bridged),
+            sum(&abandoned_sql(self.backend(), "$4")),
         );
         let settled = to_millis(now()) - ABANDON_AFTER_MS;
         let rows: Vec<(i64, i64, i64, i64, i64)> = with_db!(self, |pool| {

@@ -44,6 +44,15 @@ struct Args {
     /// Talk time in milliseconds, `MIN..MAX`, a single value or `exp:MEAN`.
     #[arg(long, default_value = "exp:30000", value_parser = parse_millis)]
     talk_ms: Millis,
+    /// Time asynchronous machine detection takes, in milliseconds (`MIN..MAX` or a value).
+    #[arg(long, default_value = "1500..4000", value_parser = parse_millis)]
+    amd_ms: Millis,
+    /// Milliseconds a `<Say>` plays per character of its text.
+    #[arg(long, default_value_t = 60)]
+    say_ms_per_char: u64,
+    /// Longest a `<Say>` plays, in milliseconds.
+    #[arg(long, default_value_t = 20_000)]
+    say_max_ms: u64,
     /// Weight of calls answered by a person.
     #[arg(long, default_value_t = 0.55)]
     human: f64,
@@ -103,6 +112,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         ring_ms: args.ring_ms,
         talk_ms: args.talk_ms,
+        amd_ms: args.amd_ms,
+        say_ms_per_char: args.say_ms_per_char,
+        say_max_ms: args.say_max_ms,
         duplicate_callbacks: args.duplicate_callbacks,
         out_of_order_callbacks: args.out_of_order_callbacks,
         ..CarrierConfig::new(args.account_sid, args.auth_token)

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use switchboard_media::twilio::AmdCallback;
 use switchboard_media::twilio::signature::sign;
 use switchboard_media::{CallStatus, StatusCallback};
 use tokio::sync::mpsc;
 
-use super::record::{CallEntry, SentCallback, duration_secs};
+use super::record::{CallEntry, SentAmd, SentCallback, duration_secs};
 use super::request::Method;
 
 /// Header carrying Twilio's request signature.
@@ -103,7 +104,7 @@ pub(crate) fn emit(entry: &CallEntry, status: CallStatus) {
             account_sid: Some(entry.account_sid.clone()),
             call_status: status.clone(),
             sequence_number: Some(sequence_number),
-            answered_by: if entry.request.machine_detection {
+            answered_by: if entry.answered_by_known(&state) {
                 state.answered_by.clone()
             } else {
                 None
@@ -198,7 +199,9 @@ async fn send_one(delivery: &Delivery, entry: &CallEntry, pending: &Pending) {
         .fetch_sub(1, Ordering::AcqRel);
 }
 
-/// Posts the asynchronous machine detection result.
+/// Posts the asynchronous machine detection result (`CallSid`, `AccountSid`, `AnsweredBy`,
+/// `MachineDetectionDuration`) and records it with the call. From then on the call's
+/// status callbacks and resource carry `AnsweredBy` too.
 pub(crate) async fn send_async_amd(
     http: &reqwest::Client,
     auth_token: &str,
@@ -206,17 +209,32 @@ pub(crate) async fn send_async_amd(
     (url, method): &(String, Method),
     detection_ms: u64,
 ) {
-    let answered_by = entry.lock().answered_by.clone();
-    let mut form = call_form(entry, &CallStatus::InProgress);
-    form.retain(|(k, _)| k == "CallSid" || k == "AccountSid");
-    if let Some(answered_by) = answered_by {
-        form.push(("AnsweredBy".to_owned(), answered_by.to_string()));
-    }
-    form.push((
-        "MachineDetectionDuration".to_owned(),
-        detection_ms.to_string(),
-    ));
-    if let Err(error) = send_signed(http, auth_token, url, *method, &form).await {
-        tracing::debug!(call_sid = %entry.sid, %error, "async amd callback failed");
-    }
+    let answered_by = {
+        let mut state = entry.lock();
+        state.amd_done = true;
+        state.answered_by.clone()
+    };
+    let Some(answered_by) = answered_by else {
+        return;
+    };
+    let result = AmdCallback {
+        call_sid: entry.sid.clone(),
+        account_sid: Some(entry.account_sid.clone()),
+        answered_by: answered_by.clone(),
+        machine_detection_duration_ms: Some(detection_ms),
+    };
+    let sent_at = Instant::now();
+    let http_status = match send_signed(http, auth_token, url, *method, &result.to_form()).await {
+        Ok(response) => Some(response.status().as_u16()),
+        Err(error) => {
+            tracing::debug!(call_sid = %entry.sid, %error, "async amd callback failed");
+            None
+        }
+    };
+    entry.lock().amd_sent = Some(SentAmd {
+        answered_by,
+        detection_ms,
+        http_status,
+        sent_at,
+    });
 }

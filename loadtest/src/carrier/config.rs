@@ -164,6 +164,8 @@ pub struct CallScript {
     pub dtmf: Vec<(u64, String)>,
     /// The audio the callee streams.
     pub caller_audio: Option<CallerAudio>,
+    /// Milliseconds asynchronous machine detection takes on this call.
+    pub amd_ms: Option<u64>,
 }
 
 impl CallScript {
@@ -204,6 +206,12 @@ impl CallScript {
         self.caller_audio = Some(audio);
         self
     }
+
+    /// Sets how long asynchronous machine detection takes on this call.
+    pub fn with_amd_ms(mut self, amd_ms: u64) -> Self {
+        self.amd_ms = Some(amd_ms);
+        self
+    }
 }
 
 /// Everything the simulated carrier needs; `Debug` never prints the auth token.
@@ -229,6 +237,10 @@ pub struct CarrierConfig {
     pub talk_ms: Millis,
     /// Time answering machine detection takes (asynchronous AMD callback delay).
     pub amd_ms: Millis,
+    /// How long a `<Say>` plays per character of its text (text-to-speech pace).
+    pub say_ms_per_char: u64,
+    /// Longest a `<Say>` plays, whatever its length.
+    pub say_max_ms: u64,
     /// Audio callees stream unless their script says otherwise.
     pub caller_audio: CallerAudio,
     /// Per-number overrides keyed by the exact `To` value.
@@ -264,6 +276,8 @@ impl Default for CarrierConfig {
                 min: 1_500,
                 max: 4_000,
             },
+            say_ms_per_char: 60,
+            say_max_ms: 20_000,
             caller_audio: CallerAudio::default(),
             scripts: HashMap::new(),
             duplicate_callbacks: false,
@@ -289,6 +303,15 @@ impl CarrierConfig {
         self
     }
 
+    /// How long a `<Say>` of `text` plays: its characters at `say_ms_per_char`, at most
+    /// `say_max_ms`.
+    pub fn say_ms(&self, text: &str) -> u64 {
+        let chars = u64::try_from(text.chars().count()).unwrap_or(u64::MAX);
+        chars
+            .saturating_mul(self.say_ms_per_char)
+            .min(self.say_max_ms)
+    }
+
     /// Sets the calls-per-second limit (`None` for none).
     pub fn cps(mut self, cps: Option<f64>) -> Self {
         self.cps = cps;
@@ -308,6 +331,9 @@ impl fmt::Debug for CarrierConfig {
             .field("mix", &self.mix)
             .field("ring_ms", &self.ring_ms)
             .field("talk_ms", &self.talk_ms)
+            .field("amd_ms", &self.amd_ms)
+            .field("say_ms_per_char", &self.say_ms_per_char)
+            .field("say_max_ms", &self.say_max_ms)
             .field("scripts", &self.scripts.len())
             .field("duplicate_callbacks", &self.duplicate_callbacks)
             .field("out_of_order_callbacks", &self.out_of_order_callbacks)

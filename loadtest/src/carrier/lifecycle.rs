@@ -1,5 +1,6 @@
 //! One call from dial start to its final status: initiated, ringing, answer (or busy,
-//! no-answer, failed), TwiML, media stream, hang-up, with a status callback at each step.
+//! no-answer, failed), TwiML (`<Say>`, media stream, `<Hangup/>`, and any TwiML the call is
+//! given later through the REST API), hang-up, with a status callback at each step.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub(crate) fn finish(entry: &CallEntry, status: CallStatus) {
 enum Waited {
     Elapsed,
     HungUp,
+    /// New TwiML was given through the REST API.
+    Redirected,
     Shutdown,
 }
 
@@ -74,14 +77,22 @@ struct Call {
 }
 
 impl Call {
+    /// Waits `duration`, unless the call is hung up, given new TwiML or the carrier shuts
+    /// down. A wake-up with nothing to act on (a permit left by an interruption already
+    /// handled) waits on.
     async fn wait(&mut self, duration: Duration) -> Waited {
-        if self.entry.hangup_requested.load(Ordering::Acquire) {
-            return Waited::HungUp;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(duration) => Waited::Elapsed,
-            _ = self.entry.hangup.notified() => Waited::HungUp,
-            _ = self.shutdown.wait_for(|stop| *stop) => Waited::Shutdown,
+        let until = Instant::now() + duration;
+        loop {
+            match self.entry.interruption() {
+                Some(StreamCloseReason::Redirected) => return Waited::Redirected,
+                Some(_) => return Waited::HungUp,
+                None => {}
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return Waited::Elapsed,
+                _ = self.entry.hangup.notified() => {}
+                _ = self.shutdown.wait_for(|stop| *stop) => return Waited::Shutdown,
+            }
         }
     }
 
@@ -106,7 +117,8 @@ impl Call {
             self.set_status(CallStatus::Ringing);
         }
         match self.wait(ring_for).await {
-            Waited::Elapsed => {}
+            // New TwiML is refused before the answer, so only a stray wake-up lands here.
+            Waited::Elapsed | Waited::Redirected => {}
             Waited::HungUp | Waited::Shutdown => return CallStatus::Canceled,
         }
         if then != CallStatus::InProgress {
@@ -117,6 +129,7 @@ impl Call {
     }
 
     /// The callee picked up: callbacks, TwiML, then media or silence until the hang-up.
+    /// TwiML given through the REST API meanwhile stops what runs and runs next.
     async fn answered(&mut self) {
         let answered_at = Instant::now();
         {
@@ -132,23 +145,44 @@ impl Call {
             talk = talk.min(Duration::from_secs(u64::from(limit)));
         }
         let deadline = crate::time::after(answered_at, talk);
-        let reason = match self.twiml().await {
-            Err(error) => Some(StreamCloseReason::TwimlError { error }),
-            Ok(Twiml {
-                stream: Some(target),
-                ..
-            }) => Some(self.stream(target, deadline).await),
-            Ok(Twiml { hangup: true, .. }) => None,
-            Ok(_) => {
-                let _ = self
-                    .wait(deadline.saturating_duration_since(Instant::now()))
-                    .await;
-                None
+        let mut document = self.twiml().await;
+        loop {
+            let reason = match document {
+                Err(error) => Some(StreamCloseReason::TwimlError { error }),
+                Ok(twiml) => self.run(twiml, deadline).await,
+            };
+            if let Some(reason) = reason {
+                self.entry.lock().stream_close_reason = Some(reason);
             }
-        };
-        if let Some(reason) = reason {
-            self.entry.lock().stream_close_reason = Some(reason);
+            match self.entry.take_pending_twiml() {
+                Some(next) => document = Ok(next),
+                None => break,
+            }
         }
+    }
+
+    /// Runs one TwiML document: its `<Say>`s, then its stream, or waits for the callee to
+    /// hang up unless it ends with `<Hangup/>`. Returns why a stream ended, if one ran.
+    async fn run(&mut self, twiml: Twiml, deadline: Instant) -> Option<StreamCloseReason> {
+        for text in twiml.say {
+            let plays = Duration::from_millis(self.shared.config.say_ms(&text));
+            self.entry.lock().said.push(text);
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.wait(plays.min(left)).await {
+                Waited::Elapsed if plays <= left => {}
+                // The callee hung up, the call was ended or given new TwiML.
+                _ => return None,
+            }
+        }
+        if let Some(target) = twiml.stream {
+            return Some(self.stream(target, deadline).await);
+        }
+        if !twiml.hangup {
+            let _ = self
+                .wait(deadline.saturating_duration_since(Instant::now()))
+                .await;
+        }
+        None
     }
 
     async fn stream(
@@ -191,10 +225,13 @@ impl Call {
             return Err("no twiml and no url".to_owned());
         };
         let mut form = call_form(&self.entry, &CallStatus::InProgress);
-        if request.machine_detection
-            && let Some(answered_by) = &self.entry.lock().answered_by
         {
-            form.push(("AnsweredBy".to_owned(), answered_by.to_string()));
+            let state = self.entry.lock();
+            if self.entry.answered_by_known(&state)
+                && let Some(answered_by) = &state.answered_by
+            {
+                form.push(("AnsweredBy".to_owned(), answered_by.to_string()));
+            }
         }
         let fetch = async {
             let response = send_signed(

@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 
 pub use callbacks::SIGNATURE_HEADER;
 pub use config::{AnswerMix, CallScript, CallerAudio, CarrierConfig, DialResult, Millis};
-pub use record::{CallRecord, SentCallback, StreamCloseReason};
+pub use record::{CallRecord, SentAmd, SentCallback, StreamCloseReason};
 pub use tally::CarrierStats;
 
 use crate::Error;

@@ -11,6 +11,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use super::callbacks::Pending;
 use super::request::CallRequest;
 use super::script::CallPlan;
+use super::twiml::Twiml;
 
 /// Why a call's media stream ended (or never began).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +20,9 @@ pub enum StreamCloseReason {
     TalkTimeEnded,
     /// The call was hung up through the REST API: `stop` was sent.
     HungUp,
+    /// The call was given new TwiML through the REST API: `stop` was sent, then the new
+    /// document ran.
+    Redirected,
     /// The far side sent a close frame first.
     FarSideClosed {
         /// Close code, when the frame had one.
@@ -52,6 +56,19 @@ pub struct SentCallback {
     pub sequence_number: u64,
     /// `CallStatus` sent.
     pub status: CallStatus,
+    /// HTTP status of the receiver's answer; `None` when the request failed.
+    pub http_status: Option<u16>,
+    /// When it was sent.
+    pub sent_at: Instant,
+}
+
+/// The asynchronous machine detection result as the carrier sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentAmd {
+    /// `AnsweredBy` sent.
+    pub answered_by: AnsweredBy,
+    /// `MachineDetectionDuration` sent, in milliseconds.
+    pub detection_ms: u64,
     /// HTTP status of the receiver's answer; `None` when the request failed.
     pub http_status: Option<u16>,
     /// When it was sent.
@@ -105,6 +122,12 @@ pub struct CallRecord {
     pub stream_close_reason: Option<StreamCloseReason>,
     /// Every status callback delivery, in sending order.
     pub callbacks_sent: Vec<SentCallback>,
+    /// The asynchronous machine detection result, once sent (`AsyncAmd=true` only).
+    pub amd_sent: Option<SentAmd>,
+    /// The text of every `<Say>` the callee heard (or began to hear), in order.
+    pub said: Vec<String>,
+    /// TwiML documents the call was given through the REST API while live.
+    pub twiml_updates: u32,
 }
 
 impl CallRecord {
@@ -160,6 +183,13 @@ pub(crate) struct CallState {
     pub dtmf_sent: Vec<String>,
     pub stream_close_reason: Option<StreamCloseReason>,
     pub callbacks_sent: Vec<SentCallback>,
+    /// Asynchronous machine detection finished (its result may be in flight).
+    pub amd_done: bool,
+    pub amd_sent: Option<SentAmd>,
+    /// TwiML given through the REST API, not yet run.
+    pub pending_twiml: Option<Twiml>,
+    pub said: Vec<String>,
+    pub twiml_updates: u32,
     pub next_sequence: u64,
     /// Queue of callbacks to deliver; dropped after the terminal one to end the sender.
     pub callback_tx: Option<mpsc::UnboundedSender<Pending>>,
@@ -178,6 +208,9 @@ pub(crate) struct CallEntry {
     pub state: Mutex<CallState>,
     /// Set by a REST hang-up, before `hangup` is notified.
     pub hangup_requested: AtomicBool,
+    /// Set when new TwiML is given through the REST API (`pending_twiml`), before `hangup`
+    /// is notified; cleared when the call takes the document up.
+    pub redirect_requested: AtomicBool,
     /// Woken by a REST hang-up; `notify_one` keeps a permit if nobody waits yet.
     pub hangup: Notify,
     /// Becomes `true` once the call reached a final status.
@@ -191,6 +224,33 @@ impl CallEntry {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Why the call's current verb must stop now, if it must: a REST hang-up, or new
+    /// TwiML given through the REST API.
+    /// Two atomic loads: the media loop asks this for every frame.
+    pub(crate) fn interruption(&self) -> Option<StreamCloseReason> {
+        if self.hangup_requested.load(Ordering::Acquire) {
+            Some(StreamCloseReason::HungUp)
+        } else if self.redirect_requested.load(Ordering::Acquire) {
+            Some(StreamCloseReason::Redirected)
+        } else {
+            None
+        }
+    }
+
+    /// The TwiML given through the REST API, if any, taken up to run next.
+    pub(crate) fn take_pending_twiml(&self) -> Option<Twiml> {
+        let mut state = self.lock();
+        self.redirect_requested.store(false, Ordering::Release);
+        state.pending_twiml.take()
+    }
+
+    /// Whether the call's `AnsweredBy` may be told: machine detection was asked for and,
+    /// when asynchronous, has finished (Twilio knows nothing before that).
+    pub(crate) fn answered_by_known(&self, state: &CallState) -> bool {
+        self.request.machine_detection
+            && (self.request.async_amd_callback.is_none() || state.amd_done)
     }
 
     pub(crate) fn record(&self) -> CallRecord {
@@ -218,6 +278,9 @@ impl CallEntry {
             protocol_errors: self.counters.protocol_errors.load(Ordering::Relaxed),
             stream_close_reason: state.stream_close_reason.clone(),
             callbacks_sent: state.callbacks_sent.clone(),
+            amd_sent: state.amd_sent.clone(),
+            said: state.said.clone(),
+            twiml_updates: state.twiml_updates,
         }
     }
 

@@ -64,7 +64,7 @@ impl Planner {
                 .unwrap_or(drawn_answered_by),
             ring_ms: script.and_then(|s| s.ring_ms).unwrap_or(default_ring),
             talk_ms: script.and_then(|s| s.talk_ms).unwrap_or(drawn_talk),
-            amd_ms,
+            amd_ms: script.and_then(|s| s.amd_ms).unwrap_or(amd_ms),
             dtmf,
             audio: script
                 .and_then(|s| s.caller_audio)

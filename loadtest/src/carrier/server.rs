@@ -213,10 +213,16 @@ async fn create(
             dtmf_sent: Vec::new(),
             stream_close_reason: None,
             callbacks_sent: Vec::new(),
+            amd_done: false,
+            amd_sent: None,
+            pending_twiml: None,
+            said: Vec::new(),
+            twiml_updates: 0,
             next_sequence: 0,
             callback_tx: Some(callback_tx),
         }),
         hangup_requested: Default::default(),
+        redirect_requested: Default::default(),
         hangup: Notify::new(),
         ended: watch::Sender::new(false),
         request,
@@ -275,7 +281,8 @@ async fn fetch(
 }
 
 /// `Status=completed` hangs up (or cancels a call not yet answered); `Status=canceled`
-/// cancels a queued or ringing call and leaves an answered one alone.
+/// cancels a queued or ringing call and leaves an answered one alone; `Twiml` replaces what
+/// an answered call is doing (see [`redirect`]).
 async fn update(
     State(shared): State<Arc<Shared>>,
     Path((account, sid_json)): Path<(String, String)>,
@@ -290,17 +297,18 @@ async fn update(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.trim())
     };
-    if get("Twiml").is_some() || get("Url").is_some() {
+    if get("Url").is_some() {
         return Err(ApiError::bad_request(
             20001,
-            "redirecting a live call is not supported by the simulated carrier",
+            "redirecting a live call to a Url is not supported by the simulated carrier",
         ));
     }
-    let cancel_only = match get("Status") {
-        None => return Ok(Json(call_json(&entry))),
-        Some("completed") => false,
-        Some("canceled") => true,
-        Some(other) => {
+    let cancel_only = match (get("Status"), get("Twiml")) {
+        (None, None) => return Ok(Json(call_json(&entry))),
+        (None, Some(twiml)) => return redirect(&entry, twiml),
+        (Some("completed"), _) => false,
+        (Some("canceled"), _) => true,
+        (Some(other), _) => {
             return Err(ApiError::bad_request(
                 20001,
                 format!("Status must be completed or canceled, not {other:?}"),
@@ -327,6 +335,43 @@ async fn update(
         let _ = tokio::time::timeout(HANGUP_SETTLE, ended.wait_for(|done| *done)).await;
     }
     Ok(Json(call_json(&entry)))
+}
+
+/// `Twiml=` on an answered call, as Twilio does it: the current verb stops (a media
+/// stream gets `stop` and is closed), then the new document runs (`<Say>` plays, then the
+/// call hangs up at `<Hangup/>` or the document's end). A call not in progress cannot
+/// be redirected (21220); a document that does not parse is refused (12100).
+fn redirect(entry: &CallEntry, twiml: &str) -> Result<Json<serde_json::Value>, ApiError> {
+    if twiml.chars().count() > switchboard_media::twilio::call::MAX_TWIML_CHARS {
+        return Err(ApiError::bad_request(
+            21205,
+            format!(
+                "Twiml exceeds {} characters",
+                switchboard_media::twilio::call::MAX_TWIML_CHARS
+            ),
+        ));
+    }
+    let document = super::twiml::parse(twiml).map_err(|error| {
+        ApiError::bad_request(12100, format!("Document parse failure: {error}"))
+    })?;
+    {
+        let mut state = entry.lock();
+        if state.status != CallStatus::InProgress || entry.hangup_requested.load(Ordering::Acquire)
+        {
+            return Err(ApiError::bad_request(
+                21220,
+                format!(
+                    "Call is not in-progress ({}). Cannot redirect.",
+                    state.status
+                ),
+            ));
+        }
+        state.pending_twiml = Some(document);
+        state.twiml_updates += 1;
+        entry.redirect_requested.store(true, Ordering::Release);
+    }
+    entry.hangup.notify_one();
+    Ok(Json(call_json(entry)))
 }
 
 /// The call as Twilio's JSON describes it.
@@ -369,7 +414,7 @@ fn call_json(entry: &CallEntry) -> serde_json::Value {
         "duration": duration,
         "price": null,
         "price_unit": "USD",
-        "answered_by": state.answered_by.as_ref().filter(|_| entry.request.machine_detection).map(|a| a.as_str()),
+        "answered_by": state.answered_by.as_ref().filter(|_| entry.answered_by_known(&state)).map(|a| a.as_str()),
         "queue_time": queue_time.to_string(),
         "caller_name": null,
         "parent_call_sid": null,

@@ -115,16 +115,15 @@ where
         .as_ref()
         .map(|probe| probe.receiver(Direction::AgentToCarrier));
     loop {
-        if entry.hangup_requested.load(Ordering::Acquire) {
-            return out
-                .stop(&mut sink, &mut stream, StreamCloseReason::HungUp)
-                .await;
+        if let Some(reason) = entry.interruption() {
+            // Hung up or given new TwiML through the REST API: the stream stops.
+            return out.stop(&mut sink, &mut stream, reason).await;
         }
         let dtmf_at = dtmf.get(next_dtmf).map(|(at, _)| after_ms(started, *at));
         let mark_at = playout.next_due();
         let step = tokio::select! {
             biased;
-            _ = entry.hangup.notified() => Step::End(StreamCloseReason::HungUp),
+            _ = entry.hangup.notified() => Step::Interrupted,
             _ = shutdown.wait_for(|stop| *stop) => Step::End(StreamCloseReason::Shutdown),
             _ = tokio::time::sleep_until(session.deadline) => Step::End(StreamCloseReason::TalkTimeEnded),
             incoming = stream.next() => Step::Incoming(incoming),
@@ -134,6 +133,8 @@ where
         };
         let sent = match step {
             Step::End(reason) => return out.stop(&mut sink, &mut stream, reason).await,
+            // Why is read at the top of the loop.
+            Step::Interrupted => continue,
             Step::Incoming(incoming) => {
                 match on_incoming(incoming, &entry, &session, &mut playout, probe_rx.as_mut()) {
                     Incoming::Continue(echo) => out.marks(&mut sink, &entry, echo).await,
@@ -171,6 +172,8 @@ where
 /// What woke the session loop.
 enum Step {
     End(StreamCloseReason),
+    /// The call was hung up or given new TwiML.
+    Interrupted,
     Incoming(Option<WsIn>),
     MarksDue,
     Dtmf,

@@ -1,5 +1,6 @@
-//! Reading the TwiML a call runs when answered: the `<Connect><Stream>` target, its
-//! `<Parameter>`s and whether it hangs up.
+//! Reading the TwiML a call runs when answered (or is given later through the REST API):
+//! the `<Say>` texts, the `<Connect><Stream>` target, its `<Parameter>`s and whether it
+//! hangs up.
 
 use quick_xml::XmlVersion;
 use quick_xml::events::{BytesStart, Event};
@@ -23,6 +24,8 @@ pub(crate) struct Twiml {
     pub stream: Option<StreamTarget>,
     /// A `<Hangup/>` appears.
     pub hangup: bool,
+    /// The text of each `<Say>`, in document order, entities resolved.
+    pub say: Vec<String>,
 }
 
 /// Parses TwiML; entities in attribute values are unescaped.
@@ -34,6 +37,8 @@ pub(crate) fn parse(xml: &str) -> Result<Twiml, String> {
     let mut twiml = Twiml::default();
     let mut path: Vec<Vec<u8>> = Vec::new();
     let mut saw_response = false;
+    // The text of the `<Say>` being read.
+    let mut saying: Option<String> = None;
     loop {
         let event = reader.read_event().map_err(|error| {
             format!("invalid twiml at byte {}: {error}", reader.error_position())
@@ -41,17 +46,46 @@ pub(crate) fn parse(xml: &str) -> Result<Twiml, String> {
         match event {
             Event::Start(element) => {
                 on_element(&reader, &element, &path, &mut twiml, &mut saw_response)?;
+                if is_say(&element, &path) {
+                    saying = Some(String::new());
+                }
                 path.push(element.local_name().as_ref().to_vec());
             }
             Event::Empty(element) => {
                 on_element(&reader, &element, &path, &mut twiml, &mut saw_response)?;
+                if is_say(&element, &path) {
+                    twiml.say.push(String::new());
+                }
+            }
+            Event::Text(text) => {
+                if let Some(said) = saying.as_mut() {
+                    let text = text
+                        .xml10_content()
+                        .map_err(|error| format!("invalid <Say> text: {error}"))?;
+                    said.push_str(&text);
+                }
+            }
+            Event::GeneralRef(reference) => {
+                if let Some(said) = saying.as_mut() {
+                    said.push_str(&resolve_reference(&reference)?);
+                }
             }
             Event::End(_) => {
-                path.pop();
+                if path.pop().as_deref() == Some(b"Say".as_slice())
+                    && let Some(said) = saying.take()
+                {
+                    twiml.say.push(said.trim().to_owned());
+                }
             }
             Event::Eof => break,
             _ => {}
         }
+    }
+    if let Some(open) = path.last() {
+        return Err(format!(
+            "<{}> is never closed",
+            String::from_utf8_lossy(open)
+        ));
     }
     if !saw_response {
         return Err("twiml has no <Response> root".to_owned());
@@ -100,6 +134,27 @@ fn on_element(
         _ => {}
     }
     Ok(())
+}
+
+/// A `<Say>` directly under `<Response>`.
+fn is_say(element: &BytesStart<'_>, path: &[Vec<u8>]) -> bool {
+    element.local_name().as_ref() == b"Say" && path.last().map(Vec::as_slice) == Some(b"Response")
+}
+
+/// The text an entity or character reference (`amp`, `#233`) stands for.
+fn resolve_reference(reference: &quick_xml::events::BytesRef<'_>) -> Result<String, String> {
+    if let Some(c) = reference
+        .resolve_char_ref()
+        .map_err(|error| format!("invalid character reference: {error}"))?
+    {
+        return Ok(c.to_string());
+    }
+    let name = reference
+        .decode()
+        .map_err(|error| format!("invalid entity reference: {error}"))?;
+    quick_xml::escape::unescape(&format!("&{name};"))
+        .map(|text| text.into_owned())
+        .map_err(|_| format!("unknown entity &{name};"))
 }
 
 fn attribute(
@@ -162,9 +217,23 @@ mod tests {
             twiml,
             Twiml {
                 stream: None,
-                hangup: true
+                hangup: true,
+                say: vec!["Bye".to_owned()],
             }
         );
+    }
+
+    #[test]
+    fn say_text_is_read_back_with_its_entities_resolved() {
+        let xml =
+            switchboard_media::twilio::twiml::say_and_hangup("Tom & Jerry's <offer> — “ok” é\n2");
+        let twiml = parse(&xml).unwrap();
+        assert_eq!(twiml.say, ["Tom & Jerry's <offer> — “ok” é\n2"]);
+        assert!(twiml.hangup && twiml.stream.is_none());
+        let two =
+            parse("<Response><Say>One</Say><Say/><Say voice=\"alice\"> Two </Say></Response>")
+                .unwrap();
+        assert_eq!(two.say, ["One", "", "Two"]);
     }
 
     #[test]
@@ -181,5 +250,6 @@ mod tests {
         assert!(parse("<Foo/>").is_err());
         assert!(parse("<Response><Connect><Stream/></Connect></Response>").is_err());
         assert!(parse("<Response></Wrong>").is_err());
+        assert!(parse("<Response><Say>unclosed").is_err());
     }
 }

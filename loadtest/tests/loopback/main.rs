@@ -6,3 +6,4 @@ mod calls_api;
 mod cps;
 mod streaming;
 mod support;
+mod updates;

@@ -91,8 +91,9 @@ struct ReceiverState {
     outcome_failures_left: AtomicU32,
 }
 
-/// Switchboard's side of the wire: status callbacks (`/status`), TwiML (`/twiml`) and
-/// outcome reports (`/outcome`), all recorded with their signature or token.
+/// Switchboard's side of the wire: status callbacks (`/status`), machine detection results
+/// (`/amd`), TwiML (`/twiml`) and outcome reports (`/outcome`), all recorded with their
+/// signature or token.
 pub struct Receiver {
     pub base_url: String,
     state: Arc<ReceiverState>,
@@ -110,6 +111,7 @@ impl Receiver {
         });
         let app = Router::new()
             .route("/status", post(form_hit))
+            .route("/amd", post(form_hit))
             .route("/twiml", post(twiml))
             .route("/outcome", post(outcome))
             .with_state(state.clone());

@@ -115,6 +115,8 @@ pub struct CreateCall {
     pub async_amd: bool,
     /// URL that receives the asynchronous machine detection result.
     pub async_amd_status_callback: Option<String>,
+    /// Method used for `async_amd_status_callback` (Twilio accepts only `POST`).
+    pub async_amd_status_callback_method: HttpMethod,
 }
 
 impl CreateCall {
@@ -281,6 +283,10 @@ impl CreateCall {
         }
         if let Some(callback) = &self.async_amd_status_callback {
             form.push(("AsyncAmdStatusCallback", callback.clone()));
+            form.push((
+                "AsyncAmdStatusCallbackMethod",
+                self.async_amd_status_callback_method.as_str().to_owned(),
+            ));
         }
         form
     }

@@ -122,6 +122,46 @@ impl StatusCallback {
     }
 }
 
+/// The asynchronous machine detection result Twilio posts to `AsyncAmdStatusCallback`
+/// (`AsyncAmd=true`): the call is already connected, and this says who answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmdCallback {
+    /// `CallSid`: the call detection ran on.
+    pub call_sid: String,
+    /// `AccountSid`: the account that owns the call.
+    pub account_sid: Option<String>,
+    /// `AnsweredBy`: who answered (`human`, `machine_*`, `fax`, `unknown`).
+    pub answered_by: AnsweredBy,
+    /// `MachineDetectionDuration`: milliseconds detection took.
+    pub machine_detection_duration_ms: Option<u64>,
+}
+
+impl AmdCallback {
+    /// Reads the result from its form parameters; `CallSid` and `AnsweredBy` are required.
+    pub fn from_form(params: &[(String, String)]) -> Result<AmdCallback, CallbackError> {
+        let form = Form(params);
+        Ok(Self {
+            call_sid: form.required("CallSid")?,
+            account_sid: form.text("AccountSid"),
+            answered_by: AnsweredBy::from(form.required("AnsweredBy")?.as_str()),
+            machine_detection_duration_ms: form.number("MachineDetectionDuration")?,
+        })
+    }
+
+    /// The form parameters Twilio sends for this result.
+    pub fn to_form(&self) -> Vec<(String, String)> {
+        let mut form = vec![("CallSid".to_owned(), self.call_sid.clone())];
+        if let Some(account) = &self.account_sid {
+            form.push(("AccountSid".to_owned(), account.clone()));
+        }
+        form.push(("AnsweredBy".to_owned(), self.answered_by.to_string()));
+        if let Some(ms) = self.machine_detection_duration_ms {
+            form.push(("MachineDetectionDuration".to_owned(), ms.to_string()));
+        }
+        form
+    }
+}
+
 /// Lookup helpers over a decoded form.
 struct Form<'a>(&'a [(String, String)]);
 
@@ -276,6 +316,31 @@ mod tests {
         let callback = StatusCallback::from_form(&params).unwrap();
         assert!(callback.answered_by.unwrap().is_machine());
         assert_eq!(callback.machine_detection_duration_ms, Some(4210));
+    }
+
+    #[test]
+    fn an_async_amd_result_needs_the_call_and_who_answered() {
+        let params = form(&[
+            ("CallSid", "CA1"),
+            ("AccountSid", "AC1"),
+            ("AnsweredBy", "machine_start"),
+            ("MachineDetectionDuration", "2400"),
+        ]);
+        let result = AmdCallback::from_form(&params).unwrap();
+        assert_eq!(result.answered_by, AnsweredBy::MachineStart);
+        assert_eq!(result.machine_detection_duration_ms, Some(2400));
+        assert_eq!(AmdCallback::from_form(&result.to_form()).unwrap(), result);
+        let without: Vec<_> = params
+            .iter()
+            .filter(|(k, _)| k != "AnsweredBy")
+            .cloned()
+            .collect();
+        assert_eq!(
+            AmdCallback::from_form(&without).unwrap_err(),
+            CallbackError::Missing {
+                field: "AnsweredBy"
+            }
+        );
     }
 
     #[test]

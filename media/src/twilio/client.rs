@@ -124,6 +124,27 @@ impl TwilioClient {
         self.update_status(call_sid, "canceled").await
     }
 
+    /// Replaces what a live call is doing with this TwiML (`POST /Calls/{Sid}.json` with
+    /// `Twiml=`): Twilio stops the current verb (a media stream ends with `stop`) and runs
+    /// the new document. At most 4000 characters, checked before sending.
+    pub async fn update_twiml(
+        &self,
+        call_sid: &str,
+        twiml: &str,
+    ) -> Result<CallResource, TwilioError> {
+        let chars = twiml.chars().count();
+        if chars > MAX_TWIML_CHARS {
+            return Err(TwilioError::Invalid {
+                field: "twiml",
+                reason: format!("{chars} characters exceed the limit of {MAX_TWIML_CHARS}"),
+            });
+        }
+        let url = self.call_url(call_sid)?;
+        let call = self.post_form(&url, &[("Twiml", twiml.to_owned())]).await?;
+        tracing::debug!(call_sid, "twilio call given new twiml");
+        Ok(call)
+    }
+
     /// Reads the current state of a call.
     pub async fn fetch_call(&self, call_sid: &str) -> Result<CallResource, TwilioError> {
         let url = self.call_url(call_sid)?;

@@ -9,7 +9,7 @@ pub mod status;
 pub mod twiml;
 
 pub use call::{CallResource, CallbackEvent, CreateCall, HttpMethod, MachineDetection};
-pub use callback::{CallbackError, StatusCallback};
+pub use callback::{AmdCallback, CallbackError, StatusCallback};
 pub use client::{TwilioClient, TwilioConfig};
 pub use error::TwilioError;
 pub use status::{AnsweredBy, CallStatus};

@@ -132,6 +132,17 @@ mod tests {
     }
 
     #[test]
+    fn say_text_cannot_smuggle_verbs_or_control_characters() {
+        let xml = say_and_hangup("Bye</Say><Dial>+15550100</Dial><Say>\u{7}\"x\"");
+        assert_eq!(
+            xml.matches('<').count(),
+            6,
+            "only the document's own tags: {xml}"
+        );
+        assert!(xml.contains("<Say>Bye&lt;/Say&gt;&lt;Dial&gt;+15550100&lt;/Dial&gt;&lt;Say&gt;&quot;x&quot;</Say>"), "{xml}");
+    }
+
+    #[test]
     fn non_ascii_text_passes_through() {
         assert!(say_and_hangup("مرحبا — ça va ✓").contains("<Say>مرحبا — ça va ✓</Say>"));
     }

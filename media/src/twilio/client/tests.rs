@@ -156,6 +156,7 @@ async fn create_call_posts_the_exact_form_with_basic_auth() {
             ("MachineDetectionTimeout", "20"),
             ("AsyncAmd", "true"),
             ("AsyncAmdStatusCallback", "https://sb.example/twilio/amd"),
+            ("AsyncAmdStatusCallbackMethod", "POST"),
         ])
     );
 }
@@ -265,6 +266,32 @@ async fn hangup_cancel_and_fetch_address_the_call_resource() {
     assert_eq!(seen[0].form, pairs(&[("Status", "completed")]));
     assert_eq!(seen[1].form, pairs(&[("Status", "canceled")]));
     assert_eq!(seen[2].method, Method::GET);
+}
+
+#[tokio::test]
+async fn new_twiml_for_a_live_call_is_posted_to_the_call_resource() {
+    let (fake, client) = start(vec![(
+        StatusCode::OK,
+        None,
+        call_json("CA9", "in-progress"),
+    )])
+    .await;
+    let xml = super::super::twiml::say_and_hangup("Acme & Co calling. Goodbye.");
+    let call = client.update_twiml("CA9", &xml).await.unwrap();
+    assert_eq!(call.status, Some(CallStatus::InProgress));
+    let seen = fake.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].method, Method::POST);
+    assert_eq!(
+        seen[0].path,
+        format!("/2010-04-01/Accounts/{SID}/Calls/CA9.json")
+    );
+    assert_eq!(seen[0].form, pairs(&[("Twiml", xml.as_str())]));
+    assert!(xml.contains("<Say>Acme &amp; Co calling. Goodbye.</Say><Hangup/>"));
+
+    let too_long = "x".repeat(MAX_TWIML_CHARS + 1);
+    let error = client.update_twiml("CA9", &too_long).await.unwrap_err();
+    assert!(matches!(error, TwilioError::Invalid { field: "twiml", .. }));
+    assert_eq!(fake.seen.lock().unwrap().len(), 1, "never sent");
 }
 
 #[tokio::test]

@@ -1,0 +1,51 @@
+//! The relay's per-call probe: what one call's relay reports while it runs, passed on to
+//! whoever needs it live. The agent's first audio goes to the admin live view, to the
+//! call's actor in this process (which judges abandonment from it) and, off the relay's
+//! task, to the database (for a call actor in another process, and for the record); the
+//! latency percentiles go to the live view.
+
+use crate::calls::CallServices;
+use crate::relay::RelayProbe;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_engine::AttemptId;
+use switchboard_engine::store::Store;
+
+/// One call's probe, handed to [`crate::relay::relay`].
+pub struct CallProbe {
+    calls: Arc<CallServices>,
+    store: Store,
+    attempt: AttemptId,
+}
+
+impl CallProbe {
+    /// The probe of one attempt's relay.
+    pub fn new(calls: Arc<CallServices>, store: Store, attempt: AttemptId) -> Self {
+        CallProbe {
+            calls,
+            store,
+            attempt,
+        }
+    }
+}
+
+impl RelayProbe for CallProbe {
+    fn first_agent_audio(&mut self, after: Duration) {
+        let at = switchboard_engine::time::now();
+        let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+        let attempt = self.attempt;
+        self.calls.relays.first_audio(attempt, ms);
+        switchboard_actors::call::agent_audio(attempt, at);
+        let store = self.store.clone();
+        // A call actor in another process learns it from the attempt.
+        tokio::spawn(async move {
+            if let Err(e) = store.record_first_agent_audio(attempt, at, ms).await {
+                tracing::error!(error = %e, call_id = %attempt, "could not record the agent's first audio");
+            }
+        });
+    }
+
+    fn latency(&mut self, p50_us: u64, p99_us: u64) {
+        self.calls.relays.latency(self.attempt, p50_us, p99_us);
+    }
+}
