@@ -378,7 +378,15 @@ where
     state.calls.relays.bridged(attempt.id);
     let stop = state.calls.sessions.stop_token();
     let probe = CallProbe::new(state.calls.clone(), state.store.clone(), attempt.id);
-    let stats = relay(carrier, agent, answered, RelayLimits::default(), stop, probe).await;
+    let stats = relay(
+        carrier,
+        agent,
+        answered,
+        RelayLimits::default(),
+        stop,
+        probe,
+    )
+    .await;
     if let Some(session) = session
         && let Err(e) = session.close().await
     {
