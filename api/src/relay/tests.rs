@@ -8,6 +8,26 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 type Ws = WebSocketStream<DuplexStream>;
 
+/// A relay between fresh pipes, started at once: (its task, the carrier's end, the agent's
+/// end).
+async fn relaying<P: RelayProbe + Send + 'static>(
+    limits: RelayLimits,
+    stop: CancellationToken,
+    probe: P,
+) -> (tokio::task::JoinHandle<RelayStats>, Ws, Ws) {
+    let (carrier_end, carrier) = pipe().await;
+    let (agent_end, agent) = pipe().await;
+    let task = tokio::spawn(relay(
+        carrier_end,
+        agent_end,
+        Instant::now(),
+        limits,
+        stop,
+        probe,
+    ));
+    (task, carrier, agent)
+}
+
 /// A WebSocket over an in-memory pipe: (the relay's end, the peer's end).
 async fn pipe() -> (Ws, Ws) {
     let (a, b) = tokio::io::duplex(1 << 16);
@@ -45,16 +65,8 @@ fn limits() -> RelayLimits {
 
 #[tokio::test]
 async fn frames_are_forwarded_unchanged_both_ways_until_the_carrier_stops() {
-    let (carrier_end, mut carrier) = pipe().await;
-    let (agent_end, mut agent) = pipe().await;
-    let relay = tokio::spawn(relay(
-        carrier_end,
-        agent_end,
-        Instant::now(),
-        RelayLimits::default(),
-        CancellationToken::new(),
-        (),
-    ));
+    let (relay, mut carrier, mut agent) =
+        relaying(RelayLimits::default(), CancellationToken::new(), ()).await;
     carrier.send(Message::text(MEDIA)).await.unwrap();
     assert_eq!(next_text(&mut agent).await, MEDIA);
     agent.send(Message::text(AGENT_MEDIA)).await.unwrap();
@@ -89,16 +101,8 @@ async fn frames_are_forwarded_unchanged_both_ways_until_the_carrier_stops() {
 
 #[tokio::test]
 async fn a_binary_frame_from_the_agent_ends_the_call_with_a_reason() {
-    let (carrier_end, mut carrier) = pipe().await;
-    let (agent_end, mut agent) = pipe().await;
-    let relay = tokio::spawn(relay(
-        carrier_end,
-        agent_end,
-        Instant::now(),
-        RelayLimits::default(),
-        CancellationToken::new(),
-        (),
-    ));
+    let (relay, mut carrier, mut agent) =
+        relaying(RelayLimits::default(), CancellationToken::new(), ()).await;
     agent.send(Message::binary(vec![1, 2, 3])).await.unwrap();
     let stats = relay.await.unwrap();
     assert_eq!(stats.end, EndReason::AgentError("binary frame".into()));
@@ -107,16 +111,8 @@ async fn a_binary_frame_from_the_agent_ends_the_call_with_a_reason() {
 
 #[tokio::test]
 async fn text_that_is_not_an_event_from_the_carrier_ends_the_call() {
-    let (carrier_end, mut carrier) = pipe().await;
-    let (agent_end, mut agent) = pipe().await;
-    let relay = tokio::spawn(relay(
-        carrier_end,
-        agent_end,
-        Instant::now(),
-        RelayLimits::default(),
-        CancellationToken::new(),
-        (),
-    ));
+    let (relay, mut carrier, mut agent) =
+        relaying(RelayLimits::default(), CancellationToken::new(), ()).await;
     carrier.send(Message::text("hello")).await.unwrap();
     let stats = relay.await.unwrap();
     assert!(
@@ -129,16 +125,7 @@ async fn text_that_is_not_an_event_from_the_carrier_ends_the_call() {
 
 #[tokio::test]
 async fn an_agent_that_never_speaks_is_cut_off() {
-    let (carrier_end, mut carrier) = pipe().await;
-    let (agent_end, _agent) = pipe().await;
-    let relay = tokio::spawn(relay(
-        carrier_end,
-        agent_end,
-        Instant::now(),
-        limits(),
-        CancellationToken::new(),
-        (),
-    ));
+    let (relay, mut carrier, _agent) = relaying(limits(), CancellationToken::new(), ()).await;
     // The carrier keeps streaming; the agent stays silent past its deadline.
     let feeding = tokio::spawn(async move {
         for _ in 0..40 {
@@ -156,19 +143,15 @@ async fn an_agent_that_never_speaks_is_cut_off() {
 
 #[tokio::test]
 async fn a_stalled_carrier_stream_is_ended() {
-    let (carrier_end, _carrier) = pipe().await;
-    let (agent_end, mut agent) = pipe().await;
-    let relay = tokio::spawn(relay(
-        carrier_end,
-        agent_end,
-        Instant::now(),
+    let (relay, _carrier, mut agent) = relaying(
         RelayLimits {
             agent_first_audio: Duration::from_secs(10),
             ..limits()
         },
         CancellationToken::new(),
         (),
-    ));
+    )
+    .await;
     agent.send(Message::text(AGENT_MEDIA)).await.unwrap();
     let stats = relay.await.unwrap();
     assert_eq!(stats.end, EndReason::CarrierStalled);
@@ -177,16 +160,8 @@ async fn a_stalled_carrier_stream_is_ended() {
 
 #[tokio::test]
 async fn late_carrier_frames_are_counted() {
-    let (carrier_end, mut carrier) = pipe().await;
-    let (agent_end, mut agent) = pipe().await;
-    let relay = tokio::spawn(relay(
-        carrier_end,
-        agent_end,
-        Instant::now(),
-        RelayLimits::default(),
-        CancellationToken::new(),
-        (),
-    ));
+    let (relay, mut carrier, mut agent) =
+        relaying(RelayLimits::default(), CancellationToken::new(), ()).await;
     for pause in [0u64, 20, 100, 20] {
         tokio::time::sleep(Duration::from_millis(pause)).await;
         carrier.send(Message::text(MEDIA)).await.unwrap();
@@ -224,17 +199,13 @@ impl RelayProbe for Recorder {
 
 #[tokio::test]
 async fn the_probe_hears_the_first_agent_audio_at_once_and_latency_every_250_frames() {
-    let (carrier_end, mut carrier) = pipe().await;
-    let (agent_end, mut agent) = pipe().await;
     let probe = Recorder::default();
-    let relay = tokio::spawn(relay(
-        carrier_end,
-        agent_end,
-        Instant::now(),
+    let (relay, mut carrier, mut agent) = relaying(
         RelayLimits::default(),
         CancellationToken::new(),
         probe.clone(),
-    ));
+    )
+    .await;
     for _ in 0..10 {
         carrier.send(Message::text(MEDIA)).await.unwrap();
         next_text(&mut agent).await;
@@ -266,17 +237,8 @@ async fn the_probe_hears_the_first_agent_audio_at_once_and_latency_every_250_fra
 
 #[tokio::test]
 async fn a_relay_told_to_stop_closes_both_sides_with_the_reason_and_keeps_its_figures() {
-    let (carrier_end, mut carrier) = pipe().await;
-    let (agent_end, mut agent) = pipe().await;
     let stop = CancellationToken::new();
-    let relay = tokio::spawn(relay(
-        carrier_end,
-        agent_end,
-        Instant::now(),
-        RelayLimits::default(),
-        stop.clone(),
-        (),
-    ));
+    let (relay, mut carrier, mut agent) = relaying(RelayLimits::default(), stop.clone(), ()).await;
     carrier.send(Message::text(MEDIA)).await.unwrap();
     next_text(&mut agent).await;
     stop.cancel();

@@ -60,6 +60,23 @@ fn runtime_error(e: RuntimeError) -> Problem {
 }
 
 /// The runtime, or a 503 naming the settings it lacks.
+/// A control only the runtime carries out: the campaign must be the tenant's (404 first),
+/// the runtime must run (503 naming `action`), and the answer is the campaign as stored
+/// after it.
+async fn by_runtime(
+    state: &AppState,
+    auth: &Auth,
+    id: CampaignId,
+    action: &str,
+    control: impl AsyncFnOnce(&Runtime) -> Result<CampaignRecord, RuntimeError>,
+) -> Result<Json<CampaignRecord>, Problem> {
+    state.store.campaign(auth.tenant, id).await?;
+    let record = control(runtime(state, action)?)
+        .await
+        .map_err(runtime_error)?;
+    Ok(Json(state.store.campaign(auth.tenant, record.id).await?))
+}
+
 fn runtime<'a>(state: &'a AppState, action: &str) -> Result<&'a Runtime, Problem> {
     state.runtime.as_ref().ok_or_else(|| {
         Problem::new(
@@ -93,13 +110,10 @@ pub async fn start_campaign(
 ) -> Result<Json<CampaignRecord>, Problem> {
     let id: CampaignId = path_id(&id, "id")?;
     reason(&body, "started")?;
-    state.store.campaign(auth.tenant, id).await?;
-    let runtime = runtime(&state, "start a campaign")?;
-    let record = runtime
-        .start_campaign(auth.tenant, id)
-        .await
-        .map_err(runtime_error)?;
-    Ok(Json(state.store.campaign(auth.tenant, record.id).await?))
+    by_runtime(&state, &auth, id, "start a campaign", async |runtime| {
+        runtime.start_campaign(auth.tenant, id).await
+    })
+    .await
 }
 
 /// Schedules a complete draft: it starts at its `starts_at`.
@@ -180,13 +194,10 @@ pub async fn resume_campaign(
 ) -> Result<Json<CampaignRecord>, Problem> {
     let id: CampaignId = path_id(&id, "id")?;
     reason(&body, "resumed")?;
-    state.store.campaign(auth.tenant, id).await?;
-    let runtime = runtime(&state, "resume a campaign")?;
-    let record = runtime
-        .resume_campaign(auth.tenant, id)
-        .await
-        .map_err(runtime_error)?;
-    Ok(Json(state.store.campaign(auth.tenant, record.id).await?))
+    by_runtime(&state, &auth, id, "resume a campaign", async |runtime| {
+        runtime.resume_campaign(auth.tenant, id).await
+    })
+    .await
 }
 
 /// Stops a campaign for good: no new dials, live calls finish.
