@@ -249,7 +249,9 @@ impl Application {
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
         // The server runs as its own task so that it keeps accepting through the drain.
         let mut server = tokio::spawn(
-            axum::serve(self.listener, router(self.state))
+            // A make-service hands each connection a clone of the finished router; serving
+            // the router itself would rebuild its route table for every connection.
+            axum::serve(self.listener, router(self.state).into_make_service())
                 .with_graceful_shutdown(async {
                     let _ = http_stopped.await;
                 })

@@ -55,6 +55,17 @@ struct Totals {
     first_audio_ms: Histogram<u64>,
 }
 
+/// Relay latency in Prometheus histogram form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatencyBuckets {
+    /// Frames at or under each bound.
+    pub cumulative: Vec<u64>,
+    /// All frames.
+    pub count: u64,
+    /// Sum of the latencies, µs (to the histogram's precision).
+    pub sum_us: u64,
+}
+
 /// A snapshot of [`RelayTotals`].
 #[derive(Debug, Clone, Serialize)]
 pub struct RelayTotalsSnapshot {
@@ -106,6 +117,27 @@ impl RelayTotals {
         }
         if let Some(first) = stats.first_agent_audio {
             let _ = t.first_audio_ms.record((first.as_millis() as u64).max(1));
+        }
+    }
+
+    /// Per-frame latencies so far, counted at or under each bound (µs, ascending).
+    pub fn latency_buckets(&self, bounds: &[u64]) -> LatencyBuckets {
+        let t = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cumulative = vec![0; bounds.len()];
+        let mut sum_us = 0u64;
+        for v in t.latency_us.iter_recorded() {
+            let (value, count) = (v.value_iterated_to(), v.count_at_value());
+            sum_us = sum_us.saturating_add(value.saturating_mul(count));
+            for (slot, bound) in cumulative.iter_mut().zip(bounds) {
+                if value <= *bound {
+                    *slot += count;
+                }
+            }
+        }
+        LatencyBuckets {
+            cumulative,
+            count: t.latency_us.len(),
+            sum_us,
         }
     }
 

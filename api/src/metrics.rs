@@ -35,14 +35,6 @@ pub fn handle() -> PrometheusHandle {
                 "switchboard_agent_first_audio_seconds",
             );
             builder = seconds(
-                &[
-                    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
-                    0.1,
-                ],
-                builder,
-                "switchboard_relay_frame_latency_seconds",
-            );
-            builder = seconds(
                 &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
                 builder,
                 "switchboard_webhook_send_duration_seconds",
@@ -83,17 +75,19 @@ pub fn webhook_send(event: &str, report: &SendReport) {
         .record(report.duration.as_secs_f64());
 }
 
-/// Records one finished relay: the answer-to-agent-audio time and every frame's latency.
+/// Records one finished relay's answer-to-agent-audio time. Its per-frame latencies are
+/// not fed to the recorder: it would keep every sample until the next upkeep (a call of
+/// two minutes is 12,000 of them); the scrape renders them from the relay totals instead.
 pub fn relay_finished(stats: &crate::relay::RelayStats) {
     if let Some(first) = stats.first_agent_audio {
         metrics::histogram!("switchboard_agent_first_audio_seconds").record(first.as_secs_f64());
     }
-    let latency = metrics::histogram!("switchboard_relay_frame_latency_seconds");
-    for v in stats.latency_us.iter_recorded() {
-        let count = usize::try_from(v.count_at_value()).unwrap_or(usize::MAX);
-        latency.record_many(v.value_iterated_to() as f64 / 1e6, count);
-    }
 }
+
+/// Bucket bounds of `switchboard_relay_frame_latency_seconds`, µs.
+const FRAME_LATENCY_BOUNDS_US: [u64; 11] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000,
+];
 
 /// `GET /metrics`.
 pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
@@ -108,9 +102,26 @@ pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// Appends the per-frame relay latency over every call since start as a Prometheus
+/// histogram, read from the relay totals.
+fn frame_latency_histogram(state: &AppState, out: &mut String) {
+    let name = "switchboard_relay_frame_latency_seconds";
+    let buckets = state.calls.totals.latency_buckets(&FRAME_LATENCY_BOUNDS_US);
+    let _ = writeln!(out, "# HELP {name} per-frame relay latency");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (bound, count) in FRAME_LATENCY_BOUNDS_US.iter().zip(&buckets.cumulative) {
+        let le = *bound as f64 / 1e6;
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {count}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", buckets.count);
+    let _ = writeln!(out, "{name}_sum {}", buckets.sum_us as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count {}", buckets.count);
+}
+
 /// Appends the figures read at scrape time.
 async fn scrape_time(state: &AppState, out: &mut String) {
     let relay = state.calls.totals.snapshot();
+    frame_latency_histogram(state, out);
     gauge_header(
         out,
         "switchboard_relay_latency_quantile_seconds",

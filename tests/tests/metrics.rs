@@ -236,7 +236,23 @@ async fn the_scrape_counts_the_calls_of_a_running_campaign() {
         3.0,
         "three agents spoke within 2 s: {text}"
     );
-    assert!(value(&text, "switchboard_relay_frame_latency_seconds_count", &[]) > 100.0);
+    let frames = value(&text, "switchboard_relay_frame_latency_seconds_count", &[]);
+    assert!(frames > 100.0);
+    // The histogram is cumulative and its last bucket holds every frame.
+    let bucket = |le| {
+        value(
+            &text,
+            "switchboard_relay_frame_latency_seconds_bucket",
+            &[("le", le)],
+        )
+    };
+    assert_eq!(bucket("+Inf"), frames, "{text}");
+    assert!(bucket("0.00005") <= bucket("0.001") && bucket("0.001") <= bucket("0.1"));
+    assert!(
+        bucket("0.1") > 0.0,
+        "loopback frames are relayed within 100 ms: {text}"
+    );
+    assert!(value(&text, "switchboard_relay_frame_latency_seconds_sum", &[]) > 0.0);
     assert!(
         value(
             &text,

@@ -19,6 +19,12 @@ pub const DEFAULT_API_BASE: &str = "https://api.twilio.com";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a whole request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Idle connections kept to the API. A burst of dials opens one connection per request in
+/// flight; afterwards only this many stay open (each holds buffers and, over TLS, a
+/// session), the rest close.
+const IDLE_CONNECTIONS: usize = 32;
+/// How long an idle connection to the API is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest SID (account or call) accepted into a URL path.
 const MAX_SID_LEN: usize = 64;
 
@@ -74,6 +80,8 @@ impl TwilioClient {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
+            .pool_max_idle_per_host(IDLE_CONNECTIONS)
+            .pool_idle_timeout(IDLE_TIMEOUT)
             .build()?;
         Self::with_http_client(config, http)
     }
