@@ -238,6 +238,14 @@ impl Report {
                 a.p50, a.p99, a.max, a.count, self.scenario.greeting_delay_ms
             ));
         }
+        if let Some(calls) = self.final_status.as_ref().and_then(|s| s.get("calls")) {
+            let count = |key: &str| calls.get(key).and_then(serde_json::Value::as_u64);
+            if let (Some(abandoned), Some(answered)) = (count("abandoned"), count("answered")) {
+                line(format!(
+                    "abandoned (2-second rule) {abandoned} of {answered} answered  (agents kept on the line for the run)"
+                ));
+            }
+        }
         for (name, f) in [
             ("carrier → agent", &self.carrier_to_agent),
             ("agent → carrier", &self.agent_to_carrier),

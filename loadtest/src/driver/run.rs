@@ -203,6 +203,9 @@ fn campaign_config(scenario: &Scenario, run_id: &str, agent_url: &str) -> serde_
             "start": "09:00",
             "end": "20:00"
         },
+        // Calls are held for the whole run: an agent later than the 2-second rule is
+        // still counted as abandoned (the report shows how many), but kept on the line.
+        "abandonment": {"keep_agent_if_late": true},
         "max_concurrent_calls": scenario.concurrency,
         "max_calls_per_minute": scenario.calls_per_minute(),
     })
