@@ -21,10 +21,16 @@
 //! other; a machine found before the verdict is told as a machine (and not judged), one
 //! found after it is told again as a reclassification, which takes the call out of the
 //! abandonment figures.
+//!
+//! A campaign whose agent is `sip` is called through LiveKit SIP instead of the carrier:
+//! the dial, how the call is followed, abandonment judged by the agent's presence,
+//! hang-up and recovery are in [`sip`].
 
+pub mod sip;
 pub mod verdict;
 
 use crate::campaign::CampaignMsg;
+use crate::dial::DialError;
 use crate::runtime::Services;
 use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -35,6 +41,7 @@ use switchboard_engine::AttemptId;
 use switchboard_engine::campaign::CampaignConfig;
 use switchboard_engine::pacing::{AnsweredBy, RingEnd};
 use switchboard_engine::store::{AttemptRecord, AttemptStatus, AttemptUpdate, CallEvent};
+use switchboard_media::livekit::LiveKitSession;
 
 /// A person answered and the agent was not heard within this: the call is abandoned.
 pub const ABANDON_AFTER: Duration = Duration::from_secs(2);
@@ -53,6 +60,9 @@ pub enum CallMsg {
     AbandonCheck,
     /// The relay in this process heard the agent's first audio at this moment.
     AgentAudio(DateTime<Utc>),
+    /// SIP mode: LiveKit answered the dial (the callee answered, or the refusal, already
+    /// recorded on the attempt).
+    SipDialed(Box<Result<LiveKitSession, DialError>>),
 }
 
 /// The call actor.
@@ -86,6 +96,8 @@ pub struct CallState {
     first_audio_at: Option<DateTime<Utc>>,
     /// The ring end told as a person's answer, while a machine may still be found.
     told_person: Option<RingEnd>,
+    /// SIP mode: the LiveKit side of the call (`None` for carrier calls).
+    sip: Option<sip::SipCall>,
 }
 
 /// The registry name of an attempt's call actor.
@@ -129,6 +141,7 @@ impl Actor for CallActor {
             && !by_machine(&args.attempt)
             && !args.attempt.detail.contains_key("abandoned");
         Ok(CallState {
+            sip: sip::is_sip(&args.config).then(sip::SipCall::default),
             follow: args.follow,
             services: args.services,
             attempt: args.attempt,
@@ -161,6 +174,11 @@ impl Actor for CallActor {
             myself.send_interval(state.services.settings.call_poll, || CallMsg::Check);
             return Ok(());
         }
+        if state.sip.is_some() {
+            sip::dial(&myself, state).await?;
+            myself.send_interval(state.services.settings.call_poll, || CallMsg::Check);
+            return Ok(());
+        }
         if let Err(e) = state
             .services
             .dialer
@@ -185,6 +203,9 @@ impl Actor for CallActor {
         match msg {
             CallMsg::Check => check(&myself, state).await?,
             CallMsg::AbandonCheck if state.abandon_pending => {
+                if state.sip.is_some() {
+                    sip::agent_check(state).await?;
+                }
                 let attempt = state.services.store.attempt(state.attempt.id).await?;
                 judge(&myself, state, &attempt, true).await?;
                 state.attempt = attempt;
@@ -197,6 +218,11 @@ impl Actor for CallActor {
                     judge(&myself, state, &attempt, false).await?;
                 }
             }
+            CallMsg::SipDialed(result) => {
+                if sip::dialed(&myself, state, *result).await? {
+                    check(&myself, state).await?;
+                }
+            }
         }
         Ok(())
     }
@@ -207,7 +233,10 @@ async fn check(
     myself: &ActorRef<CallMsg>,
     state: &mut CallState,
 ) -> Result<(), ActorProcessingErr> {
-    let attempt = state.services.store.attempt(state.attempt.id).await?;
+    let mut attempt = state.services.store.attempt(state.attempt.id).await?;
+    if state.sip.is_some() {
+        attempt = sip::follow(state, attempt).await?;
+    }
     #[cfg(feature = "failpoints")]
     fail::fail_point!(
         "call-actor-check",
@@ -229,7 +258,8 @@ async fn check(
         let seen = *state.ended_seen.get_or_insert_with(Instant::now);
         // An answered call's agent may report just after the hang-up, and machine
         // detection may report after it too.
-        let detection_pending = services.dialer.machine_detection()
+        let detection_pending = state.sip.is_none()
+            && services.dialer.machine_detection()
             && attempt.answered_at.is_some()
             && !attempt.detail.contains_key("answered_by");
         let settled = attempt.answered_at.is_none()
@@ -240,11 +270,17 @@ async fn check(
                 // Ended before the check was due: judge it now.
                 judge(myself, state, &attempt, true).await?;
             }
+            if state.sip.is_some() {
+                state.attempt = attempt.clone();
+                sip::tear_down(state).await;
+            }
             myself.stop(Some("ended".into()));
         }
     } else if state.started.elapsed() > settings.max_call {
         tracing::warn!(call_id = %attempt.id, "call exceeded its maximum duration; hanging up");
-        if let Some(sid) = &attempt.carrier_call_id {
+        if state.sip.is_some() {
+            sip::hang_up(&services, attempt.id).await;
+        } else if let Some(sid) = &attempt.carrier_call_id {
             let _ = services.dialer.hangup(sid).await;
         }
         if state.started.elapsed() > settings.max_call + Duration::from_secs(60) {
@@ -355,6 +391,10 @@ async fn judge(
     state.abandon_pending = false;
     let mut detail = serde_json::Map::new();
     detail.insert("abandoned".into(), json!(abandoned));
+    if state.sip.is_some() {
+        // No audio passes through Switchboard: the agent's presence stands for it.
+        detail.insert("abandonment_basis".into(), json!("agent_presence"));
+    }
     state
         .services
         .store
@@ -368,10 +408,11 @@ async fn judge(
         .await?;
     if abandoned {
         tracing::warn!(call_id = %attempt.id, "a person answered and the agent was not heard within 2 seconds");
-        if !state.config.abandonment.keep_agent_if_late
-            && attempt.status != AttemptStatus::Ended
-            && let Some(sid) = &attempt.carrier_call_id
-        {
+        let hang_up =
+            !state.config.abandonment.keep_agent_if_late && attempt.status != AttemptStatus::Ended;
+        if hang_up && state.sip.is_some() {
+            sip::hang_up_abandoned(state, attempt).await;
+        } else if hang_up && let Some(sid) = &attempt.carrier_call_id {
             verdict::identify_and_hang_up(state, attempt, sid).await;
         }
     }

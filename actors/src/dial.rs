@@ -2,6 +2,7 @@
 //! call to Switchboard's media stream, status callbacks for every event, and asynchronous
 //! answering machine detection (the call connects at once; who answered arrives later in
 //! its own callback). The attempt is already reserved in the database when this runs.
+//! [`SipDialer`] places the calls of SIP campaigns through LiveKit instead.
 
 use crate::context::call_context;
 use crate::urls::PublicUrls;
@@ -72,6 +73,12 @@ pub enum DialError {
     /// The campaign's agent is not a SIP agent.
     #[error("the campaign's agent is not in sip mode")]
     NotSip,
+    /// The campaign's agent is in SIP mode and LiveKit is not configured.
+    #[error("the campaign's agent is in sip mode and livekit is not configured")]
+    SipUnavailable,
+    /// The call has not been placed yet: there is nothing to hang up.
+    #[error("the call has no carrier call yet (status {0})")]
+    NotPlaced(&'static str),
 }
 
 /// Places calls for reserved attempts.
@@ -195,12 +202,23 @@ impl Dialer {
 
 /// Places SIP-mode calls: LiveKit dials the callee through an outbound trunk into the
 /// call's room, where the campaign's agent is dispatched. Media never passes through
-/// Switchboard in this mode.
-#[derive(Debug, Clone)]
+/// Switchboard in this mode. `Debug` never shows the call token secret.
+#[derive(Clone)]
 pub struct SipDialer {
     livekit: LiveKitAgents,
     urls: PublicUrls,
     options: SipDialOptions,
+    token_secret: std::sync::Arc<[u8]>,
+}
+
+impl std::fmt::Debug for SipDialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipDialer")
+            .field("livekit", &self.livekit)
+            .field("urls", &self.urls)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SipDialer {
@@ -210,7 +228,25 @@ impl SipDialer {
             livekit,
             urls,
             options,
+            token_secret: std::sync::Arc::from(Vec::new()),
         }
+    }
+
+    /// Signs the per-call agent tokens of [`SipDialer::dial_attempt`] with this secret (the
+    /// server's call token secret, which the agent API verifies).
+    pub fn with_token_secret(mut self, secret: &[u8]) -> Self {
+        self.token_secret = std::sync::Arc::from(secret);
+        self
+    }
+
+    /// The LiveKit deployment calls go through (rooms, participants).
+    pub fn livekit(&self) -> &LiveKitAgents {
+        &self.livekit
+    }
+
+    /// How calls are placed (ringing timeout, maximum duration).
+    pub fn options(&self) -> &SipDialOptions {
+        &self.options
     }
 
     /// Dials one attempt and records what the callee's side answered: an answer moves the
@@ -219,6 +255,56 @@ impl SipDialer {
     /// `declined`, `carrier_capacity` (retryable: the carrier's limit, not the callee's
     /// no), `invalid_number`, `no_answer`, `failed`) and the SIP status code.
     pub async fn dial(
+        &self,
+        store: &Store,
+        attempt: &AttemptRecord,
+        campaign: &CampaignRecord,
+        contact: &Contact,
+        token_secret: &[u8],
+    ) -> Result<LiveKitSession, DialError> {
+        self.record_dialing(store, attempt).await?;
+        self.place(store, attempt, campaign, contact, token_secret)
+            .await
+    }
+
+    /// [`SipDialer::dial`] with the configured token secret, reading the campaign and the
+    /// contact from the store; `record_dialing` must have run first.
+    pub async fn dial_attempt(
+        &self,
+        store: &Store,
+        attempt: &AttemptRecord,
+    ) -> Result<LiveKitSession, DialError> {
+        let campaign = store
+            .campaign(attempt.tenant_id, attempt.campaign_id)
+            .await?;
+        let contact = store.contact(attempt.tenant_id, attempt.contact_id).await?;
+        self.place(store, attempt, &campaign, &contact, &self.token_secret)
+            .await
+    }
+
+    /// Records, durably and before LiveKit is asked anything, that the attempt is being
+    /// dialed (its ring time counts from here, and recovery knows a room may exist).
+    pub async fn record_dialing(
+        &self,
+        store: &Store,
+        attempt: &AttemptRecord,
+    ) -> Result<(), DialError> {
+        let update = CarrierUpdate {
+            carrier_call_id: None,
+            status: Some(AttemptStatus::Dialing),
+            result: None,
+            answered_by: None,
+            sequence: None,
+            carrier_status: "sip.dialing".to_owned(),
+            at: switchboard_engine::time::now(),
+        };
+        store.apply_carrier_update(attempt.id, &update).await?;
+        Ok(())
+    }
+
+    /// Asks LiveKit to dial (room, dispatch, `CreateSIPParticipant`, waiting for the
+    /// answer) and records the answer or the refusal.
+    async fn place(
         &self,
         store: &Store,
         attempt: &AttemptRecord,
@@ -250,7 +336,7 @@ impl SipDialer {
                     carrier_status: if answer.answered {
                         "sip.answered"
                     } else {
-                        "sip.dialing"
+                        "sip.ringing"
                     }
                     .to_owned(),
                     at: now,

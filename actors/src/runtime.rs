@@ -5,11 +5,14 @@
 //! Every status change goes through the lifecycle in the store (checked and recorded with
 //! its cause) before the supervisors are told.
 
+mod services;
+
+pub use services::{RuntimeSettings, Services};
+
 use crate::campaign::{
     CampaignArgs, CampaignMsg, CampaignSnapshot, CampaignSupervisor, actor_name_for,
 };
-use crate::clock::Clock;
-use crate::dial::Dialer;
+use crate::dial::DialError;
 use crate::limiter::{CarrierLimiter, LimiterArgs, LimiterMsg, limiter_name};
 use ractor::{
     Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent, call_t,
@@ -18,55 +21,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_engine::campaign::{CampaignStatus, Cause};
-use switchboard_engine::store::{CampaignRecord, Store};
+use switchboard_engine::store::{AttemptRecord, CampaignRecord};
 use switchboard_engine::{CampaignId, TenantId};
-
-/// How the runtime paces itself.
-#[derive(Debug, Clone)]
-pub struct RuntimeSettings {
-    /// How often a campaign supervisor opens new lines.
-    pub tick: Duration,
-    /// How often a call actor re-reads its attempt (webhooks also nudge it at once).
-    pub call_poll: Duration,
-    /// How long an answered call's agent may take to report after the hang-up.
-    pub outcome_grace: Duration,
-    /// Longest call before the call actor hangs it up.
-    pub max_call: Duration,
-    /// Restarts of one campaign supervisor within `restart_window` before the campaign
-    /// is marked failed.
-    pub max_restarts: u32,
-    /// See `max_restarts`.
-    pub restart_window: Duration,
-    /// The carrier account's calls-per-second limit, shared by every campaign (`None`:
-    /// unlimited). Twilio accounts start at 1.
-    pub carrier_cps: Option<f64>,
-}
-
-impl Default for RuntimeSettings {
-    fn default() -> Self {
-        RuntimeSettings {
-            tick: Duration::from_millis(500),
-            call_poll: Duration::from_secs(2),
-            outcome_grace: Duration::from_secs(5),
-            max_call: Duration::from_secs(3600),
-            max_restarts: 3,
-            restart_window: Duration::from_secs(300),
-            carrier_cps: Some(1.0),
-        }
-    }
-}
-
-/// What every actor of the runtime shares.
-pub struct Services {
-    /// The database.
-    pub store: Store,
-    /// Places calls.
-    pub dialer: Dialer,
-    /// The time.
-    pub clock: Arc<dyn Clock>,
-    /// Timings and limits.
-    pub settings: RuntimeSettings,
-}
 
 /// Messages to the engine supervisor.
 pub enum EngineMsg {
@@ -92,6 +48,8 @@ pub struct EngineState {
     by_actor: HashMap<ActorId, (TenantId, CampaignId)>,
     restarts: HashMap<CampaignId, Vec<Instant>>,
     limiter: Option<ActorRef<LimiterMsg>>,
+    /// Scheduled SIP campaigns left waiting because LiveKit is not configured (logged once).
+    sip_waiting: std::collections::HashSet<CampaignId>,
 }
 
 /// Starts the carrier account's rate limiter (restarted by the engine supervisor if it
@@ -156,6 +114,12 @@ async fn activate_due(
         if record.config.starts_at.is_none_or(|at| at > now) {
             continue;
         }
+        if crate::call::sip::is_sip(&record.config) && state.services.sip.is_none() {
+            if state.sip_waiting.insert(record.id) {
+                tracing::warn!(campaign_id = %record.id, "a scheduled sip campaign waits: livekit is not configured");
+            }
+            continue;
+        }
         let activated = store
             .transition_campaign(
                 record.tenant_id,
@@ -200,6 +164,7 @@ impl Actor for EngineSupervisor {
             by_actor: HashMap::new(),
             restarts: HashMap::new(),
             limiter: None,
+            sip_waiting: Default::default(),
         })
     }
 
@@ -324,6 +289,9 @@ pub enum RuntimeError {
     /// The engine supervisor did not answer.
     #[error("the runtime did not answer: {0}")]
     Unavailable(String),
+    /// The campaign's agent is in SIP mode and LiveKit is not configured.
+    #[error("the campaign's agent is in sip mode and livekit is not configured")]
+    SipUnavailable,
 }
 
 /// The handle to the runtime.
@@ -362,6 +330,7 @@ impl Runtime {
         tenant: TenantId,
         id: CampaignId,
     ) -> Result<CampaignRecord, RuntimeError> {
+        self.can_dial(tenant, id).await?;
         let record = self
             .services
             .store
@@ -399,6 +368,7 @@ impl Runtime {
         tenant: TenantId,
         id: CampaignId,
     ) -> Result<CampaignRecord, RuntimeError> {
+        self.can_dial(tenant, id).await?;
         let record = self
             .services
             .store
@@ -452,10 +422,38 @@ impl Runtime {
             .map_err(|e| RuntimeError::Unavailable(e.to_string()))
     }
 
-    /// Hangs up a call at the carrier (an operator's hang-up); its call actor then sees
-    /// the call end as it would any other.
-    pub async fn hangup(&self, call_sid: &str) -> Result<(), crate::dial::DialError> {
-        self.services.dialer.hangup(call_sid).await
+    /// Refuses to run a SIP campaign without LiveKit, before anything changes.
+    async fn can_dial(&self, tenant: TenantId, id: CampaignId) -> Result<(), RuntimeError> {
+        let record = self.services.store.campaign(tenant, id).await?;
+        if crate::call::sip::is_sip(&record.config) && self.services.sip.is_none() {
+            return Err(RuntimeError::SipUnavailable);
+        }
+        Ok(())
+    }
+
+    /// Hangs up a live call (an operator's hang-up): at the carrier, or for a SIP call by
+    /// deleting its LiveKit room (a SIP call still ringing is canceled). Its call actor
+    /// then sees the call end as it would any other. Answers the carrier's call id, or
+    /// the room.
+    pub async fn hangup_call(&self, attempt: &AttemptRecord) -> Result<String, DialError> {
+        let campaign = self
+            .services
+            .store
+            .campaign(attempt.tenant_id, attempt.campaign_id)
+            .await?;
+        if crate::call::sip::is_sip(&campaign.config) {
+            if attempt.dialed_at.is_none() {
+                return Err(DialError::NotPlaced(attempt.status.as_str()));
+            }
+            crate::call::sip::delete_room(&self.services, attempt.id).await?;
+            return Ok(switchboard_media::livekit::room_name(attempt.id.0));
+        }
+        let sid = attempt
+            .carrier_call_id
+            .clone()
+            .ok_or(DialError::NotPlaced(attempt.status.as_str()))?;
+        self.services.dialer.hangup(&sid).await?;
+        Ok(sid)
     }
 
     /// Asks the engine supervisor whether it is alive; answers how many campaign

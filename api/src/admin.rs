@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use switchboard_actors::Runtime;
 use switchboard_actors::campaign::{CampaignSnapshot, LiveCall};
+use switchboard_actors::dial::DialError;
 use switchboard_engine::store::{AttemptRecord, AttemptStatus, CallEvent, CallFilter};
 use switchboard_engine::{AttemptId, CampaignId};
 use utoipa::ToSchema;
@@ -268,16 +269,16 @@ async fn call(
     Ok(Json(detail))
 }
 
-/// Hangs the call up at the carrier; its call actor then sees it end. 409 when the call is
-/// over or has no carrier call yet.
+/// Hangs the call up at the carrier (a SIP call: deletes its LiveKit room); its call actor
+/// then sees it end. 409 when the call is over or has not been placed yet.
 #[utoipa::path(post, path = "/admin/calls/{attempt_id}/hangup", tag = "admin",
     params(("attempt_id" = i64, Path, description = "Call attempt id")),
-    responses((status = 202, description = "{attempt_id, carrier_call_id, hangup: \"requested\"}", body = Object),
+    responses((status = 202, description = "{attempt_id, carrier_call_id (the room for a SIP call), hangup: \"requested\"}", body = Object),
               (status = 403, description = "Not an admin key"),
               (status = 404, description = "No such attempt"),
               (status = 409, description = "The call is over, or has no carrier call yet"),
               (status = 502, description = "The carrier refused the hang-up"),
-              (status = 503, description = "The campaign runtime is not running")),
+              (status = 503, description = "The campaign runtime is not running, or LiveKit is not configured for a SIP call")),
     security(("admin_key" = [])))]
 async fn hangup(
     State(state): State<AppState>,
@@ -289,19 +290,29 @@ async fn hangup(
     if attempt.status == AttemptStatus::Ended {
         return Err(Problem::conflict(format!("call {id} is already over")));
     }
-    let Some(sid) = attempt.carrier_call_id.clone() else {
-        return Err(Problem::conflict(format!(
-            "call {id} has no carrier call yet (status {})",
-            attempt.status.as_str()
-        )));
+    let sid = match runtime(&state)?.hangup_call(&attempt).await {
+        Ok(sid) => sid,
+        Err(DialError::NotPlaced(status)) => {
+            return Err(Problem::conflict(format!(
+                "call {id} has no carrier call yet (status {status})"
+            )));
+        }
+        Err(e @ DialError::SipUnavailable) => {
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "livekit not configured",
+                format!("call {id}: {e}"),
+            ));
+        }
+        Err(e) => {
+            let call = attempt.carrier_call_id.as_deref().unwrap_or("not placed");
+            return Err(Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "carrier refused the hang-up",
+                format!("call {id} ({call}): {e}"),
+            ));
+        }
     };
-    runtime(&state)?.hangup(&sid).await.map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_GATEWAY,
-            "carrier refused the hang-up",
-            format!("call {id} ({sid}): {e}"),
-        )
-    })?;
     let event = CallEvent {
         attempt_id: id,
         at: Utc::now(),

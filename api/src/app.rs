@@ -8,16 +8,16 @@ use crate::webhook_worker::{WebhookWorker, WorkerSettings};
 use crate::{metrics, request_id};
 use axum::Router;
 use axum::extract::FromRef;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use switchboard_actors::clock::SystemClock;
-use switchboard_actors::dial::{DialSettings, Dialer};
+use switchboard_actors::dial::{DialSettings, Dialer, SipDialer};
 use switchboard_actors::urls::PublicUrls;
 use switchboard_actors::{Runtime, RuntimeSettings, Services};
 use switchboard_engine::store::Store;
-use switchboard_media::livekit::{LiveKitAgents, LiveKitOptions};
+use switchboard_media::livekit::{LiveKitAgents, LiveKitOptions, SipDialOptions};
 use switchboard_media::{TwilioClient, twilio::client::TwilioConfig};
 use tokio::net::TcpListener;
 
@@ -178,9 +178,21 @@ impl Application {
         };
         let runtime = match dialer(settings, &calls.urls)? {
             Some(dialer) => {
+                // SIP campaigns dial through LiveKit, with the agent tokens the agent API checks.
+                let sip = calls.livekit.clone().map(|livekit| {
+                    let options = SipDialOptions {
+                        ringing_timeout: std::time::Duration::from_secs(u64::from(
+                            DialSettings::default().ring_timeout_secs,
+                        )),
+                        ..SipDialOptions::default()
+                    };
+                    SipDialer::new(livekit, calls.urls.clone(), options)
+                        .with_token_secret(calls.call_token_secret.expose_secret().as_bytes())
+                });
                 let services = Services {
                     store: store.clone(),
                     dialer,
+                    sip,
                     clock: Arc::new(SystemClock),
                     settings: RuntimeSettings {
                         carrier_cps: settings.carrier_cps(),

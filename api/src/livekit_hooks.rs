@@ -3,7 +3,9 @@
 //! claim the body's hash), checked by livekit-api's `WebhookReceiver` through media's
 //! [`WebhookVerifier`]; anything else is refused with 403 and reaches nothing. Events of
 //! Switchboard's rooms (`call-<id>`) go to the [`LiveKitEventSink`] as events of call `id`;
-//! events of other rooms are acknowledged and ignored.
+//! events of other rooms are acknowledged and ignored. The default sink stores them and
+//! then nudges the call's actor (through the runtime's registry, when it runs in this
+//! process): a SIP-mode call learns at once that its callee left or its room finished.
 //!
 //! The handler's state is `Arc<LiveKitHooks>`: serve it from any router state `S` with
 //! `Arc<LiveKitHooks>: FromRef<S>`.
@@ -68,7 +70,8 @@ impl LiveKitEventSink for IgnoreEvents {
 }
 
 /// The default sink: records each event as a call event of attempt `call_id`
-/// (`livekit.participant_joined`, …, with the event as data), in a background task.
+/// (`livekit.participant_joined`, …, with the event as data), in a background task, then
+/// tells the attempt's call actor (if it runs in this process) to read it.
 #[derive(Clone)]
 pub struct StoreEventSink {
     store: Store,
@@ -89,6 +92,7 @@ impl LiveKitEventSink for StoreEventSink {
             if let Err(error) = store.append_events(&[record]).await {
                 tracing::warn!(call_id, %error, "could not record a livekit event");
             }
+            switchboard_actors::call::notify(AttemptId(call_id));
         });
     }
 }

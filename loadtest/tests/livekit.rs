@@ -1,14 +1,18 @@
 //! Switchboard's LiveKit client (media) against the simulated LiveKit (loadtest), over
 //! real sockets: sessions create the call room and dispatch the agent with the call
 //! context and the right grants, forged credentials are refused, closing deletes the room,
-//! and SIP answers map to typed results.
+//! and SIP answers map to typed results; a dispatched agent reports a SIP call's outcome
+//! with the call's token and hangs up.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use livekit_api::access_token::{AccessToken, VideoGrants};
 use prost::Message as _;
 use serde_json::json;
-use switchboard_loadtest::livekit::{SimLiveKit, SimLiveKitConfig, SipCallState, SipScript};
+use switchboard_loadtest::livekit::{
+    SimLiveKit, SimLiveKitConfig, SipAgentScript, SipCallState, SipScript,
+};
 use switchboard_media::livekit::{
     CallContact, CallContext, LiveKitAgents, LiveKitConfig, LiveKitError, LiveKitOptions,
     SipCallError, SipDialOptions,
@@ -406,4 +410,94 @@ async fn the_session_yields_the_twilio_connector_url_when_enabled() {
         "a failed session leaves no room"
     );
     without.shutdown().await;
+}
+
+/// An outcome endpoint that keeps each request's `Authorization` and JSON body.
+async fn outcome_receiver() -> (String, Arc<Mutex<Vec<(String, serde_json::Value)>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/agent/outcome", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    let app = axum::Router::new().route(
+        "/agent/outcome",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::Json<serde_json::Value>| async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                keep.lock().unwrap().push((auth, body.0));
+                axum::http::StatusCode::OK
+            },
+        ),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn a_dispatched_agent_reports_the_sip_calls_outcome_with_its_token_and_hangs_up() {
+    let number = "+15550007777";
+    let config = SimLiveKitConfig::new(KEY, SECRET)
+        .sip_sequence(number, vec![SipScript::busy(10), SipScript::answered(30)])
+        .sip_agent(SipAgentScript {
+            talk_ms: 100,
+            ..SipAgentScript::default()
+        });
+    let livekit = start(config).await;
+    let agents = agents(&livekit, SECRET, LiveKitOptions::default());
+    let (url, seen) = outcome_receiver().await;
+    let context = |id| {
+        let mut context = call(id);
+        context.outcome_url = url.clone();
+        context
+            .contact
+            .attributes
+            .insert("agent_outcome".into(), json!("callback"));
+        context
+    };
+
+    let first = agents
+        .dial_sip(&context(90), "ST_outbound", number, sip_options(2_000))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        first,
+        SipCallError::Busy { code: 486 },
+        "the first call is busy"
+    );
+    let answer = agents
+        .dial_sip(&context(91), "ST_outbound", number, sip_options(2_000))
+        .await
+        .expect("the second call is answered");
+    let webhooks = livekit
+        .wait_for_webhooks(
+            |w| w.iter().filter(|w| w.name() == "room_finished").count() == 2,
+            PATIENCE,
+        )
+        .await
+        .expect("the agent hangs up by deleting the room");
+    let left: Vec<_> = webhooks
+        .iter()
+        .filter(|w| w.name() == "participant_left")
+        .filter_map(|w| w.participant())
+        .collect();
+    assert!(left.contains(&"callee-91"), "{left:?}");
+    assert!(livekit.room("call-91").unwrap().deleted);
+    assert_eq!(livekit.sip_calls()[1].state, SipCallState::Ended);
+
+    let reports = seen.lock().unwrap().clone();
+    assert_eq!(reports.len(), 1, "one report, for the answered call");
+    let (auth, body) = &reports[0];
+    assert_eq!(auth, "Bearer call-token-91");
+    assert_eq!(body["call_id"], "91");
+    assert_eq!(body["outcome"], "callback");
+    assert!(body["callback_at"].is_string());
+    let recorded = livekit.agent_reports();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].http_status, Some(200));
+    assert_eq!(recorded[0].room, "call-91");
+    answer.session.close().await.unwrap();
+    livekit.shutdown().await;
 }

@@ -4,6 +4,7 @@
 
 pub mod api_client;
 pub mod campaign_run;
+pub mod sip_world;
 pub mod supervision;
 
 use secrecy::SecretString;
@@ -59,6 +60,7 @@ pub fn fast_runtime(store: &Store, dialer: Dialer, clock: Arc<dyn Clock>) -> Ser
     Services {
         store: store.clone(),
         dialer,
+        sip: None,
         clock,
         settings,
     }

@@ -16,7 +16,8 @@ use switchboard_engine::{AttemptId, ContactId};
 /// closed with its result and goes through the retry policy; a live call is followed by a
 /// call actor that does not dial; an attempt the carrier never confirmed (the process died
 /// between reserving and recording the call) is closed as interrupted and retried only
-/// after the policy's delay, as a new attempt. No attempt is ever dialed twice.
+/// after the policy's delay, as a new attempt. No attempt is ever dialed twice. A SIP
+/// campaign's attempts are settled with LiveKit instead ([`crate::call::sip::reconcile`]).
 pub(super) async fn reconcile(
     myself: &ActorRef<CampaignMsg>,
     state: &mut CampaignState,
@@ -28,7 +29,24 @@ pub(super) async fn reconcile(
         .into_iter()
         .filter(|a| a.campaign_id == state.campaign.id)
         .collect();
+    let sip = crate::call::sip::is_sip(&state.campaign.config);
     for attempt in unfinished {
+        if sip {
+            if crate::call::sip::reconcile(&state.services, &attempt).await? {
+                tracing::info!(call_id = %attempt.id, "following a sip call placed before the restart");
+                spawn_call(myself, state, attempt, true).await?;
+            } else {
+                let failure = attempt.answered_at.is_none().then(|| {
+                    if attempt.dialed_at.is_none() {
+                        "interrupted before the call was placed".to_owned()
+                    } else {
+                        "interrupted before the callee answered".to_owned()
+                    }
+                });
+                call_finished(state, attempt.id, attempt.contact_id, failure).await?;
+            }
+            continue;
+        }
         let known = match &attempt.carrier_call_id {
             Some(sid) => state.services.dialer.fetch(sid).await.ok(),
             None => None,
@@ -86,17 +104,25 @@ pub(super) async fn take_over(
     error: &str,
 ) -> Result<bool, ActorProcessingErr> {
     let attempt = state.services.store.attempt(live.attempt_id).await?;
-    let Some(sid) = attempt.carrier_call_id.clone() else {
-        return Ok(false);
+    // A SIP call may be live (ringing, even) once LiveKit was asked to dial.
+    let sip = crate::call::sip::is_sip(&state.call_config);
+    let placed = if sip {
+        attempt.dialed_at.is_some()
+    } else {
+        attempt.carrier_call_id.is_some()
     };
-    if attempt.status == AttemptStatus::Ended {
+    if !placed || attempt.status == AttemptStatus::Ended {
         return Ok(false);
     }
     let restarts = state.call_restarts.entry(attempt.id).or_default();
     *restarts += 1;
     if *restarts > MAX_CALL_RESTARTS {
         tracing::error!(call_id = %attempt.id, "call actor keeps failing; hanging up the call");
-        if let Err(e) = state.services.dialer.hangup(&sid).await {
+        if sip {
+            crate::call::sip::hang_up(&state.services, attempt.id).await;
+        } else if let Some(sid) = &attempt.carrier_call_id
+            && let Err(e) = state.services.dialer.hangup(sid).await
+        {
             tracing::warn!(call_id = %attempt.id, error = %e, "could not hang up the call");
         }
         return Ok(false);
@@ -217,7 +243,9 @@ fn quality_sample(
         Some(AttemptFailure::Carrier(reason.to_owned()))
     } else if let Some(error) = attempt.detail.get("dial_error").and_then(|e| e.as_str()) {
         Some(AttemptFailure::Carrier(error.to_owned()))
-    } else if attempt.result.as_deref() == Some("failed") && attempt.answered_at.is_none() {
+    } else if matches!(attempt.result.as_deref(), Some("failed" | "livekit_error"))
+        && attempt.answered_at.is_none()
+    {
         Some(AttemptFailure::Carrier(
             "the call failed before an answer".to_owned(),
         ))
@@ -226,7 +254,11 @@ fn quality_sample(
             "the agent side ended with {}",
             relay_end.unwrap_or_default()
         )))
-    } else if human && outcome.is_none() && !attempt.detail.contains_key("relay") {
+    } else if human
+        && outcome.is_none()
+        && !attempt.detail.contains_key("relay")
+        && !attempt.detail.contains_key("agent_joined_at")
+    {
         Some(AttemptFailure::Agent(
             "the agent was never connected".to_owned(),
         ))

@@ -124,6 +124,8 @@ pub struct CampaignState {
     stopping: bool,
     dialed: u64,
     skipped: HashMap<String, u64>,
+    /// A SIP campaign without LiveKit was logged (once).
+    sip_unavailable_told: bool,
 }
 
 /// The registry name of a campaign's supervisor.
@@ -159,6 +161,7 @@ impl Actor for CampaignSupervisor {
             stopping: false,
             dialed: 0,
             skipped: HashMap::new(),
+            sip_unavailable_told: false,
         })
     }
 

@@ -26,6 +26,14 @@ pub(super) async fn tick(
     if !state.dialing {
         return Ok(());
     }
+    if crate::call::sip::is_sip(&state.campaign.config) && state.services.sip.is_none() {
+        // Fail closed: a SIP campaign is only dialed through LiveKit.
+        if !state.sip_unavailable_told {
+            tracing::warn!(campaign_id = %state.campaign.id, "the campaign's agent is in sip mode and livekit is not configured; not dialing");
+            state.sip_unavailable_told = true;
+        }
+        return Ok(());
+    }
     let store = state.services.store.clone();
     let limiter = ractor::registry::where_is(limiter_name(state.services.dialer.account()))
         .map(ActorRef::<LimiterMsg>::from);

@@ -1,6 +1,7 @@
 //! Campaign controls: start, schedule, pause, resume, stop. The lifecycle
 //! (`engine::campaign::transition`) decides what is legal; an illegal change is a 409
-//! saying why. Start and resume need the campaign runtime (Twilio configured) and respect
+//! saying why. Start and resume need the campaign runtime (Twilio configured), and LiveKit
+//! for a campaign whose agent is `sip` (503 naming the missing settings), and respect
 //! the tenant's limit on active campaigns, checked atomically with the change by the store
 //! (409 naming the limit); pause and stop work without it.
 
@@ -48,9 +49,10 @@ fn reason(body: &Bytes, default: &str) -> Result<String, Problem> {
         .unwrap_or_else(|| default.to_owned()))
 }
 
-fn runtime_error(e: RuntimeError) -> Problem {
+fn runtime_error(state: &AppState, e: RuntimeError) -> Problem {
     match e {
         RuntimeError::Store(e) => e.into(),
+        RuntimeError::SipUnavailable => sip_unavailable(state),
         RuntimeError::Unavailable(why) => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "runtime unavailable",
@@ -59,7 +61,22 @@ fn runtime_error(e: RuntimeError) -> Problem {
     }
 }
 
-/// The runtime, or a 503 naming the settings it lacks.
+/// A 503 naming the LiveKit settings a SIP campaign needs and the server lacks.
+fn sip_unavailable(state: &AppState) -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "livekit not configured",
+        format!(
+            "the campaign's agent is in sip mode, which dials through livekit; set {}",
+            state.api.livekit_missing.join(", ")
+        ),
+    )
+    .with_extension(
+        "missing_settings",
+        serde_json::json!(state.api.livekit_missing),
+    )
+}
+
 /// A control only the runtime carries out: the campaign must be the tenant's (404 first),
 /// the runtime must run (503 naming `action`), and the answer is the campaign as stored
 /// after it.
@@ -70,10 +87,13 @@ async fn by_runtime(
     action: &str,
     control: impl AsyncFnOnce(&Runtime) -> Result<CampaignRecord, RuntimeError>,
 ) -> Result<Json<CampaignRecord>, Problem> {
-    state.store.campaign(auth.tenant, id).await?;
+    let campaign = state.store.campaign(auth.tenant, id).await?;
+    if switchboard_actors::call::sip::is_sip(&campaign.config) && state.calls.livekit.is_none() {
+        return Err(sip_unavailable(state));
+    }
     let record = control(runtime(state, action)?)
         .await
-        .map_err(runtime_error)?;
+        .map_err(|e| runtime_error(state, e))?;
     Ok(Json(state.store.campaign(auth.tenant, record.id).await?))
 }
 
@@ -101,7 +121,7 @@ fn runtime<'a>(state: &'a AppState, action: &str) -> Result<&'a Runtime, Problem
     responses((status = 200, description = "The campaign, active", body = Object),
               (status = 409, description = "Not startable from its status, or the tenant's active-campaign limit is reached"),
               (status = 422, description = "The configuration is incomplete (named fields)"),
-              (status = 503, description = "The runtime is not running (Twilio not configured)")))]
+              (status = 503, description = "The runtime is not running (Twilio not configured), or the campaign is in SIP mode and LiveKit is not configured")))]
 pub async fn start_campaign(
     State(state): State<AppState>,
     auth: Auth,
@@ -161,7 +181,7 @@ pub async fn pause_campaign(
         Some(runtime) => runtime
             .pause_campaign(auth.tenant, id, &why)
             .await
-            .map_err(runtime_error)?,
+            .map_err(|e| runtime_error(&state, e))?,
         None => {
             state
                 .store
@@ -185,7 +205,7 @@ pub async fn pause_campaign(
     request_body(content = Object, description = "Optional: {\"reason\": \"...\"}"),
     responses((status = 200, description = "The campaign, active", body = Object),
               (status = 409, description = "Not paused, or the tenant's active-campaign limit is reached"),
-              (status = 503, description = "The runtime is not running (Twilio not configured)")))]
+              (status = 503, description = "The runtime is not running (Twilio not configured), or the campaign is in SIP mode and LiveKit is not configured")))]
 pub async fn resume_campaign(
     State(state): State<AppState>,
     auth: Auth,
@@ -217,7 +237,7 @@ pub async fn stop_campaign(
         Some(runtime) => runtime
             .stop_campaign(auth.tenant, id, &why)
             .await
-            .map_err(runtime_error)?,
+            .map_err(|e| runtime_error(&state, e))?,
         None => {
             state
                 .store

@@ -33,6 +33,9 @@ pub struct ApiSettings {
     pub cost_per_minute: f64,
     /// The settings the campaign runtime lacks (empty when it runs).
     pub runtime_missing: Vec<&'static str>,
+    /// The LiveKit settings SIP campaigns need and the server lacks (empty when LiveKit is
+    /// configured).
+    pub livekit_missing: Vec<&'static str>,
     /// Webhook URLs may reach loopback, private and link-local addresses.
     pub webhook_allow_private_addresses: bool,
 }
@@ -215,6 +218,15 @@ impl ApiSettings {
             default_region,
             cost_per_minute: settings.call_cost_per_minute,
             runtime_missing,
+            livekit_missing: [
+                ("livekit_url", settings.livekit_url.is_some()),
+                ("livekit_api_key", settings.livekit_api_key.is_some()),
+                ("livekit_api_secret", settings.livekit_api_secret.is_some()),
+            ]
+            .into_iter()
+            .filter(|(_, set)| !set)
+            .map(|(name, _)| name)
+            .collect(),
             webhook_allow_private_addresses: settings.webhook_allow_private_addresses,
         })
     }

@@ -9,9 +9,9 @@
 //! and `{"call_id","outcome","notes","callback_at"?,"transcript"}`, and closes. The
 //! opt-out digit reports `do_not_call` at once.
 
-mod config;
+pub(crate) mod config;
 mod record;
-mod report;
+pub(crate) mod report;
 mod session;
 
 use std::net::SocketAddr;

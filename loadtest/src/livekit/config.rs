@@ -6,6 +6,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::agent::SipAgentScript;
+
 /// What a called number does with a SIP call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SipOutcome {
@@ -114,8 +116,13 @@ pub struct SimLiveKitConfig {
     pub sip_default: SipScript,
     /// Per called number (`sip_call_to` as sent).
     pub sip_scripts: HashMap<String, SipScript>,
+    /// Per called number, one script per call in order (the last one repeats); wins over
+    /// `sip_scripts`.
+    pub sip_sequences: HashMap<String, Vec<SipScript>>,
     /// Ringing timeout when a request sets none (LiveKit's default, 30 s).
     pub default_ringing_timeout: Duration,
+    /// What a joined agent does with a SIP callee (`None`: it only sits in the room).
+    pub sip_agent: Option<SipAgentScript>,
 }
 
 impl fmt::Debug for SimLiveKitConfig {
@@ -128,6 +135,8 @@ impl fmt::Debug for SimLiveKitConfig {
             .field("twilio_connector_url", &self.twilio_connector_url)
             .field("sip_default", &self.sip_default)
             .field("sip_scripts", &self.sip_scripts)
+            .field("sip_sequences", &self.sip_sequences)
+            .field("sip_agent", &self.sip_agent)
             .finish_non_exhaustive()
     }
 }
@@ -144,8 +153,17 @@ impl SimLiveKitConfig {
             twilio_connector_url: None,
             sip_default: SipScript::answered(20),
             sip_scripts: HashMap::new(),
+            sip_sequences: HashMap::new(),
             default_ringing_timeout: Duration::from_secs(30),
+            sip_agent: None,
         }
+    }
+
+    /// Joined agents play `script` with SIP callees: talk, report the outcome to
+    /// Switchboard, hang up.
+    pub fn sip_agent(mut self, script: SipAgentScript) -> Self {
+        self.sip_agent = Some(script);
+        self
     }
 
     /// Posts signed webhooks to `url`.
@@ -172,14 +190,26 @@ impl SimLiveKitConfig {
         self
     }
 
+    /// What successive calls to `number` do: the first call plays the first script, and
+    /// so on; the last one repeats.
+    pub fn sip_sequence(mut self, number: &str, scripts: Vec<SipScript>) -> Self {
+        self.sip_sequences.insert(number.to_owned(), scripts);
+        self
+    }
+
     /// What calls to unlisted numbers do.
     pub fn sip_default(mut self, script: SipScript) -> Self {
         self.sip_default = script;
         self
     }
 
-    /// The script for a called number.
-    pub(crate) fn script_for(&self, number: &str) -> &SipScript {
+    /// The script for the call to `number` that follows `earlier` calls to it.
+    pub(crate) fn script_for(&self, number: &str, earlier: usize) -> &SipScript {
+        if let Some(sequence) = self.sip_sequences.get(number)
+            && let Some(last) = sequence.last()
+        {
+            return sequence.get(earlier).unwrap_or(last);
+        }
         self.sip_scripts.get(number).unwrap_or(&self.sip_default)
     }
 }
@@ -192,15 +222,32 @@ mod tests {
     fn numbers_without_a_script_use_the_default_and_debug_hides_the_secret() {
         let config = SimLiveKitConfig::new("key", "very-secret")
             .sip("+15550001", SipScript::busy(5))
-            .sip_default(SipScript::no_answer());
+            .sip_default(SipScript::no_answer())
+            .sip_sequence(
+                "+15550002",
+                vec![SipScript::busy(5), SipScript::answered(5)],
+            );
         assert_eq!(
-            config.script_for("+15550001").outcome,
+            config.script_for("+15550001", 0).outcome,
             SipOutcome::Reject {
                 code: 486,
                 reason: "Busy Here".into()
             }
         );
-        assert_eq!(config.script_for("+15559999").outcome, SipOutcome::NoAnswer);
+        assert_eq!(
+            config.script_for("+15559999", 0).outcome,
+            SipOutcome::NoAnswer
+        );
+        let second = &config.script_for("+15550002", 1).outcome;
+        assert_eq!(second, &SipOutcome::Answer);
+        assert_eq!(
+            config.script_for("+15550002", 7).outcome,
+            SipOutcome::Answer
+        );
+        assert!(matches!(
+            config.script_for("+15550002", 0).outcome,
+            SipOutcome::Reject { code: 486, .. }
+        ));
         assert!(!format!("{config:?}").contains("very-secret"));
     }
 }

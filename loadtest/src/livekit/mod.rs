@@ -3,7 +3,10 @@
 //! SIP outbound (`CreateSIPParticipant`, with a script per called number) and the Twilio
 //! connector (`ConnectTwilioCall`). Every request's bearer JWT is verified with
 //! livekit-api's `TokenVerifier` and its grants checked; every room and participant change
-//! becomes a signed webhook; everything is recorded for assertions.
+//! becomes a signed webhook; everything is recorded for assertions. A dispatched agent
+//! joins its room and, with [`SimLiveKitConfig::sip_agent`], plays a SIP call the way a
+//! LiveKit Agents worker does: talks with the callee, reports the outcome to Switchboard's
+//! agent API with the call's token, and hangs up by deleting the room.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), switchboard_loadtest::Error> {
@@ -19,6 +22,7 @@
 //! may be joined beyond `max_participants`, a bad token gets a Twirp JSON error (real
 //! LiveKit's middleware answers it with a plain-text 401), and any trunk id is accepted.
 
+mod agent;
 mod config;
 mod record;
 mod server;
@@ -35,8 +39,11 @@ use livekit_protocol as proto;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+pub use agent::SipAgentScript;
 pub use config::{SimLiveKitConfig, SipOutcome, SipScript};
-pub use record::{SentWebhook, SimDispatch, SimRoom, SimSipCall, SipCallState, TwirpRequest};
+pub use record::{
+    SentWebhook, SimAgentReport, SimDispatch, SimRoom, SimSipCall, SipCallState, TwirpRequest,
+};
 pub use webhooks::sign as sign_webhook;
 
 use crate::Error;
@@ -82,14 +89,14 @@ impl SimLiveKit {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let webhooks = Arc::new(Mutex::new(Vec::new()));
         let sender = webhooks::Sender {
-            http,
+            http: http.clone(),
             url: config.webhook_url.clone(),
             api_key: config.api_key.clone(),
             api_secret: config.api_secret.clone(),
             log: webhooks.clone(),
         };
         let sender = tokio::spawn(sender.run(events_rx, shutdown_rx.clone()));
-        let shared = Arc::new(Shared::new(config, events));
+        let shared = Arc::new(Shared::new(config, events, http));
         let app = server::router(shared.clone());
         let mut stop = shutdown_rx;
         let server = tokio::spawn(async move {
@@ -154,6 +161,11 @@ impl SimLiveKit {
     /// Every SIP call.
     pub fn sip_calls(&self) -> Vec<SimSipCall> {
         self.shared.lock().sip_calls.clone()
+    }
+
+    /// Every outcome the simulated agents of SIP calls reported, in order.
+    pub fn agent_reports(&self) -> Vec<SimAgentReport> {
+        self.shared.lock().agent_reports.clone()
     }
 
     /// Every webhook emitted so far (delivered or not), in order.

@@ -58,6 +58,21 @@ pub struct SimDispatch {
     pub metadata_json: Option<serde_json::Value>,
 }
 
+/// An outcome the simulated agent of a SIP call reported to Switchboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimAgentReport {
+    /// The call's room.
+    pub room: String,
+    /// The call id sent (from the dispatch metadata).
+    pub call_id: String,
+    /// The outcome reported.
+    pub outcome: crate::agent::Outcome,
+    /// Switchboard's HTTP status (`None`: no answer).
+    pub http_status: Option<u16>,
+    /// Why the report failed, if it did.
+    pub error: Option<String>,
+}
+
 /// Where a SIP call is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SipCallState {

@@ -132,10 +132,16 @@ impl Call<'_> {
                 format!("agent-{}", dispatch.id),
                 dispatch.agent_name.clone(),
             );
+            let script = self.shared.config.sip_agent.clone();
+            let job = dispatch.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 let agent = shared.participant(&identity, &name, Kind::Agent, HashMap::new());
-                shared.join(&room, agent);
+                if shared.join(&room, agent)
+                    && let Some(script) = script
+                {
+                    super::agent::run(shared, job, identity, script).await;
+                }
             });
         }
         Ok(self.format.encode(&dispatch))

@@ -53,6 +53,12 @@ pub(crate) async fn create_sip_participant(call: &Call<'_>) -> Result<Response, 
         room_name: request.room_name.clone(),
         sip_call_id: shared.new_id("SCL_"),
     };
+    let earlier = shared
+        .lock()
+        .sip_calls
+        .iter()
+        .filter(|c| c.request.sip_call_to == request.sip_call_to)
+        .count();
     let index = shared.record_sip_call(SimSipCall {
         request: request.clone(),
         info: info.clone(),
@@ -61,7 +67,10 @@ pub(crate) async fn create_sip_participant(call: &Call<'_>) -> Result<Response, 
         state: SipCallState::Ringing,
     });
     let dial = Dial {
-        script: shared.config.script_for(&request.sip_call_to).clone(),
+        script: shared
+            .config
+            .script_for(&request.sip_call_to, earlier)
+            .clone(),
         shared,
         index,
         request,

@@ -12,7 +12,7 @@ use livekit_protocol::participant_info::{Kind, State as ParticipantState};
 use tokio::sync::mpsc;
 
 use super::config::SimLiveKitConfig;
-use super::record::{SimDispatch, SimRoom, SimSipCall, SipCallState, TwirpRequest};
+use super::record::{SimAgentReport, SimDispatch, SimRoom, SimSipCall, SipCallState, TwirpRequest};
 use super::twirp::TwirpError;
 
 /// Everything recorded, behind one lock that is never held across an await.
@@ -22,6 +22,7 @@ pub(crate) struct State {
     pub dispatches: Vec<SimDispatch>,
     pub sip_calls: Vec<SimSipCall>,
     pub requests: Vec<TwirpRequest>,
+    pub agent_reports: Vec<SimAgentReport>,
 }
 
 impl State {
@@ -37,6 +38,8 @@ impl State {
 pub(crate) struct Shared {
     pub config: SimLiveKitConfig,
     pub verifier: TokenVerifier,
+    /// For the simulated agents' outcome reports.
+    pub http: reqwest::Client,
     state: Mutex<State>,
     events: mpsc::UnboundedSender<proto::WebhookEvent>,
     ids: AtomicU64,
@@ -53,9 +56,11 @@ impl Shared {
     pub fn new(
         config: SimLiveKitConfig,
         events: mpsc::UnboundedSender<proto::WebhookEvent>,
+        http: reqwest::Client,
     ) -> Self {
         Shared {
             verifier: TokenVerifier::with_api_key(&config.api_key, &config.api_secret),
+            http,
             config,
             state: Mutex::new(State::default()),
             events,
@@ -235,6 +240,11 @@ impl Shared {
     /// Records a request.
     pub fn record_request(&self, request: TwirpRequest) {
         self.lock().requests.push(request);
+    }
+
+    /// The id (`RM_…`) of the live room with this name.
+    pub fn live_room_sid(&self, name: &str) -> Option<String> {
+        self.lock().live_room_mut(name).map(|r| r.room.sid.clone())
     }
 
     /// Whether a room with this name is live.

@@ -1,0 +1,279 @@
+//! SIP campaigns end to end, on SQLite and PostgreSQL: the real server (LiveKit's signed
+//! webhooks, the agent API, the REST and admin routes), the runtime dialing through the
+//! simulated LiveKit (`CreateSIPParticipant` through an outbound trunk, the agent
+//! dispatched into the call's room and reporting its outcome with the call's token).
+//!
+//! A campaign over six contacts runs to completion: answered with the agent's outcome,
+//! busy, declined, carrier capacity then answered on the retry, no answer, and answered
+//! then hung up by the callee (the `participant_left` webhook ends it, the outcome is
+//! derived). Retries follow the policy, every attempt is exactly one SIP call in the
+//! simulator's own record, and every room is deleted at the end. A callee answered with
+//! no agent in the room is abandoned (judged by the agent's presence) and hung up.
+//! `sip_operations.rs` covers starting, hanging up and recovering SIP calls.
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use switchboard_engine::campaign::CampaignStatus;
+use switchboard_engine::store::AttemptStatus;
+use switchboard_engine::store::testing::TestDb;
+use switchboard_loadtest::Outcome;
+use switchboard_loadtest::livekit::{SimLiveKitConfig, SipAgentScript, SipScript};
+use switchboard_tests::sip_world::{
+    LIVEKIT_KEY, LIVEKIT_SECRET, SipWorld, sip_campaign, wait_until,
+};
+
+/// Actors are named per process and every test database numbers from 1: scenarios take
+/// turns, each waiting for its actors to be gone.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn actors_gone() {
+    wait_until(
+        "the runtime's actors are gone",
+        Duration::from_secs(20),
+        async || ractor::registry::registered().is_empty(),
+    )
+    .await;
+}
+
+const ANSWERED: &str = "+14155550601";
+const BUSY: &str = "+14155550602";
+const DECLINED: &str = "+14155550603";
+const CAPACITY: &str = "+14155550604";
+const NO_ANSWER: &str = "+14155550605";
+const HANGS_UP: &str = "+14155550606";
+
+fn retry_policy() -> Value {
+    json!({"max_attempts": 3, "min_gap_minutes": 1,
+           "busy": {"max_attempts": 2, "delay_minutes": 30},
+           "no_answer": {"max_attempts": 1, "delay_minutes": 30},
+           "failed": {"max_attempts": 1, "delay_minutes": 30}})
+}
+
+async fn a_sip_campaign_runs_to_completion(db: TestDb) {
+    let _turn = TURN.lock().await;
+    let config = SimLiveKitConfig::new(LIVEKIT_KEY, LIVEKIT_SECRET)
+        .sip(ANSWERED, SipScript::answered(50))
+        .sip(BUSY, SipScript::busy(50))
+        .sip(DECLINED, SipScript::declined(50))
+        .sip_sequence(
+            CAPACITY,
+            vec![SipScript::service_unavailable(50), SipScript::answered(50)],
+        )
+        .sip(NO_ANSWER, SipScript::no_answer())
+        .sip(HANGS_UP, SipScript::answered(50).hang_up_after(300))
+        .sip_agent(SipAgentScript::default());
+    let world = SipWorld::start(&db, config).await;
+    let store = world.store.clone();
+    let tenant = world
+        .tenant_with_contacts(&[
+            (ANSWERED, json!({})),
+            (BUSY, json!({})),
+            (DECLINED, json!({})),
+            (CAPACITY, json!({"agent_outcome": "not_interested"})),
+            (NO_ANSWER, json!({})),
+            (
+                HANGS_UP,
+                json!({"agent_no_report": "true", "agent_talk_ms": 5000}),
+            ),
+        ])
+        .await;
+    let config = sip_campaign("SIP spring", retry_policy());
+    let config = switchboard_engine::campaign::CampaignConfig::from_json(config).unwrap();
+    let campaign = store.create_campaign(tenant, &config).await.unwrap().id;
+    let runtime = world.runtime(true).await;
+    runtime.start_campaign(tenant, campaign).await.unwrap();
+
+    // The first round: three contacts are done, three wait for their retry.
+    wait_until(
+        "the first round is over",
+        Duration::from_secs(40),
+        async || {
+            let queue = store.queue_counts(campaign).await.unwrap();
+            queue.in_progress == 0 && queue.done == 3 && queue.queued == 3
+        },
+    )
+    .await;
+    let first = world.attempts_to(campaign, CAPACITY).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].result.as_deref(), Some("carrier_capacity"));
+    assert_eq!(first[0].detail["sip_status_code"], 503);
+    assert_eq!(first[0].detail["retryable"], true);
+
+    // Carrier capacity backs off five minutes; busy and declined wait their 30.
+    world.clock.advance(chrono::Duration::minutes(6));
+    wait_until(
+        "the capacity retry is answered",
+        Duration::from_secs(20),
+        async || store.queue_counts(campaign).await.unwrap().done == 4,
+    )
+    .await;
+    assert_eq!(
+        world.attempts_to(campaign, BUSY).await.len(),
+        1,
+        "busy waits 30 minutes"
+    );
+    world.clock.advance(chrono::Duration::minutes(31));
+    wait_until(
+        "the campaign completes",
+        Duration::from_secs(40),
+        async || {
+            store.campaign(tenant, campaign).await.unwrap().status == CampaignStatus::Completed
+        },
+    )
+    .await;
+
+    // Every contact's attempts and results.
+    type Results = Vec<(Option<String>, Option<String>)>;
+    let results = |attempts: &[switchboard_engine::store::AttemptRecord]| -> Results {
+        attempts
+            .iter()
+            .map(|a| (a.result.clone(), a.outcome.clone()))
+            .collect()
+    };
+    let s = |v: &str| Some(v.to_owned());
+    let expected = [
+        (ANSWERED, vec![(s("completed"), s("interested"))]),
+        (BUSY, vec![(s("busy"), None), (s("busy"), None)]),
+        (DECLINED, vec![(s("declined"), None), (s("declined"), None)]),
+        (
+            CAPACITY,
+            vec![
+                (s("carrier_capacity"), None),
+                (s("completed"), s("not_interested")),
+            ],
+        ),
+        (NO_ANSWER, vec![(s("no_answer"), None)]),
+        (HANGS_UP, vec![(s("completed"), None)]),
+    ];
+    for (phone, want) in &expected {
+        let attempts = world.attempts_to(campaign, phone).await;
+        assert_eq!(&results(&attempts), want, "{phone}: {attempts:#?}");
+    }
+    for (phone, code) in [(BUSY, 486), (DECLINED, 603)] {
+        for attempt in world.attempts_to(campaign, phone).await {
+            assert_eq!(attempt.detail["sip_status_code"], code, "{phone}");
+        }
+    }
+
+    let attempts = store.campaign_attempts(campaign, 1000).await.unwrap();
+    assert_eq!(attempts.len(), 9);
+    for attempt in &attempts {
+        assert_eq!(attempt.status, AttemptStatus::Ended);
+        assert_eq!(
+            world.sip_calls_for(attempt),
+            1,
+            "one SIP call per attempt: {attempt:?}"
+        );
+        assert!(attempt.dialed_at.is_some(), "{attempt:?}");
+        if attempt.answered_at.is_some() {
+            // Media bypasses Switchboard: the agent's presence in the room judged it.
+            assert_eq!(attempt.detail["abandoned"], false, "{attempt:?}");
+            assert_eq!(attempt.detail["abandonment_basis"], "agent_presence");
+            assert!(attempt.detail.contains_key("agent_joined_at"));
+            assert!(attempt.ended_at.is_some());
+        }
+    }
+    assert_eq!(world.livekit.sip_calls().len(), attempts.len());
+    let ledger = store
+        .abandonment_history(campaign, chrono::DateTime::UNIX_EPOCH)
+        .await
+        .unwrap();
+    assert_eq!(ledger.len(), 3, "three people answered");
+    assert!(ledger.iter().all(|(_, abandoned)| !abandoned));
+
+    // The callee who hung up ended the call through LiveKit's webhook.
+    let hung_up = &world.attempts_to(campaign, HANGS_UP).await[0];
+    let events = store.attempt_events(hung_up.id).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "carrier.sip.participant_left"),
+        "{events:#?}"
+    );
+    let reports = world.livekit.agent_reports();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    assert!(
+        reports.iter().all(|r| r.http_status == Some(200)),
+        "{reports:?}"
+    );
+    assert!(reports.iter().any(|r| r.outcome == Outcome::Interested));
+    wait_until(
+        "every room is deleted",
+        Duration::from_secs(10),
+        async || world.livekit.rooms().iter().all(|r| r.deleted),
+    )
+    .await;
+    assert_eq!(world.livekit.rooms().len(), attempts.len());
+    world.stop(runtime).await;
+    actors_gone().await;
+}
+
+async fn a_callee_answered_with_no_agent_in_the_room_is_abandoned_and_hung_up(db: TestDb) {
+    let _turn = TURN.lock().await;
+    let config = SimLiveKitConfig::new(LIVEKIT_KEY, LIVEKIT_SECRET)
+        .agent_join_delay(None)
+        .sip_default(SipScript::answered(50));
+    let world = SipWorld::start(&db, config).await;
+    let store = world.store.clone();
+    let tenant = world.tenant_with_contacts(&[(ANSWERED, json!({}))]).await;
+    let config = sip_campaign("No agent", json!({"failed": {"max_attempts": 1}}));
+    let config = switchboard_engine::campaign::CampaignConfig::from_json(config).unwrap();
+    let campaign = store.create_campaign(tenant, &config).await.unwrap().id;
+    let runtime = world.runtime(true).await;
+    runtime.start_campaign(tenant, campaign).await.unwrap();
+    wait_until(
+        "the campaign completes",
+        Duration::from_secs(30),
+        async || {
+            store.campaign(tenant, campaign).await.unwrap().status == CampaignStatus::Completed
+        },
+    )
+    .await;
+    let attempt = &world.attempts_to(campaign, ANSWERED).await[0];
+    assert_eq!(attempt.result.as_deref(), Some("completed"), "{attempt:?}");
+    assert_eq!(attempt.detail["abandoned"], true, "{attempt:?}");
+    assert_eq!(attempt.detail["abandonment_basis"], "agent_presence");
+    assert!(!attempt.detail.contains_key("agent_joined_at"));
+    let events = store.attempt_events(attempt.id).await.unwrap();
+    let hangup = events
+        .iter()
+        .find(|e| e.kind == "abandonment.hangup")
+        .expect("the abandoned call is hung up");
+    assert!(
+        hangup.data["message_error"]
+            .as_str()
+            .unwrap()
+            .contains("sip")
+    );
+    let ledger = store
+        .abandonment_history(campaign, chrono::DateTime::UNIX_EPOCH)
+        .await
+        .unwrap();
+    assert_eq!(ledger.iter().map(|(_, a)| *a).collect::<Vec<_>>(), [true]);
+    assert!(
+        world
+            .livekit
+            .room(&format!("call-{}", attempt.id))
+            .unwrap()
+            .deleted
+    );
+    world.stop(runtime).await;
+    actors_gone().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callee_answered_with_no_agent_is_abandoned_on_sqlite_and_postgres() {
+    a_callee_answered_with_no_agent_in_the_room_is_abandoned_and_hung_up(TestDb::sqlite().await)
+        .await;
+    if let Some(db) = TestDb::postgres().await {
+        a_callee_answered_with_no_agent_in_the_room_is_abandoned_and_hung_up(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sip_campaign_runs_to_completion_on_sqlite_and_postgres() {
+    a_sip_campaign_runs_to_completion(TestDb::sqlite().await).await;
+    if let Some(db) = TestDb::postgres().await {
+        a_sip_campaign_runs_to_completion(db).await;
+    }
+}
