@@ -164,7 +164,7 @@ impl Actor for CallActor {
         if let Err(e) = state
             .services
             .dialer
-            .dial(&state.services.store, &state.attempt)
+            .dial(&state.services.writer, &state.attempt)
             .await
         {
             tracing::warn!(call_id = %state.attempt.id, error = %e, "dial failed");
@@ -357,10 +357,10 @@ async fn judge(
     detail.insert("abandoned".into(), json!(abandoned));
     state
         .services
-        .store
+        .writer
         .update_attempt(
             attempt.id,
-            &AttemptUpdate {
+            AttemptUpdate {
                 detail: Some(detail),
                 ..Default::default()
             },
@@ -404,6 +404,6 @@ async fn reclassify(
         kind: "pacing.reclassified".into(),
         data: json!({ "answered_by": attempt.detail.get("answered_by"), "was_abandoned": ring.abandoned }),
     };
-    state.services.store.append_events(&[event]).await?;
+    state.services.writer.append_events(vec![event]).await?;
     Ok(())
 }

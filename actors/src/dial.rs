@@ -5,13 +5,12 @@
 
 use crate::context::call_context;
 use crate::urls::PublicUrls;
+use crate::writer::EventWriter;
 use serde_json::json;
 use switchboard_engine::campaign::AgentConfig;
 use switchboard_engine::contact::Contact;
 use switchboard_engine::store::CampaignRecord;
-use switchboard_engine::store::{
-    AttemptRecord, AttemptStatus, AttemptUpdate, CarrierUpdate, Store,
-};
+use switchboard_engine::store::{AttemptRecord, AttemptStatus, AttemptUpdate, CarrierUpdate};
 use switchboard_media::livekit::{LiveKitAgents, LiveKitSession, SipCallError, SipDialOptions};
 use switchboard_media::twilio::call::{HttpMethod, MachineDetection};
 use switchboard_media::twilio::twiml;
@@ -153,7 +152,11 @@ impl Dialer {
     /// as `failed` with the carrier's reason. (A transport error is recorded the same way;
     /// the carrier may still have placed the call, and its callbacks, which name the
     /// attempt, will then arrive and be recorded.)
-    pub async fn dial(&self, store: &Store, attempt: &AttemptRecord) -> Result<String, DialError> {
+    pub async fn dial(
+        &self,
+        writer: &EventWriter,
+        attempt: &AttemptRecord,
+    ) -> Result<String, DialError> {
         match self.twilio.create_call(&self.request(attempt)).await {
             Ok(call) => {
                 let update = CarrierUpdate {
@@ -169,7 +172,7 @@ impl Dialer {
                         .to_owned(),
                     at: switchboard_engine::time::now(),
                 };
-                store.apply_carrier_update(attempt.id, &update).await?;
+                writer.apply_carrier_update(attempt.id, update).await?;
                 Ok(call.sid)
             }
             Err(e) => {
@@ -186,7 +189,7 @@ impl Dialer {
                     detail: Some(detail),
                     ..Default::default()
                 };
-                store.update_attempt(attempt.id, &update).await?;
+                writer.update_attempt(attempt.id, update).await?;
                 Err(e.into())
             }
         }
@@ -220,7 +223,7 @@ impl SipDialer {
     /// no), `invalid_number`, `no_answer`, `failed`) and the SIP status code.
     pub async fn dial(
         &self,
-        store: &Store,
+        writer: &EventWriter,
         attempt: &AttemptRecord,
         campaign: &CampaignRecord,
         contact: &Contact,
@@ -255,11 +258,11 @@ impl SipDialer {
                     .to_owned(),
                     at: now,
                 };
-                store.apply_carrier_update(attempt.id, &update).await?;
+                writer.apply_carrier_update(attempt.id, update).await?;
                 if answer.answered {
                     let room =
                         json!({ "room": answer.session.room(), "agent": context.agent_name });
-                    store.mark_bridged(attempt.id, room).await?;
+                    writer.mark_bridged(attempt.id, room).await?;
                 }
                 Ok(answer.session)
             }
@@ -277,11 +280,11 @@ impl SipDialer {
                     carrier_status: format!("sip.{}", refusal.result_name()),
                     at: now,
                 };
-                store.apply_carrier_update(attempt.id, &update).await?;
-                store
+                writer.apply_carrier_update(attempt.id, update).await?;
+                writer
                     .update_attempt(
                         attempt.id,
-                        &AttemptUpdate {
+                        AttemptUpdate {
                             detail: Some(detail),
                             ..Default::default()
                         },

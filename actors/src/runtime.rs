@@ -58,8 +58,10 @@ impl Default for RuntimeSettings {
 
 /// What every actor of the runtime shares.
 pub struct Services {
-    /// The database.
+    /// The database (reads, reservations, campaign changes).
     pub store: Store,
+    /// The calls' writes, batched (share it with the HTTP handlers).
+    pub writer: crate::writer::EventWriter,
     /// Places calls.
     pub dialer: Dialer,
     /// The time.

@@ -100,7 +100,7 @@ async fn sip_answers_become_attempt_results() {
             .await
             .unwrap();
         let result = dialer
-            .dial(server.store(), attempt, &campaign, &contact, b"secret")
+            .dial(server.writer(), attempt, &campaign, &contact, b"secret")
             .await;
         let stored = server.store().attempt(attempt.id).await.unwrap();
         match cases.iter().find(|(p, ..)| *p == attempt.phone) {
