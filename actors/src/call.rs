@@ -182,7 +182,7 @@ impl Actor for CallActor {
         if let Err(e) = state
             .services
             .dialer
-            .dial(&state.services.store, &state.attempt)
+            .dial(&state.services.writer, &state.attempt)
             .await
         {
             tracing::warn!(call_id = %state.attempt.id, error = %e, "dial failed");
@@ -397,10 +397,10 @@ async fn judge(
     }
     state
         .services
-        .store
+        .writer
         .update_attempt(
             attempt.id,
-            &AttemptUpdate {
+            AttemptUpdate {
                 detail: Some(detail),
                 ..Default::default()
             },
@@ -445,6 +445,6 @@ async fn reclassify(
         kind: "pacing.reclassified".into(),
         data: json!({ "answered_by": attempt.detail.get("answered_by"), "was_abandoned": ring.abandoned }),
     };
-    state.services.store.append_events(&[event]).await?;
+    state.services.writer.append_events(vec![event]).await?;
     Ok(())
 }

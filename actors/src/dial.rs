@@ -6,6 +6,7 @@
 
 use crate::context::call_context;
 use crate::urls::PublicUrls;
+use crate::writer::EventWriter;
 use serde_json::json;
 use switchboard_engine::campaign::AgentConfig;
 use switchboard_engine::contact::Contact;
@@ -160,7 +161,11 @@ impl Dialer {
     /// as `failed` with the carrier's reason. (A transport error is recorded the same way;
     /// the carrier may still have placed the call, and its callbacks, which name the
     /// attempt, will then arrive and be recorded.)
-    pub async fn dial(&self, store: &Store, attempt: &AttemptRecord) -> Result<String, DialError> {
+    pub async fn dial(
+        &self,
+        writer: &EventWriter,
+        attempt: &AttemptRecord,
+    ) -> Result<String, DialError> {
         match self.twilio.create_call(&self.request(attempt)).await {
             Ok(call) => {
                 let update = CarrierUpdate {
@@ -176,7 +181,7 @@ impl Dialer {
                         .to_owned(),
                     at: switchboard_engine::time::now(),
                 };
-                store.apply_carrier_update(attempt.id, &update).await?;
+                writer.apply_carrier_update(attempt.id, update).await?;
                 Ok(call.sid)
             }
             Err(e) => {
@@ -193,7 +198,7 @@ impl Dialer {
                     detail: Some(detail),
                     ..Default::default()
                 };
-                store.update_attempt(attempt.id, &update).await?;
+                writer.update_attempt(attempt.id, update).await?;
                 Err(e.into())
             }
         }

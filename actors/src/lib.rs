@@ -1,5 +1,6 @@
 //! Switchboard's runtime: the actor tree that runs campaigns (engine supervisor, campaign
-//! supervisors, call actors), the dialers, and the clock it reads time through.
+//! supervisors, call actors), the dialers, the event writer that batches the calls' writes,
+//! and the clock it reads time through.
 #![warn(missing_docs)]
 
 pub mod call;
@@ -13,5 +14,7 @@ pub mod outcome;
 pub mod pacing;
 pub mod runtime;
 pub mod urls;
+pub mod writer;
 
 pub use runtime::{Runtime, RuntimeError, RuntimeSettings, Services};
+pub use writer::{EventWriter, WriterSettings, WriterSnapshot};

@@ -1,6 +1,7 @@
 //! The admin live view: every running campaign supervisor with its pacing figures, every
 //! live call with its state and timings, one call's snapshot and stored events, and the
-//! operator's hands (hang up a call at the carrier, pause a campaign). Admin scope only
+//! operator's hands (hang up a call at the carrier, pause a campaign), and the engine's
+//! shared parts (the event writer's counters). Admin scope only
 //! ([`AdminAuth`]): a tenant key is refused with 403. The live stream of changes is in
 //! [`crate::admin_events`]. Every route is described in the OpenAPI spec under the
 //! `admin_key` security scheme.
@@ -17,9 +18,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use switchboard_actors::Runtime;
 use switchboard_actors::campaign::{CampaignSnapshot, LiveCall};
 use switchboard_actors::dial::DialError;
+use switchboard_actors::{Runtime, WriterSnapshot};
 use switchboard_engine::store::{AttemptRecord, AttemptStatus, CallEvent, CallFilter};
 use switchboard_engine::{AttemptId, CampaignId};
 use utoipa::ToSchema;
@@ -34,6 +35,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(calls))
         .routes(routes!(call))
         .routes(routes!(hangup))
+        .routes(routes!(engine))
 }
 
 /// The runtime, or a 503 when Twilio is not configured.
@@ -319,7 +321,7 @@ async fn hangup(
         kind: "admin.hangup".into(),
         data: json!({ "by_key": admin.0.key }),
     };
-    state.store.append_events(&[event]).await?;
+    state.writer.append_events(vec![event]).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "attempt_id": id, "carrier_call_id": sid, "hangup": "requested" })),
@@ -358,4 +360,24 @@ async fn pause_campaign(
             ),
         })?;
     Ok(Json(json!(record)))
+}
+
+/// The engine's shared parts, as the live view shows them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminEngine {
+    /// The event writer: writes queued, transactions, writes per transaction, last error.
+    #[schema(value_type = Object)]
+    pub writer: WriterSnapshot,
+}
+
+/// The engine's shared parts: the event writer's counters (answers without the campaign
+/// runtime too: the HTTP handlers write through the same writer).
+#[utoipa::path(get, path = "/admin/engine", tag = "admin",
+    responses((status = 200, description = "The engine's shared parts", body = AdminEngine),
+              (status = 403, description = "Not an admin key")),
+    security(("admin_key" = [])))]
+async fn engine(State(state): State<AppState>, _admin: AdminAuth) -> Json<AdminEngine> {
+    Json(AdminEngine {
+        writer: state.writer.snapshot(),
+    })
 }

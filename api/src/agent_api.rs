@@ -50,10 +50,11 @@ pub async fn report_outcome(
             format!("{call_id:?} is not the call this token is for"),
         ));
     }
-    let recorded = state.store.record_outcome(attempt, &report).await?;
+    let outcome = report.outcome;
+    let recorded = state.writer.record_outcome(attempt, report).await?;
     switchboard_actors::call::notify(attempt);
-    tracing::info!(call_id = %attempt, outcome = report.outcome.as_str(), "agent outcome");
+    tracing::info!(call_id = %attempt, outcome = outcome.as_str(), "agent outcome");
     Ok(Json(
-        json!({ "call_id": attempt.to_string(), "outcome": report.outcome.as_str(), "recorded": recorded }),
+        json!({ "call_id": attempt.to_string(), "outcome": outcome.as_str(), "recorded": recorded }),
     ))
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use switchboard_actors::clock::SystemClock;
 use switchboard_actors::dial::{DialSettings, Dialer, SipDialer};
 use switchboard_actors::urls::PublicUrls;
-use switchboard_actors::{Runtime, RuntimeSettings, Services};
+use switchboard_actors::{EventWriter, Runtime, RuntimeSettings, Services, WriterSettings};
 use switchboard_engine::store::Store;
 use switchboard_media::livekit::{LiveKitAgents, LiveKitOptions, SipDialOptions};
 use switchboard_media::{TwilioClient, twilio::client::TwilioConfig};
@@ -26,6 +26,8 @@ use tokio::net::TcpListener;
 pub struct AppState {
     /// The database.
     pub store: Store,
+    /// The calls' writes (carrier callbacks, outcomes, relay figures), batched.
+    pub writer: EventWriter,
     /// Call endpoints' settings and totals.
     pub calls: Arc<CallServices>,
     /// LiveKit webhook verification and where its events go.
@@ -144,6 +146,7 @@ impl Application {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{local}"));
+        let writer = EventWriter::start(store.clone(), WriterSettings::default());
         let candidate = new_secret()?;
         let secret = store
             .server_setting_or_init(switchboard_engine::call_token::SECRET_SETTING, || candidate)
@@ -172,7 +175,7 @@ impl Application {
         };
         let livekit = match settings.livekit() {
             Some(config) => {
-                LiveKitHooks::new(&config, Arc::new(StoreEventSink::new(store.clone())))
+                LiveKitHooks::new(&config, Arc::new(StoreEventSink::new(writer.clone())))
             }
             None => LiveKitHooks::disabled(),
         };
@@ -191,6 +194,7 @@ impl Application {
                 });
                 let services = Services {
                     store: store.clone(),
+                    writer: writer.clone(),
                     dialer,
                     sip,
                     clock: Arc::new(SystemClock),
@@ -216,6 +220,7 @@ impl Application {
             .map(|r| Arc::new(r) as Arc<dyn SnapshotSource>);
         let state = AppState {
             store,
+            writer,
             calls: Arc::new(calls),
             livekit: Arc::new(livekit),
             runtime,
@@ -246,12 +251,14 @@ impl Application {
     /// Serves (and delivers webhooks) until `shutdown` completes. Then it stops dialing,
     /// lets live calls' media streams run for the configured grace (HTTP still answers, so
     /// carrier callbacks and agent reports land), closes the streams left with their figures
-    /// stored, finishes in-flight requests and webhook sends, and closes the database.
+    /// stored, finishes in-flight requests and webhook sends, stores every write still
+    /// queued for the event writer, and closes the database.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let store = self.state.store.clone();
+        let writer = self.state.writer.clone();
         let runtime = self.state.runtime.clone();
         let calls = self.state.calls.clone();
         let events = self.state.events.clone();
@@ -297,6 +304,8 @@ impl Application {
         };
         worker.shutdown().await;
         upkeep.abort();
+        // Everything the calls handed over is stored before the database closes.
+        writer.shutdown().await;
         store.close().await;
         result
     }

@@ -8,22 +8,22 @@ use crate::calls::CallServices;
 use crate::relay::RelayProbe;
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_actors::EventWriter;
 use switchboard_engine::AttemptId;
-use switchboard_engine::store::Store;
 
 /// One call's probe, handed to [`crate::relay::relay`].
 pub struct CallProbe {
     calls: Arc<CallServices>,
-    store: Store,
+    writer: EventWriter,
     attempt: AttemptId,
 }
 
 impl CallProbe {
     /// The probe of one attempt's relay.
-    pub fn new(calls: Arc<CallServices>, store: Store, attempt: AttemptId) -> Self {
+    pub fn new(calls: Arc<CallServices>, writer: EventWriter, attempt: AttemptId) -> Self {
         CallProbe {
             calls,
-            store,
+            writer,
             attempt,
         }
     }
@@ -36,10 +36,10 @@ impl RelayProbe for CallProbe {
         let attempt = self.attempt;
         self.calls.relays.first_audio(attempt, ms);
         switchboard_actors::call::agent_audio(attempt, at);
-        let store = self.store.clone();
+        let writer = self.writer.clone();
         // A call actor in another process learns it from the attempt.
         tokio::spawn(async move {
-            if let Err(e) = store.record_first_agent_audio(attempt, at, ms).await {
+            if let Err(e) = writer.record_first_agent_audio(attempt, at, ms).await {
                 tracing::error!(error = %e, call_id = %attempt, "could not record the agent's first audio");
             }
         });

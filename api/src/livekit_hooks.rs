@@ -16,8 +16,9 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
+use switchboard_actors::EventWriter;
 use switchboard_engine::AttemptId;
-use switchboard_engine::store::{CallEvent, Store};
+use switchboard_engine::store::CallEvent;
 use switchboard_media::livekit::{LiveKitConfig, WebhookVerifier};
 
 pub use switchboard_media::livekit::{LiveKitCallEvent, LiveKitEventSink};
@@ -70,26 +71,27 @@ impl LiveKitEventSink for IgnoreEvents {
 }
 
 /// The default sink: records each event as a call event of attempt `call_id`
-/// (`livekit.participant_joined`, …, with the event as data), in a background task, then
-/// tells the attempt's call actor (if it runs in this process) to read it.
+/// (`livekit.participant_joined`, …, with the event as data), through the event writer in
+/// a background task, then tells the attempt's call actor (if it runs in this process) to
+/// read it.
 #[derive(Clone)]
 pub struct StoreEventSink {
-    store: Store,
+    writer: EventWriter,
 }
 
 impl StoreEventSink {
-    /// Records into this store.
-    pub fn new(store: Store) -> StoreEventSink {
-        StoreEventSink { store }
+    /// Records through this writer.
+    pub fn new(writer: EventWriter) -> StoreEventSink {
+        StoreEventSink { writer }
     }
 }
 
 impl LiveKitEventSink for StoreEventSink {
     fn on_event(&self, call_id: i64, event: LiveKitCallEvent) {
-        let store = self.store.clone();
+        let writer = self.writer.clone();
         let record = call_event(call_id, &event);
         tokio::spawn(async move {
-            if let Err(error) = store.append_events(&[record]).await {
+            if let Err(error) = writer.append_events(vec![record]).await {
                 tracing::warn!(call_id, %error, "could not record a livekit event");
             }
             switchboard_actors::call::notify(AttemptId(call_id));
@@ -265,7 +267,7 @@ mod tests {
     }
 
     /// One attempt in a fresh database.
-    async fn seed_attempt(store: &Store) -> AttemptId {
+    async fn seed_attempt(store: &switchboard_engine::store::Store) -> AttemptId {
         let tenant = store.create_tenant("livekit").await.unwrap().id;
         let config = CampaignConfig::from_json(json!({
             "name": "LiveKit calls",
@@ -308,7 +310,10 @@ mod tests {
         let attempt = seed_attempt(db.store()).await;
         let url = serve(LiveKitHooks::new(
             &config(SECRET),
-            Arc::new(StoreEventSink::new(db.store().clone())),
+            Arc::new(StoreEventSink::new(EventWriter::start(
+                db.store().clone(),
+                switchboard_actors::WriterSettings::default(),
+            ))),
         ))
         .await;
         let body = body(&format!("call-{}", attempt.0));

@@ -185,7 +185,7 @@ where
                     kind: "stream.refused".into(),
                     data: json!({ "reason": e.to_string() }),
                 };
-                let _ = state.store.append_events(&[event]).await;
+                let _ = state.writer.append_events(vec![event]).await;
             }
         }
     }
@@ -371,16 +371,16 @@ where
         });
     }
     // Recorded while the audio already flows: nothing waits for the database here.
-    let store = state.store.clone();
+    let writer = state.writer.clone();
     let bridged = json!({ "agent_url": url });
     tokio::spawn(async move {
-        if let Err(e) = store.mark_bridged(attempt.id, bridged).await {
+        if let Err(e) = writer.mark_bridged(attempt.id, bridged).await {
             tracing::error!(error = %e, call_id = %attempt.id, "could not record the bridge");
         }
     });
     state.calls.relays.bridged(attempt.id);
     let stop = state.calls.sessions.stop_token();
-    let probe = CallProbe::new(state.calls.clone(), state.store.clone(), attempt.id);
+    let probe = CallProbe::new(state.calls.clone(), state.writer.clone(), attempt.id);
     let stats = relay(
         carrier,
         agent,
@@ -417,7 +417,7 @@ async fn finish(state: &AppState, attempt: AttemptId, stats: &RelayStats) {
             chrono::Duration::from_std(stats.duration.saturating_sub(first)).unwrap_or_default();
         let ms = u64::try_from(first.as_millis()).unwrap_or(u64::MAX);
         if let Err(e) = state
-            .store
+            .writer
             .record_first_agent_audio(attempt, now - since, ms)
             .await
         {
@@ -430,7 +430,7 @@ async fn finish(state: &AppState, attempt: AttemptId, stats: &RelayStats) {
         kind: "stream.ended".into(),
         data: json!(summary),
     };
-    if let Err(e) = state.store.append_events(&[event]).await {
+    if let Err(e) = state.writer.append_events(vec![event]).await {
         tracing::error!(error = %e, "could not store the stream's events");
     }
     let mut detail = serde_json::Map::new();
@@ -439,7 +439,7 @@ async fn finish(state: &AppState, attempt: AttemptId, stats: &RelayStats) {
         detail: Some(detail),
         ..Default::default()
     };
-    if let Err(e) = state.store.update_attempt(attempt, &update).await {
+    if let Err(e) = state.writer.update_attempt(attempt, update).await {
         tracing::error!(error = %e, "could not store the relay summary");
     }
 }

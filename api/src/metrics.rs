@@ -39,6 +39,18 @@ pub fn handle() -> PrometheusHandle {
                 builder,
                 "switchboard_webhook_send_duration_seconds",
             );
+            builder = seconds(
+                &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+                builder,
+                "switchboard_writer_batch_size",
+            );
+            builder = seconds(
+                &[
+                    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                ],
+                builder,
+                "switchboard_writer_batch_seconds",
+            );
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {

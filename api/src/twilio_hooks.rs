@@ -92,9 +92,10 @@ pub async fn status_callback(
         carrier_status: callback.call_status.as_str().to_owned(),
         at: switchboard_engine::time::now(),
     };
+    // Acknowledged only once stored: the writer answers after its transaction commits.
     state
-        .store
-        .apply_carrier_update(attempt.id, &update)
+        .writer
+        .apply_carrier_update(attempt.id, update)
         .await?;
     switchboard_actors::call::notify(attempt.id);
     tracing::debug!(attempt_id = %attempt.id, status = %callback.call_status, "carrier status");
@@ -129,7 +130,7 @@ pub async fn amd_callback(
         ));
     }
     state
-        .store
+        .writer
         .record_machine_detection(
             attempt.id,
             result.answered_by.as_str(),

@@ -29,6 +29,9 @@ conformance!(
     attribute_keys_are_listed_for_export,
 );
 
+#[path = "store_conformance/batch.rs"]
+mod batch;
+
 fn phone(s: &str) -> E164 {
     E164::parse(s, None).unwrap()
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use switchboard_actors::clock::Clock;
 use switchboard_actors::dial::{DialSettings, Dialer};
 use switchboard_actors::urls::PublicUrls;
-use switchboard_actors::{RuntimeSettings, Services};
+use switchboard_actors::{EventWriter, RuntimeSettings, Services, WriterSettings};
 use switchboard_api::{AppState, Application, Settings};
 use switchboard_engine::campaign::CampaignConfig;
 use switchboard_engine::contact::NewContact;
@@ -48,7 +48,8 @@ pub fn answering_carrier(ring_ms: u64) -> CarrierConfig {
     config
 }
 
-/// Runtime services with fast ticks for tests, reading time from `clock`.
+/// Runtime services with fast ticks for tests, reading time from `clock`, with an event
+/// writer of their own over `store`.
 pub fn fast_runtime(store: &Store, dialer: Dialer, clock: Arc<dyn Clock>) -> Services {
     let settings = RuntimeSettings {
         tick: Duration::from_millis(100),
@@ -59,6 +60,7 @@ pub fn fast_runtime(store: &Store, dialer: Dialer, clock: Arc<dyn Clock>) -> Ser
     };
     Services {
         store: store.clone(),
+        writer: EventWriter::start(store.clone(), WriterSettings::default()),
         dialer,
         sip: None,
         clock,
@@ -124,6 +126,11 @@ impl TestServer {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.state.store
+    }
+
+    /// The server's event writer (the calls' batched writes).
+    pub fn writer(&self) -> &EventWriter {
+        &self.state.writer
     }
 
     /// Stops the server and waits for it.

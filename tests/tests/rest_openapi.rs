@@ -66,6 +66,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("get", "/admin/calls"),
     ("get", "/admin/calls/{attempt_id}"),
     ("post", "/admin/calls/{attempt_id}/hangup"),
+    ("get", "/admin/engine"),
     ("get", "/admin/events"),
 ];
 

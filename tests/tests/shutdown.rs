@@ -56,7 +56,7 @@ async fn live_calls_outliving_the_grace_are_closed_with_their_figures_stored(db:
     let (_tenant, attempts) = seed_calls(server.store(), &agent.ws_url(), &contacts).await;
     let dialer = server.dialer(&carrier.base_url());
     for attempt in &attempts {
-        dialer.dial(server.store(), attempt).await.unwrap();
+        dialer.dial(server.writer(), attempt).await.unwrap();
     }
     let ids: Vec<AttemptId> = attempts.iter().map(|a| a.id).collect();
     all_bridged(db.store(), &ids).await;

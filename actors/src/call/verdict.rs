@@ -84,7 +84,7 @@ pub async fn identify_and_hang_up(state: &CallState, attempt: &AttemptRecord, si
             }
         }
     };
-    if let Err(e) = services.store.append_events(&[event]).await {
+    if let Err(e) = services.writer.append_events(vec![event]).await {
         tracing::warn!(call_id = %attempt.id, error = %e, "could not record the abandoned call's end");
     }
 }

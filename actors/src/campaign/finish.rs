@@ -68,7 +68,11 @@ pub(super) async fn reconcile(
                         carrier_status: format!("reconciled.{}", status.as_str()),
                         at: state.services.clock.now(),
                     };
-                    store.apply_carrier_update(attempt.id, &update).await?;
+                    state
+                        .services
+                        .writer
+                        .apply_carrier_update(attempt.id, update)
+                        .await?;
                     false
                 } else {
                     true
@@ -134,7 +138,7 @@ pub(super) async fn take_over(
         kind: "actor.restarted".into(),
         data: serde_json::json!({ "error": error, "restarts": *restarts }),
     };
-    state.services.store.append_events(&[event]).await?;
+    state.services.writer.append_events(vec![event]).await?;
     spawn_call(myself, state, attempt, true).await?;
     Ok(true)
 }
@@ -147,6 +151,7 @@ pub(super) async fn call_finished(
     failure: Option<String>,
 ) -> Result<(), ActorProcessingErr> {
     let store = &state.services.store;
+    let writer = &state.services.writer;
     let now = state.services.clock.now();
     let mut attempt = store.attempt(attempt_id).await?;
     if attempt.status != switchboard_engine::store::AttemptStatus::Ended {
@@ -156,10 +161,10 @@ pub(super) async fn call_finished(
             "failure".into(),
             serde_json::json!(failure.clone().unwrap_or_else(|| "call actor ended".into())),
         );
-        attempt = store
+        attempt = writer
             .update_attempt(
                 attempt_id,
-                &switchboard_engine::store::AttemptUpdate {
+                switchboard_engine::store::AttemptUpdate {
                     status: Some(switchboard_engine::store::AttemptStatus::Ended),
                     result: Some("failed".into()),
                     ended_at: Some(now),
@@ -207,12 +212,12 @@ pub(super) async fn call_finished(
         .unwrap_or_else(|| "ended".into());
     match next {
         NextStep::RetryAt(at, _) => {
-            store
+            writer
                 .requeue_contact(state.campaign.id, contact, Some(at), &label)
                 .await?
         }
         NextStep::Done(_) => {
-            store
+            writer
                 .requeue_contact(state.campaign.id, contact, None, &label)
                 .await?
         }

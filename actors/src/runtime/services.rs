@@ -44,8 +44,10 @@ impl Default for RuntimeSettings {
 
 /// What every actor of the runtime shares.
 pub struct Services {
-    /// The database.
+    /// The database (reads, reservations, campaign changes).
     pub store: Store,
+    /// The calls' writes, batched (share it with the HTTP handlers).
+    pub writer: crate::writer::EventWriter,
     /// Places calls.
     pub dialer: Dialer,
     /// Places the calls of campaigns whose agent is `sip`, through LiveKit (`None`: LiveKit

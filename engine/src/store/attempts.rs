@@ -7,7 +7,7 @@
 use super::BeginWrite as _;
 use super::{Store, with_db};
 use crate::error::{Error, Result};
-use crate::time::{from_millis, now, to_millis};
+use crate::time::{from_millis, to_millis};
 use crate::{AttemptId, CampaignId, ContactId, E164, TenantId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -329,103 +329,6 @@ impl Store {
             .into_record()
     }
 
-    /// Applies a change to an attempt.
-    pub async fn update_attempt(
-        &self,
-        id: AttemptId,
-        update: &AttemptUpdate,
-    ) -> Result<AttemptRecord> {
-        // The detail merge happens in SQL so that concurrent writers (the relay, the
-        // agent's outcome, carrier callbacks) never overwrite each other's keys.
-        let merge = match self.backend() {
-            super::Backend::Sqlite => "json_patch(detail, $9)",
-            super::Backend::Postgres => "detail || $9",
-        };
-        let sql = format!(
-            "UPDATE call_attempts SET status = COALESCE($2, status), carrier_call_id = COALESCE($3, carrier_call_id), \
-             dialed_at = COALESCE($4, dialed_at), answered_at = COALESCE($5, answered_at), \
-             ended_at = COALESCE($6, ended_at), result = COALESCE($7, result), outcome = COALESCE($8, outcome), \
-             detail = {merge} WHERE id = $1"
-        );
-        // Null values are left out: SQLite's json_patch would delete the key where
-        // PostgreSQL's || would store a null, and both backends must agree.
-        let extra: Map<String, Value> = update
-            .detail
-            .iter()
-            .flatten()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let at = to_millis(now());
-        with_db!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            let before: Option<(String, i64)> =
-                sqlx::query_as("SELECT status, tenant_id FROM call_attempts WHERE id = $1")
-                    .bind(id.0)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let Some((before, tenant)) = before else {
-                return Err(Error::not_found("attempt", id));
-            };
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(id.0)
-                .bind(update.status.map(AttemptStatus::as_str))
-                .bind(update.carrier_call_id.as_deref())
-                .bind(update.dialed_at.map(to_millis))
-                .bind(update.answered_at.map(to_millis))
-                .bind(update.ended_at.map(to_millis))
-                .bind(update.result.as_deref())
-                .bind(update.outcome.as_deref())
-                .bind(Json(&extra))
-                .execute(&mut *tx)
-                .await?;
-            // The one place besides carrier updates where a call ends: tell the tenant.
-            if before != "ended" && update.status == Some(AttemptStatus::Ended) {
-                super::outbox::emit_call_completed!(tx, TenantId(tenant), id, at);
-            }
-            tx.commit().await?;
-            Ok::<(), Error>(())
-        })?;
-        self.attempt(id).await
-    }
-
-    /// Puts a contact back in the queue for a later attempt, or marks it done.
-    pub async fn requeue_contact(
-        &self,
-        campaign: CampaignId,
-        contact: ContactId,
-        next_attempt_at: Option<DateTime<Utc>>,
-        last_result: &str,
-    ) -> Result<()> {
-        let state = if next_attempt_at.is_some() {
-            "queued"
-        } else {
-            "done"
-        };
-        let n = with_db!(self, |pool| {
-            sqlx::query(
-                "UPDATE campaign_contacts SET state = $3, next_attempt_at = $4, last_result = $5 \
-                 WHERE campaign_id = $1 AND contact_id = $2",
-            )
-            .bind(campaign.0)
-            .bind(contact.0)
-            .bind(state)
-            .bind(next_attempt_at.map(to_millis))
-            .bind(last_result)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        if n == 0 {
-            Err(Error::not_found(
-                "queue entry",
-                format!("{campaign}/{contact}"),
-            ))
-        } else {
-            Ok(())
-        }
-    }
-
     /// A campaign's attempts, newest first.
     pub async fn campaign_attempts(
         &self,
@@ -451,26 +354,6 @@ impl Store {
                 .fetch_all(pool)
                 .await)?;
         rows.into_iter().map(AttemptRow::into_record).collect()
-    }
-
-    /// Appends events to their attempts' histories in one transaction.
-    pub async fn append_events(&self, events: &[CallEvent]) -> Result<()> {
-        with_db!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            for e in events {
-                sqlx::query(
-                    "INSERT INTO call_events (attempt_id, at, kind, data) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(e.attempt_id.0)
-                .bind(to_millis(e.at))
-                .bind(&e.kind)
-                .bind(Json(&e.data))
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await
-        })?;
-        Ok(())
     }
 
     /// An attempt's events, in the order they were written.

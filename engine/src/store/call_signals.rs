@@ -3,8 +3,7 @@
 //! answering machine detection. Each is a detail on the attempt plus a call event, in one
 //! transaction, so a call actor in another process reads both together.
 
-use super::BeginWrite as _;
-use super::{Backend, Store, with_db};
+use super::{Backend, Conn, Store, in_write_tx, with_conn};
 use crate::AttemptId;
 use crate::error::{Error, Result};
 use crate::time::to_millis;
@@ -23,38 +22,7 @@ impl Store {
         at: DateTime<Utc>,
         ms: u64,
     ) -> Result<()> {
-        let detail = Json(json!({ "first_agent_audio_ms": ms, "first_agent_audio_at": at }));
-        let merge = match self.backend() {
-            Backend::Sqlite => {
-                "UPDATE call_attempts SET detail = json_patch(detail, $2) WHERE id = $1 \
-                 AND json_extract(detail, '$.first_agent_audio_ms') IS NULL"
-            }
-            Backend::Postgres => {
-                "UPDATE call_attempts SET detail = detail || $2 WHERE id = $1 \
-                 AND NOT detail ? 'first_agent_audio_ms'"
-            }
-        };
-        with_db!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            let changed = sqlx::query(merge)
-                .bind(id.0)
-                .bind(&detail)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if changed == 1 {
-                sqlx::query(
-                    "INSERT INTO call_events (attempt_id, at, kind, data) VALUES ($1, $2, 'agent.first_audio', $3)",
-                )
-                .bind(id.0)
-                .bind(to_millis(at))
-                .bind(Json(json!({ "ms": ms })))
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            Ok::<(), Error>(())
-        })
+        in_write_tx!(self, |conn| first_agent_audio(conn, id, at, ms).await)
     }
 
     /// Records an asynchronous machine detection result: `detail.answered_by` (it replaces
@@ -68,47 +36,100 @@ impl Store {
         detection_ms: Option<u64>,
         at: DateTime<Utc>,
     ) -> Result<Option<String>> {
-        let mut detail = serde_json::Map::new();
-        detail.insert("answered_by".into(), json!(answered_by));
-        if let Some(ms) = detection_ms {
-            detail.insert("machine_detection_ms".into(), json!(ms));
+        in_write_tx!(self, |conn| machine_detection(
+            conn,
+            id,
+            answered_by,
+            detection_ms,
+            at
+        )
+        .await)
+    }
+}
+
+/// See [`Store::record_first_agent_audio`].
+pub(super) async fn first_agent_audio(
+    conn: Conn<'_>,
+    id: AttemptId,
+    at: DateTime<Utc>,
+    ms: u64,
+) -> Result<()> {
+    let detail = Json(json!({ "first_agent_audio_ms": ms, "first_agent_audio_at": at }));
+    let merge = match conn.backend() {
+        Backend::Sqlite => {
+            "UPDATE call_attempts SET detail = json_patch(detail, $2) WHERE id = $1 \
+             AND json_extract(detail, '$.first_agent_audio_ms') IS NULL"
         }
-        let merge = match self.backend() {
-            Backend::Sqlite => {
-                "UPDATE call_attempts SET detail = json_patch(detail, $2) WHERE id = $1"
-            }
-            Backend::Postgres => "UPDATE call_attempts SET detail = detail || $2 WHERE id = $1",
-        };
-        let event = json!({ "answered_by": answered_by, "machine_detection_ms": detection_ms });
-        with_db!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            let before: Option<(Json<serde_json::Map<String, serde_json::Value>>,)> =
-                sqlx::query_as("SELECT detail FROM call_attempts WHERE id = $1")
-                    .bind(id.0)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let Some((Json(before),)) = before else {
-                return Err(Error::not_found("attempt", id));
-            };
-            sqlx::query(merge)
-                .bind(id.0)
-                .bind(Json(&detail))
-                .execute(&mut *tx)
-                .await?;
+        Backend::Postgres => {
+            "UPDATE call_attempts SET detail = detail || $2 WHERE id = $1 \
+             AND NOT detail ? 'first_agent_audio_ms'"
+        }
+    };
+    with_conn!(conn, |tx| {
+        let changed = sqlx::query(merge)
+            .bind(id.0)
+            .bind(&detail)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if changed == 1 {
             sqlx::query(
-                "INSERT INTO call_events (attempt_id, at, kind, data) VALUES ($1, $2, 'carrier.amd', $3)",
+                "INSERT INTO call_events (attempt_id, at, kind, data) VALUES ($1, $2, 'agent.first_audio', $3)",
             )
             .bind(id.0)
             .bind(to_millis(at))
-            .bind(Json(&event))
+            .bind(Json(json!({ "ms": ms })))
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
-            let previous = before
-                .get("answered_by")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned);
-            Ok::<Option<String>, Error>(previous)
-        })
+        }
+        Ok(())
+    })
+}
+
+/// See [`Store::record_machine_detection`].
+pub(super) async fn machine_detection(
+    conn: Conn<'_>,
+    id: AttemptId,
+    answered_by: &str,
+    detection_ms: Option<u64>,
+    at: DateTime<Utc>,
+) -> Result<Option<String>> {
+    let mut detail = serde_json::Map::new();
+    detail.insert("answered_by".into(), json!(answered_by));
+    if let Some(ms) = detection_ms {
+        detail.insert("machine_detection_ms".into(), json!(ms));
     }
+    let merge = match conn.backend() {
+        Backend::Sqlite => "UPDATE call_attempts SET detail = json_patch(detail, $2) WHERE id = $1",
+        Backend::Postgres => "UPDATE call_attempts SET detail = detail || $2 WHERE id = $1",
+    };
+    let event = json!({ "answered_by": answered_by, "machine_detection_ms": detection_ms });
+    with_conn!(conn, |tx| {
+        let before: Option<(Json<serde_json::Map<String, serde_json::Value>>,)> =
+            sqlx::query_as("SELECT detail FROM call_attempts WHERE id = $1")
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((Json(before),)) = before else {
+            return Err(Error::not_found("attempt", id));
+        };
+        sqlx::query(merge)
+            .bind(id.0)
+            .bind(Json(&detail))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO call_events (attempt_id, at, kind, data) VALUES ($1, $2, 'carrier.amd', $3)",
+        )
+        .bind(id.0)
+        .bind(to_millis(at))
+        .bind(Json(&event))
+        .execute(&mut *tx)
+        .await?;
+        let previous = before
+            .get("answered_by")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        Ok(previous)
+    })
 }

@@ -5,8 +5,10 @@
 //! `$1`-style parameters on SQLite too); where the dialects differ (JSON, bulk inserts) a
 //! method says so with a `match` on the backend. Times are stored as UTC milliseconds.
 
+mod attempt_writes;
 mod attempts;
 mod audience;
+mod batch;
 mod call_history;
 mod call_signals;
 mod campaign_audience;
@@ -30,6 +32,7 @@ mod webhooks;
 pub use attempts::{
     AttemptRecord, AttemptStatus, AttemptUpdate, CallEvent, NewAttempt, QueueCounts, QueueEntry,
 };
+pub use batch::{Applied, MAX_BATCH, Write};
 pub use call_history::{CallFilter, CallStats};
 pub use campaign_audience::{Audience, TemplateCoverage};
 pub use campaign_edits::{RUNNING_EDITABLE, changed_fields};
@@ -124,6 +127,66 @@ impl BeginWrite for PgPool {
         self.begin().await
     }
 }
+
+/// One connection of either backend, inside a transaction its caller owns: the writes a
+/// call makes are written once against it and run alone ([`in_write_tx`]) or in a batch
+/// ([`Store::apply_writes`]).
+pub(crate) enum Conn<'c> {
+    Sqlite(&'c mut sqlx::SqliteConnection),
+    Postgres(&'c mut sqlx::PgConnection),
+}
+
+impl Conn<'_> {
+    /// The backend the connection belongs to.
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Conn::Sqlite(_) => Backend::Sqlite,
+            Conn::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+impl<'c> From<&'c mut sqlx::SqliteConnection> for Conn<'c> {
+    fn from(conn: &'c mut sqlx::SqliteConnection) -> Self {
+        Conn::Sqlite(conn)
+    }
+}
+
+impl<'c> From<&'c mut sqlx::PgConnection> for Conn<'c> {
+    fn from(conn: &'c mut sqlx::PgConnection) -> Self {
+        Conn::Postgres(conn)
+    }
+}
+
+/// Runs the same sqlx code against whichever connection a [`Conn`] holds (the body is
+/// compiled once per backend, like [`with_db`]).
+macro_rules! with_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::store::Conn::Sqlite($c) => $body,
+            $crate::store::Conn::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use with_conn;
+
+/// Runs `body` (which gets a [`Conn`] and yields a `Result<T>`) in a write transaction of
+/// its own, committed when the body succeeds. Expands to a `Result<T>`; use it as the tail
+/// of a method returning `Result<T>`.
+macro_rules! in_write_tx {
+    ($store:expr, |$conn:ident| $body:expr) => {
+        $crate::store::with_db!($store, |pool| {
+            let mut tx = $crate::store::BeginWrite::begin_write(pool).await?;
+            let out = {
+                let $conn = $crate::store::Conn::from(&mut *tx);
+                $body?
+            };
+            tx.commit().await?;
+            Ok(out)
+        })
+    };
+}
+pub(crate) use in_write_tx;
 
 /// Switchboard's storage. Cheap to clone: it holds a connection pool.
 #[derive(Debug, Clone)]

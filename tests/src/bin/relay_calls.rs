@@ -163,10 +163,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     );
     let started = Instant::now();
-    let store = db.store().clone();
+    // The server may run in another process: the dials' writes go through a writer here.
+    let writer = switchboard_actors::EventWriter::start(
+        db.store().clone(),
+        switchboard_actors::WriterSettings::default(),
+    );
     let dials = tokio::spawn(async move {
         let results =
-            futures_util::future::join_all(attempts.iter().map(|a| dialer.dial(&store, a))).await;
+            futures_util::future::join_all(attempts.iter().map(|a| dialer.dial(&writer, a))).await;
         (
             results.iter().filter(|r| r.is_err()).count(),
             started.elapsed(),
