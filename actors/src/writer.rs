@@ -6,8 +6,11 @@
 //! next one. Under load many writes share one commit; when idle a write goes alone at
 //! once (no timer). Writes are applied in the order they were queued.
 //!
-//! The writer is a plain task (not an actor) so that the HTTP handlers, which also write
+//! The writer is plain tasks (not actors) so that the HTTP handlers, which also write
 //! through it, work with or without the campaign runtime. [`EventWriter`] is its handle.
+//! On PostgreSQL it runs several lanes, each a task with its own queue and connection: a
+//! call's writes always go to the same lane (so they keep their order), and lanes commit
+//! in parallel. SQLite has one writer at a time anyway, so it runs one lane.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -16,8 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use switchboard_engine::error::Result;
 use switchboard_engine::store::{
-    Applied, AttemptRecord, AttemptUpdate, CallEvent, CarrierUpdate, MAX_BATCH, OutcomeReport,
-    Recorded, Store, Write,
+    Applied, AttemptRecord, AttemptUpdate, Backend, CallEvent, CarrierUpdate, MAX_BATCH,
+    OutcomeReport, Recorded, Store, Write,
 };
 use switchboard_engine::{AttemptId, CampaignId, ContactId};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -31,17 +34,29 @@ pub const WRITER_NAME: &str = "event-writer";
 pub struct WriterSettings {
     /// Most writes in one transaction (at most [`MAX_BATCH`]).
     pub max_batch: usize,
-    /// Most writes waiting for a transaction; a caller past it waits for room.
+    /// Most writes waiting for a transaction, per lane; a caller past it waits for room.
     pub queue: usize,
+    /// How many lanes (`None`: one on SQLite, [`POSTGRES_LANES`] on PostgreSQL).
+    pub lanes: Option<usize>,
 }
+
+/// The lanes of a writer over PostgreSQL, unless configured.
+pub const POSTGRES_LANES: usize = 4;
 
 impl Default for WriterSettings {
     fn default() -> Self {
         WriterSettings {
             max_batch: MAX_BATCH,
             queue: 8 * MAX_BATCH,
+            lanes: None,
         }
     }
+}
+
+/// One lane: its queue, and whether its task has stopped.
+struct Lane {
+    queue: mpsc::Sender<Request>,
+    stopped: watch::Receiver<bool>,
 }
 
 /// What the writer is asked to do.
@@ -60,6 +75,7 @@ struct Counters {
     writes: AtomicU64,
     failed: AtomicU64,
     largest: AtomicU64,
+    busy_micros: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -70,6 +86,8 @@ pub struct WriterSnapshot {
     pub name: &'static str,
     /// Whether it takes writes (false once shut down: writes then go to the store alone).
     pub running: bool,
+    /// Lanes committing in parallel.
+    pub lanes: usize,
     /// Writes waiting for a transaction.
     pub queued: u64,
     /// Transactions committed or attempted.
@@ -82,6 +100,8 @@ pub struct WriterSnapshot {
     pub mean_batch: f64,
     /// The most writes one transaction held.
     pub largest_batch: u64,
+    /// Seconds spent applying batches (near the time since start: the writer is saturated).
+    pub busy_seconds: f64,
     /// The last failure, with the write's kind.
     pub last_error: Option<String>,
 }
@@ -90,8 +110,7 @@ pub struct WriterSnapshot {
 /// [`EventWriter::shutdown`] or until every handle is dropped.
 #[derive(Clone)]
 pub struct EventWriter {
-    queue: mpsc::Sender<Request>,
-    stopped: watch::Receiver<bool>,
+    lanes: Arc<[Lane]>,
     store: Store,
     counters: Arc<Counters>,
 }
@@ -105,48 +124,66 @@ impl std::fmt::Debug for EventWriter {
 }
 
 impl EventWriter {
-    /// Starts the writer's task over this store (inside a Tokio runtime).
+    /// Starts the writer's tasks over this store (inside a Tokio runtime).
     pub fn start(store: Store, settings: WriterSettings) -> EventWriter {
-        let (queue, requests) = mpsc::channel(settings.queue.max(1));
-        let (done, stopped) = watch::channel(false);
         let counters = Arc::new(Counters::default());
         let max_batch = settings.max_batch.clamp(1, MAX_BATCH);
-        let task = run(store.clone(), requests, counters.clone(), max_batch);
-        tokio::spawn(
-            async move {
-                task.await;
-                let _ = done.send(true);
-            }
-            .instrument(tracing::info_span!("event_writer", name = WRITER_NAME)),
-        );
+        let lanes = settings.lanes.unwrap_or(match store.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => POSTGRES_LANES,
+        });
+        let lanes: Vec<Lane> = (0..lanes.clamp(1, 64))
+            .map(|lane| {
+                let (queue, requests) = mpsc::channel(settings.queue.max(1));
+                let (done, stopped) = watch::channel(false);
+                let task = run(store.clone(), requests, counters.clone(), max_batch);
+                tokio::spawn(
+                    async move {
+                        task.await;
+                        let _ = done.send(true);
+                    }
+                    .instrument(tracing::info_span!(
+                        "event_writer",
+                        name = WRITER_NAME,
+                        lane
+                    )),
+                );
+                Lane { queue, stopped }
+            })
+            .collect();
         EventWriter {
-            queue,
-            stopped,
+            lanes: lanes.into(),
             store,
             counters,
         }
+    }
+
+    /// The lane of a write: the same for every write of one call.
+    fn lane(&self, write: &Write) -> &Lane {
+        let n = self.lanes.len() as u64;
+        let i = usize::try_from(write.ordered_by().unsigned_abs() % n).unwrap_or(0);
+        &self.lanes[i]
     }
 
     /// Hands a write to the writer and waits until the transaction holding it has
     /// committed (or the write failed). After a shutdown, the write goes to the store alone.
     pub async fn submit(&self, write: Write) -> Result<Applied> {
         let (reply, answer) = oneshot::channel();
+        let kind = write.kind();
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        match self.queue.send(Request::Write(write, reply)).await {
+        let lane = self.lane(&write);
+        match lane.queue.send(Request::Write(write, reply)).await {
             Ok(()) => match answer.await {
                 Ok(result) => result,
                 // The task ended without answering (it panicked mid-batch).
-                Err(_) => Err(lost()),
+                Err(_) => Err(Write::lost(kind)),
             },
             Err(mpsc::error::SendError(request)) => {
                 self.counters.queued.fetch_sub(1, Ordering::Relaxed);
                 let Request::Write(write, _) = request else {
-                    return Err(lost());
+                    return Err(Write::lost(kind));
                 };
-                tracing::debug!(
-                    kind = write.kind(),
-                    "the event writer is stopped; writing alone"
-                );
+                tracing::debug!(kind, "the event writer is stopped; writing alone");
                 self.store.apply_write(&write).await
             }
         }
@@ -238,7 +275,8 @@ impl EventWriter {
         let writes = c.writes.load(Ordering::Relaxed);
         WriterSnapshot {
             name: WRITER_NAME,
-            running: !*self.stopped.borrow(),
+            running: self.lanes.iter().all(|lane| !*lane.stopped.borrow()),
+            lanes: self.lanes.len(),
             queued: c.queued.load(Ordering::Relaxed),
             batches,
             writes,
@@ -249,6 +287,7 @@ impl EventWriter {
                 writes as f64 / batches as f64
             },
             largest_batch: c.largest.load(Ordering::Relaxed),
+            busy_seconds: c.busy_micros.load(Ordering::Relaxed) as f64 / 1e6,
             last_error: c.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
         }
     }
@@ -257,19 +296,18 @@ impl EventWriter {
     /// stored (call it before closing the store). Writes handed over afterwards go to the
     /// store alone.
     pub async fn shutdown(&self) {
-        let mut stopped = self.stopped.clone();
-        let _ = self.queue.send(Request::Stop).await;
-        // An error here means the task is gone: nothing is left to wait for.
-        let _ = stopped.wait_for(|stopped| *stopped).await;
+        for lane in self.lanes.iter() {
+            let _ = lane.queue.send(Request::Stop).await;
+        }
+        for lane in self.lanes.iter() {
+            let mut stopped = lane.stopped.clone();
+            // An error here means the task is gone: nothing is left to wait for.
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        }
     }
 }
 
-/// The error of a write whose writer ended without answering.
-fn lost() -> switchboard_engine::Error {
-    Write::AppendEvents(Vec::new()).lost()
-}
-
-/// The writer's task: one transaction per turn for whatever is queued (up to
+/// A lane's task: one transaction per turn for whatever is queued (up to
 /// `max_batch`), until stopped or until every handle is gone.
 async fn run(
     store: Store,
@@ -327,7 +365,10 @@ fn record_batch(
     counters.writes.fetch_add(n, Ordering::Relaxed);
     counters.largest.fetch_max(n, Ordering::Relaxed);
     metrics::histogram!("switchboard_writer_batch_size").record(n as f64);
-    metrics::histogram!("switchboard_writer_batch_seconds").record(started.elapsed().as_secs_f64());
+    let took = started.elapsed();
+    let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+    counters.busy_micros.fetch_add(micros, Ordering::Relaxed);
+    metrics::histogram!("switchboard_writer_batch_seconds").record(took.as_secs_f64());
     metrics::gauge!("switchboard_writer_queued").set(left as f64);
     let mut failed = 0;
     for (write, result) in writes.iter().zip(results) {

@@ -234,7 +234,12 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
     drop((own, foreign));
 
     // A tenant key sees none of it.
-    for path in ["/admin/calls", "/admin/campaigns", "/admin/events"] {
+    for path in [
+        "/admin/calls",
+        "/admin/campaigns",
+        "/admin/events",
+        "/admin/engine",
+    ] {
         let refused = tenant.get(path).await;
         assert_eq!(refused.status, 403, "{path}: {:#}", refused.body);
     }
@@ -282,6 +287,17 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
         "paused"
     );
 
+    // The calls' writes (the runtime's and the carrier callbacks') went through the event
+    // writer, which the engine view shows.
+    let engine = ok(&admin.get("/admin/engine").await, 200).clone();
+    let writer = &engine["writer"];
+    assert_eq!(
+        (&writer["name"], &writer["running"]),
+        (&json!("event-writer"), &json!(true))
+    );
+    let writes = writer["writes"].as_u64().unwrap_or_default();
+    assert!(writes >= 10, "{engine:#}");
+    assert!(writer["batches"].as_u64().unwrap_or(u64::MAX) <= writes);
     ok(
         &tenant
             .post_empty(&format!("/api/v1/campaigns/{id}/stop"))

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::{AttemptId, CampaignId, ContactId};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use std::collections::HashSet;
 
 /// Most writes applied in one batch (bounds how long one transaction holds the database).
 pub const MAX_BATCH: usize = 256;
@@ -63,6 +64,38 @@ pub enum Write {
 }
 
 impl Write {
+    /// The attempt whose row the write updates (events only reference theirs).
+    fn updates(&self) -> Option<AttemptId> {
+        match self {
+            Write::CarrierUpdate(id, _)
+            | Write::MarkBridged(id, _)
+            | Write::UpdateAttempt(id, _)
+            | Write::RecordOutcome(id, _) => Some(*id),
+            Write::FirstAgentAudio { attempt, .. } | Write::MachineDetection { attempt, .. } => {
+                Some(*attempt)
+            }
+            Write::AppendEvents(_) | Write::RequeueContact { .. } => None,
+        }
+    }
+
+    /// Every attempt the write is about (its order matters among their writes).
+    fn attempts(&self) -> Vec<AttemptId> {
+        match self {
+            Write::AppendEvents(events) => events.iter().map(|e| e.attempt_id).collect(),
+            other => other.updates().into_iter().collect(),
+        }
+    }
+
+    /// The id whose writes must keep their order: the attempt's (an event list's first
+    /// event's), or the contact's for a requeue. Writes with the same key are never
+    /// reordered; writes with different keys may be applied in parallel.
+    pub fn ordered_by(&self) -> i64 {
+        match self {
+            Write::RequeueContact { contact, .. } => contact.0,
+            other => other.attempts().first().map_or(0, |a| a.0),
+        }
+    }
+
     /// The write's name (`carrier_update`, ...), for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -145,10 +178,10 @@ impl Applied {
 impl Write {
     /// The error of a caller whose write was handed to a writer that stopped before it
     /// answered: whether the write was stored is unknown.
-    pub fn lost(&self) -> Error {
+    /// `kind` is the write's [`Write::kind`].
+    pub fn lost(kind: &str) -> Error {
         Error::Database(sqlx::Error::Io(std::io::Error::other(format!(
-            "the event writer stopped before answering; the {} write may not be stored",
-            self.kind()
+            "the event writer stopped before answering; the {kind} write may not be stored"
         ))))
     }
 }
@@ -219,6 +252,12 @@ impl Store {
     /// own; the others are stored. Every write reported `Ok` is durable when this returns;
     /// when the transaction itself fails, every write gets an error and none is stored.
     /// At most [`MAX_BATCH`] writes at once.
+    ///
+    /// Batches of several writers (several processes) touch the same calls: on PostgreSQL
+    /// the transaction first locks every attempt it will update, in id order, so that two
+    /// batches never wait on each other in a cycle. A write that still loses a lock race
+    /// (deadlock, serialization failure) is applied again after the commit, alone, with
+    /// the later writes of its calls, in their order.
     pub async fn apply_writes(&self, writes: &[Write]) -> Vec<Result<Applied>> {
         if writes.len() > MAX_BATCH {
             let refused = || {
@@ -233,30 +272,87 @@ impl Store {
         if writes.is_empty() {
             return Vec::new();
         }
-        let mut results = Vec::with_capacity(writes.len());
+        let mut updated: Vec<i64> = writes
+            .iter()
+            .filter_map(Write::updates)
+            .map(|a| a.0)
+            .collect();
+        updated.sort_unstable();
+        updated.dedup();
+        // `None`: put off until after the commit.
+        let mut results: Vec<Option<Result<Applied>>> = Vec::with_capacity(writes.len());
         let stored: Result<()> = with_db!(self, |pool| {
             async {
                 let mut tx = pool.begin_write().await?;
+                lock_attempts(Conn::from(&mut *tx), &updated).await?;
+                let mut put_off = HashSet::new();
                 for write in writes {
+                    if write.attempts().iter().any(|a| put_off.contains(a)) {
+                        results.push(None);
+                        continue;
+                    }
                     let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
                     let result = apply(Conn::from(&mut *savepoint), write).await;
                     match &result {
                         Ok(_) => savepoint.commit().await?,
                         Err(_) => savepoint.rollback().await?,
                     }
-                    results.push(result);
+                    if result.as_ref().is_err_and(lost_a_lock_race) {
+                        put_off.extend(write.attempts());
+                        results.push(None);
+                    } else {
+                        results.push(Some(result));
+                    }
                 }
                 tx.commit().await?;
                 Ok(())
             }
             .await
         });
-        match stored {
-            Ok(()) => results,
-            Err(e) => writes
+        if let Err(e) = stored {
+            return writes
                 .iter()
                 .map(|_| Err(batch_failed(&e, writes.len())))
-                .collect(),
+                .collect();
+        }
+        let mut answers = Vec::with_capacity(writes.len());
+        for (write, result) in writes.iter().zip(results) {
+            answers.push(match result {
+                Some(result) => result,
+                None => {
+                    tracing::debug!(
+                        kind = write.kind(),
+                        "a write lost a lock race; applying it alone"
+                    );
+                    self.apply_write(write).await
+                }
+            });
+        }
+        answers
+    }
+}
+
+/// Locks the attempts a batch updates, in id order, before any of its writes runs. On
+/// SQLite the whole database is the batch's since `BEGIN IMMEDIATE`.
+async fn lock_attempts(conn: Conn<'_>, ids: &[i64]) -> Result<(), sqlx::Error> {
+    match conn {
+        Conn::Sqlite(_) => Ok(()),
+        Conn::Postgres(_) if ids.is_empty() => Ok(()),
+        Conn::Postgres(c) => {
+            sqlx::query(
+                "SELECT id FROM call_attempts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+            )
+            .bind(ids)
+            .fetch_all(&mut *c)
+            .await?;
+            Ok(())
         }
     }
+}
+
+/// Whether a write failed only because a concurrent transaction held what it needed
+/// (PostgreSQL's deadlock and serialization failures): applied again, it succeeds.
+fn lost_a_lock_race(e: &Error) -> bool {
+    matches!(e, Error::Database(sqlx::Error::Database(d))
+        if matches!(d.code().as_deref(), Some("40P01" | "40001")))
 }

@@ -63,14 +63,17 @@ async fn a_failing_write_in_a_batch_leaves_the_others_stored(store: &Store) {
             // PostgreSQL this aborts a transaction, so only a savepoint keeps the batch.
             Write::AppendEvents(vec![event(MISSING, "lost")]),
             Write::UpdateAttempt(MISSING, AttemptUpdate::default()),
+            // Fails after its first statement succeeded: it is rolled back whole.
+            Write::AppendEvents(vec![event(a.id, "half"), event(MISSING, "lost")]),
             Write::AppendEvents(vec![event(a.id, "two")]),
         ])
         .await;
-    assert_eq!(results.len(), 4);
+    assert_eq!(results.len(), 5);
     assert_eq!(results[0].as_ref().unwrap(), &Applied::Done);
     assert!(matches!(results[1], Err(Error::Database(_))));
     assert!(matches!(results[2], Err(Error::NotFound { .. })));
-    assert_eq!(results[3].as_ref().unwrap(), &Applied::Done);
+    assert!(matches!(results[3], Err(Error::Database(_))));
+    assert_eq!(results[4].as_ref().unwrap(), &Applied::Done);
     assert_eq!(kinds(store, a.id).await, vec!["one", "two"]);
     assert!(kinds(store, MISSING).await.is_empty());
 }

@@ -168,6 +168,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         db.store().clone(),
         switchboard_actors::WriterSettings::default(),
     );
+    let dial_writer = writer.clone();
     let dials = tokio::spawn(async move {
         let results =
             futures_util::future::join_all(attempts.iter().map(|a| dialer.dial(&writer, a))).await;
@@ -240,6 +241,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!("carrier late ticks       {late_ticks} (frames the carrier itself sent > 10 ms late)");
+    let mut writers = vec![("event writer (dials)", dial_writer.snapshot())];
+    if let Server::InProcess(s) = &server {
+        writers.push(("event writer (server)", s.writer().snapshot()));
+    }
+    for (name, w) in &writers {
+        println!(
+            "{name:<24} {} writes in {} transactions (mean {:.1}, largest {}) in {:.2} s, {} failed",
+            w.writes, w.batches, w.mean_batch, w.largest_batch, w.busy_seconds, w.failed_writes
+        );
+    }
     let costs = if args.spawn {
         vec![
             ("switchboard", &summary.server),
@@ -282,6 +293,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "carrier_late_ticks": late_ticks,
             "server": summary.server,
             "sims": summary.sims,
+            "event_writers": writers.iter().map(|(name, w)| json!({"name": name, "snapshot": w})).collect::<Vec<_>>(),
         });
         println!("{figures}");
     }
