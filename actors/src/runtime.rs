@@ -3,14 +3,16 @@
 //! [`Runtime`] handle the API uses to start, pause, resume and stop campaigns.
 //!
 //! Every status change goes through the lifecycle in the store (checked and recorded with
-//! its cause) before the supervisors are told.
+//! its cause) before the supervisors are told. A campaign supervisor runs only in the
+//! process that holds the campaign's lease ([`crate::lease`]): a control request made
+//! through another process is stored, and the owner sees it at its next lease renewal.
 
 use crate::campaign::{
     CampaignArgs, CampaignMsg, CampaignSnapshot, CampaignSupervisor, actor_name_for,
 };
-use crate::clock::Clock;
-use crate::dial::Dialer;
+use crate::lease::LeaseHold;
 use crate::limiter::{CarrierLimiter, LimiterArgs, LimiterMsg, limiter_name};
+pub use crate::settings::{RuntimeSettings, Services};
 use ractor::{
     Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent, call_t,
 };
@@ -18,66 +20,22 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_engine::campaign::{CampaignStatus, Cause};
-use switchboard_engine::store::{CampaignRecord, Store};
+use switchboard_engine::store::CampaignRecord;
 use switchboard_engine::{CampaignId, TenantId};
-
-/// How the runtime paces itself.
-#[derive(Debug, Clone)]
-pub struct RuntimeSettings {
-    /// How often a campaign supervisor opens new lines.
-    pub tick: Duration,
-    /// How often a call actor re-reads its attempt (webhooks also nudge it at once).
-    pub call_poll: Duration,
-    /// How long an answered call's agent may take to report after the hang-up.
-    pub outcome_grace: Duration,
-    /// Longest call before the call actor hangs it up.
-    pub max_call: Duration,
-    /// Restarts of one campaign supervisor within `restart_window` before the campaign
-    /// is marked failed.
-    pub max_restarts: u32,
-    /// See `max_restarts`.
-    pub restart_window: Duration,
-    /// The carrier account's calls-per-second limit, shared by every campaign (`None`:
-    /// unlimited). Twilio accounts start at 1.
-    pub carrier_cps: Option<f64>,
-}
-
-impl Default for RuntimeSettings {
-    fn default() -> Self {
-        RuntimeSettings {
-            tick: Duration::from_millis(500),
-            call_poll: Duration::from_secs(2),
-            outcome_grace: Duration::from_secs(5),
-            max_call: Duration::from_secs(3600),
-            max_restarts: 3,
-            restart_window: Duration::from_secs(300),
-            carrier_cps: Some(1.0),
-        }
-    }
-}
-
-/// What every actor of the runtime shares.
-pub struct Services {
-    /// The database.
-    pub store: Store,
-    /// Places calls.
-    pub dialer: Dialer,
-    /// The time.
-    pub clock: Arc<dyn Clock>,
-    /// Timings and limits.
-    pub settings: RuntimeSettings,
-}
 
 /// Messages to the engine supervisor.
 pub enum EngineMsg {
-    /// Run (or keep running) this campaign's supervisor.
-    Run(Box<CampaignRecord>, RpcReplyPort<Result<(), String>>),
+    /// Run this campaign's supervisor here if this process gets (or holds) its lease;
+    /// answers whether it runs here.
+    Run(Box<CampaignRecord>, RpcReplyPort<Result<bool, String>>),
     /// Pass a message to a campaign's supervisor, if it runs.
     Tell(CampaignId, CampaignMsg),
     /// Snapshots of every campaign supervisor.
     Snapshots(RpcReplyPort<Vec<CampaignSnapshot>>),
     /// Activate the scheduled campaigns whose start time has come.
     Schedule,
+    /// Run here the running campaigns whose lease is free or expired.
+    Claim,
     /// Answers with how many campaign supervisors run (liveness).
     Ping(RpcReplyPort<usize>),
 }
@@ -87,8 +45,8 @@ pub struct EngineSupervisor;
 
 /// The engine supervisor's state.
 pub struct EngineState {
-    services: Arc<Services>,
-    campaigns: HashMap<CampaignId, ActorRef<CampaignMsg>>,
+    pub(crate) services: Arc<Services>,
+    pub(crate) campaigns: HashMap<CampaignId, ActorRef<CampaignMsg>>,
     by_actor: HashMap<ActorId, (TenantId, CampaignId)>,
     restarts: HashMap<CampaignId, Vec<Instant>>,
     limiter: Option<ActorRef<LimiterMsg>>,
@@ -104,6 +62,7 @@ async fn spawn_limiter(
     let args = LimiterArgs {
         cps: state.services.settings.carrier_cps,
         account: account.clone(),
+        store: state.services.store.clone(),
     };
     let (limiter, _) = Actor::spawn_linked(
         Some(limiter_name(&account)),
@@ -116,72 +75,54 @@ async fn spawn_limiter(
     Ok(())
 }
 
-async fn spawn_campaign(
+/// Runs the campaign's supervisor in this process, once this process holds the campaign's
+/// lease. Returns whether it runs here: `false` when another process holds the lease (and
+/// runs the campaign).
+pub(crate) async fn spawn_campaign(
     myself: &ActorRef<EngineMsg>,
     state: &mut EngineState,
     record: CampaignRecord,
-) -> Result<(), ActorProcessingErr> {
+) -> Result<bool, ActorProcessingErr> {
     if state.campaigns.contains_key(&record.id) {
-        return Ok(());
+        return Ok(true);
     }
     let (tenant, id) = (record.tenant_id, record.id);
+    let settings = &state.services.settings;
+    let store = state.services.store.clone();
+    let sent = Instant::now();
+    if !store
+        .acquire_campaign_lease(id, &settings.instance, settings.lease_ttl)
+        .await?
+    {
+        tracing::debug!(campaign_id = %id, "another process holds the campaign's lease");
+        return Ok(false);
+    }
+    let instance = settings.instance.clone();
     let args = CampaignArgs {
         services: state.services.clone(),
         campaign: record,
+        lease: LeaseHold::new(instance.clone(), settings.lease_ttl, sent),
     };
-    let (actor, _) = Actor::spawn_linked(
+    let spawned = Actor::spawn_linked(
         Some(actor_name_for(id)),
         CampaignSupervisor,
         args,
         myself.get_cell(),
     )
-    .await?;
-    state.by_actor.insert(actor.get_id(), (tenant, id));
-    state.campaigns.insert(id, actor);
-    Ok(())
-}
-
-/// The scheduler: a scheduled campaign whose start time has come becomes active (cause
-/// scheduler) and its supervisor starts. One without a start time waits for the user.
-async fn activate_due(
-    myself: &ActorRef<EngineMsg>,
-    state: &mut EngineState,
-) -> Result<(), ActorProcessingErr> {
-    let now = state.services.clock.now();
-    let store = state.services.store.clone();
-    let scheduled = store
-        .campaigns_in_status(&[CampaignStatus::Scheduled])
-        .await?;
-    for record in scheduled {
-        if record.config.starts_at.is_none_or(|at| at > now) {
-            continue;
+    .await;
+    match spawned {
+        Ok((actor, _)) => {
+            crate::metrics::lease_acquired(id);
+            state.by_actor.insert(actor.get_id(), (tenant, id));
+            state.campaigns.insert(id, actor);
+            Ok(true)
         }
-        let activated = store
-            .transition_campaign(
-                record.tenant_id,
-                record.id,
-                CampaignStatus::Active,
-                Cause::Scheduler,
-                "the start time came",
-                None,
-            )
-            .await;
-        match activated {
-            Ok(record) => spawn_campaign(myself, state, record).await?,
-            // Changed meanwhile (started by hand, stopped): nothing to do.
-            Err(
-                switchboard_engine::Error::Conflict(_) | switchboard_engine::Error::Transition(_),
-            ) => {}
-            // The tenant runs as many campaigns as it may: this one waits for a free slot.
-            Err(e @ switchboard_engine::Error::LimitReached { .. }) => {
-                tracing::debug!(campaign_id = %record.id, error = %e, "a scheduled campaign waits for the tenant's limit")
-            }
-            Err(e) => {
-                tracing::warn!(campaign_id = %record.id, error = %e, "could not activate a scheduled campaign")
-            }
+        Err(e) => {
+            // Left to the next scan, here or in another process.
+            let _ = store.release_campaign_lease(id, &instance).await;
+            Err(e.into())
         }
     }
-    Ok(())
 }
 
 impl Actor for EngineSupervisor {
@@ -209,16 +150,29 @@ impl Actor for EngineSupervisor {
         state: &mut EngineState,
     ) -> Result<(), ActorProcessingErr> {
         spawn_limiter(&myself, state).await?;
-        // After a restart of the process, running campaigns resume where they were.
-        let running = state
-            .services
-            .store
-            .campaigns_in_status(&[CampaignStatus::Active, CampaignStatus::Paused])
-            .await?;
-        for record in running {
-            spawn_campaign(&myself, state, record).await?;
+        // After a restart of the process, running campaigns resume where they were: those
+        // whose lease is free, expired or still this process's.
+        crate::scheduler::claim(&myself, state).await;
+        let settings = &state.services.settings;
+        myself.send_interval(settings.tick, || EngineMsg::Schedule);
+        myself.send_interval(settings.heartbeat(), || EngineMsg::Claim);
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<EngineMsg>,
+        state: &mut EngineState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Each campaign supervisor finishes what it is doing and releases its lease, so
+        // that another process may take its campaign over at once.
+        myself
+            .stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(5)))
+            .await;
+        let instance = &state.services.settings.instance;
+        if let Err(e) = state.services.store.release_campaign_leases(instance).await {
+            tracing::warn!(error = %e, "could not release the campaign leases at shutdown");
         }
-        myself.send_interval(state.services.settings.tick, || EngineMsg::Schedule);
         Ok(())
     }
 
@@ -240,7 +194,8 @@ impl Actor for EngineSupervisor {
                     let _ = actor.cast(msg);
                 }
             }
-            EngineMsg::Schedule => activate_due(&myself, state).await?,
+            EngineMsg::Schedule => crate::scheduler::activate_due(&myself, state).await,
+            EngineMsg::Claim => crate::scheduler::claim(&myself, state).await,
             EngineMsg::Snapshots(reply) => {
                 let mut out = Vec::new();
                 for actor in state.campaigns.values() {
@@ -280,38 +235,59 @@ impl Actor for EngineSupervisor {
                     return Ok(());
                 };
                 state.campaigns.remove(&id);
-                let settings = &state.services.settings;
-                let recent = state.restarts.entry(id).or_default();
-                recent.retain(|at| at.elapsed() < settings.restart_window);
-                recent.push(Instant::now());
-                let store = state.services.store.clone();
-                if recent.len() as u32 > settings.max_restarts {
-                    tracing::error!(campaign_id = %id, %error, "campaign supervisor keeps failing; marking the campaign failed");
-                    let detail =
-                        serde_json::json!({ "error": error.to_string(), "restarts": recent.len() });
-                    let _ = store
-                        .transition_campaign(
-                            tenant,
-                            id,
-                            CampaignStatus::Failed,
-                            Cause::System,
-                            "supervisor_failures",
-                            Some(detail),
-                        )
-                        .await;
-                    return Ok(());
-                }
-                let backoff = Duration::from_millis(250 * (1 << recent.len().min(6)));
-                tracing::warn!(campaign_id = %id, %error, ?backoff, "campaign supervisor failed; restarting from the database");
-                tokio::time::sleep(backoff).await;
-                let record = store.campaign(tenant, id).await?;
-                if record.status.is_running() {
-                    spawn_campaign(&myself, state, record).await?;
-                }
+                restart_failed(&myself, state, tenant, id, &error.to_string()).await;
             }
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// A campaign supervisor failed: restarted from the database after a backoff (if it still
+/// runs and this process can still hold its lease); past `max_restarts` within the window
+/// the campaign is marked failed and its lease released.
+async fn restart_failed(
+    myself: &ActorRef<EngineMsg>,
+    state: &mut EngineState,
+    tenant: TenantId,
+    id: CampaignId,
+    error: &str,
+) {
+    let settings = &state.services.settings;
+    let recent = state.restarts.entry(id).or_default();
+    recent.retain(|at| at.elapsed() < settings.restart_window);
+    recent.push(Instant::now());
+    let store = state.services.store.clone();
+    if recent.len() as u32 > settings.max_restarts {
+        tracing::error!(campaign_id = %id, %error, "campaign supervisor keeps failing; marking the campaign failed");
+        let detail = serde_json::json!({ "error": error, "restarts": recent.len() });
+        let _ = store
+            .transition_campaign(
+                tenant,
+                id,
+                CampaignStatus::Failed,
+                Cause::System,
+                "supervisor_failures",
+                Some(detail),
+            )
+            .await;
+        let _ = store.release_campaign_lease(id, &settings.instance).await;
+        return;
+    }
+    let backoff = Duration::from_millis(250 * (1 << recent.len().min(6)));
+    tracing::warn!(campaign_id = %id, %error, ?backoff, "campaign supervisor failed; restarting from the database");
+    tokio::time::sleep(backoff).await;
+    let restarted = match store.campaign(tenant, id).await {
+        Ok(record) if record.status.is_running() => spawn_campaign(myself, state, record)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = restarted {
+        // The scan tries again on its next round.
+        tracing::warn!(campaign_id = %id, error = %e, "could not restart the campaign supervisor");
     }
 }
 
@@ -343,6 +319,8 @@ impl Runtime {
         Ok(Runtime { engine, services })
     }
 
+    /// Asks the engine supervisor to run the campaign here; when another process holds its
+    /// lease, that process runs it (and sees the stored change at its next renewal).
     async fn run(&self, record: CampaignRecord) -> Result<CampaignRecord, RuntimeError> {
         let reply = call_t!(
             self.engine,
@@ -351,7 +329,10 @@ impl Runtime {
             Box::new(record.clone())
         )
         .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
-        reply.map_err(RuntimeError::Unavailable)?;
+        let here = reply.map_err(RuntimeError::Unavailable)?;
+        if !here {
+            tracing::info!(campaign_id = %record.id, "another process runs the campaign");
+        }
         Ok(record)
     }
 
@@ -466,8 +447,26 @@ impl Runtime {
             .map_err(|e| RuntimeError::Unavailable(e.to_string()))
     }
 
-    /// Stops every actor (live calls are left to the carrier).
+    /// This process's instance id: the owner its campaign leases name.
+    pub fn instance(&self) -> &str {
+        &self.services.settings.instance
+    }
+
+    /// Stops every actor (live calls are left to the carrier); the campaign leases are
+    /// released as the supervisors stop.
     pub fn shutdown(&self) {
         self.engine.stop(Some("shutdown".into()));
+    }
+
+    /// [`Runtime::shutdown`], waiting (at most `timeout`) until every supervisor has
+    /// stopped and the leases are released, so another process may take over at once.
+    pub async fn shutdown_and_wait(&self, timeout: Duration) {
+        if let Err(e) = self
+            .engine
+            .stop_and_wait(Some("shutdown".into()), Some(timeout))
+            .await
+        {
+            tracing::warn!(error = %e, "the runtime did not stop in time");
+        }
     }
 }

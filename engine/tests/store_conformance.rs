@@ -1274,3 +1274,6 @@ mod calls {
         );
     }
 }
+
+#[path = "store_conformance/leases.rs"]
+mod leases;
