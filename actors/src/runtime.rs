@@ -337,17 +337,33 @@ impl Runtime {
     }
 
     /// Starts a campaign now: a draft is scheduled (if complete) and activated in one step,
-    /// within the tenant's limit on active campaigns.
+    /// within the tenant's limit on active campaigns. This process takes the campaign's
+    /// lease first, so the campaign runs here rather than in whichever process looks for
+    /// unheld campaigns first.
     pub async fn start_campaign(
         &self,
         tenant: TenantId,
         id: CampaignId,
     ) -> Result<CampaignRecord, RuntimeError> {
-        let record = self
-            .services
-            .store
+        let (store, settings) = (&self.services.store, &self.services.settings);
+        let current = store.campaign(tenant, id).await?;
+        // A running campaign already has its owner (refused below, lease untouched).
+        let held = !current.status.is_running()
+            && store
+                .acquire_campaign_lease(id, &settings.instance, settings.lease_ttl)
+                .await?;
+        let record = match store
             .start_campaign(tenant, id, Cause::User, "started")
-            .await?;
+            .await
+        {
+            Ok(record) => record,
+            Err(e) => {
+                if held {
+                    let _ = store.release_campaign_lease(id, &settings.instance).await;
+                }
+                return Err(e.into());
+            }
+        };
         self.run(record).await
     }
 

@@ -212,7 +212,7 @@ async fn two_processes_keep_to_one_carrier_limit_together(db: TestDb) {
     let store = db.store().clone();
     let agent = ScriptedAgent::start(agent(200, 200)).await.unwrap();
     let carrier = SimCarrier::start(carrier(100)).await.unwrap();
-    let (tenant, key, _admin) = tenant(&store).await;
+    let (tenant, key, admin) = tenant(&store).await;
     let setup = Setup {
         db_url: db.url(),
         carrier: &carrier.base_url(),
@@ -249,15 +249,24 @@ async fn two_processes_keep_to_one_carrier_limit_together(db: TestDb) {
     for server in &servers {
         assert!(
             from(&calls, &server.from) >= 5,
-            "both processes dialed: {} from {}",
+            "both processes dialed: {} from {}; {}",
             from(&calls, &server.from),
-            server.from
+            server.from,
+            server.admin_campaigns(&admin).await
         );
     }
+    let t0 = calls.iter().map(|c| c.created_at).min().unwrap();
+    let timeline: Vec<String> = calls
+        .iter()
+        .map(|c| {
+            let who = if c.from == A { "A" } else { "B" };
+            format!("{}{who}", c.created_at.duration_since(t0).as_millis())
+        })
+        .collect();
     assert_eq!(
         busiest,
         u64::from(LIMIT),
-        "at most (and up to) {LIMIT} create requests in any one-second window"
+        "at most (and up to) {LIMIT} create requests in any one-second window: {timeline:?}"
     );
     drop(servers);
     carrier.shutdown().await;

@@ -154,9 +154,12 @@ fn campaign_midnight(
 }
 
 /// Dials up to `lines` of the due contacts that nothing forbids: their contact records and
-/// do-not-call state are read concurrently, carrier tokens are taken for the allowed ones
-/// in one request, their attempts are reserved in one transaction (durable before any
-/// dial), then their call actors start and dial.
+/// do-not-call state are read concurrently, their attempts are reserved in one transaction
+/// (durable before any dial), carrier dials are taken for them in one request, and the
+/// call actors of those that got one start and dial at once. Reservations left without a
+/// dial (other processes used the account's room) are withdrawn; they wait for a later
+/// tick. Taking the dials last keeps the time from a dial's grant to its request reaching
+/// the carrier short: no database work lies between them.
 async fn dial_due(
     myself: &ActorRef<CampaignMsg>,
     state: &mut CampaignState,
@@ -194,25 +197,34 @@ async fn dial_due(
     if allowed.is_empty() {
         return Ok(());
     }
-    let granted = ractor::call_t!(limiter, LimiterMsg::Take, 1000, allowed.len() as u32)
-        .unwrap_or_else(|e| {
-            tracing::warn!(campaign_id = %state.campaign.id, error = %e, "the carrier rate limiter did not answer; not dialing");
-            0
-        });
-    allowed.truncate(granted as usize);
-    if allowed.is_empty() || !state.lease.may_dial(Instant::now()) {
-        return Ok(());
-    }
     // Another process may have taken some of them: those are simply not dialed here.
-    for attempt in store
+    let mut reserved: Vec<_> = store
         .reserve_attempts(&allowed)
         .await?
         .into_iter()
         .flatten()
-    {
+        .collect();
+    if reserved.is_empty() {
+        return Ok(());
+    }
+    let mut granted = ractor::call_t!(limiter, LimiterMsg::Take, 1000, reserved.len() as u32)
+        .unwrap_or_else(|e| {
+            tracing::warn!(campaign_id = %state.campaign.id, error = %e, "the carrier rate limiter did not answer; not dialing");
+            0
+        });
+    if !state.lease.may_dial(Instant::now()) {
+        granted = 0;
+    }
+    let unplaced = reserved.split_off((granted as usize).min(reserved.len()));
+    for attempt in reserved {
         spawn_call(myself, state, attempt, false).await?;
         state.dialed += 1;
         crate::metrics::call_dialed(state.campaign.id);
+    }
+    if !unplaced.is_empty() {
+        // A failure here ends the supervisor: its restart closes them as never dialed.
+        let ids: Vec<_> = unplaced.iter().map(|a| a.id).collect();
+        store.withdraw_reservations(&ids).await?;
     }
     Ok(())
 }

@@ -5,7 +5,10 @@
 //! Campaigns ask it for dials (`Take(n)`) on their ticks. It gathers the requests that
 //! arrive while it works and takes them from the database together, in one statement
 //! (`Store::take_dial_slots`), then shares what it got among them first come, first
-//! served. The database keeps the sliding-window rule of [`window`] across processes: a
+//! served. A request the account has no room for yet waits up to [`PATIENCE`], asked
+//! again every [`RETRY`], so dials go out as soon as the window has room rather than on
+//! the next tick of whichever campaign ticks first after that (which would leave a
+//! campaign whose ticks fall just behind another's without any dial). The database keeps the sliding-window rule of [`window`] across processes: a
 //! dial takes a slot last used at least a window (a second plus [`MARGIN`]) ago, stamped
 //! by the database's clock, so the dials of all processes together never put more than
 //! the limit into one of the carrier's seconds. Its own [`DialWindow`] of the dials this
@@ -19,8 +22,14 @@ pub use window::{DialWindow, MARGIN, WindowShape};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use switchboard_engine::store::Store;
+
+/// Longest a request for dials waits for room before it is answered with what it got.
+pub const PATIENCE: Duration = Duration::from_millis(400);
+
+/// How often a waiting request asks again.
+pub const RETRY: Duration = Duration::from_millis(40);
 
 /// The registry name of the limiter of a carrier account.
 pub fn limiter_name(account: &str) -> String {
@@ -30,12 +39,15 @@ pub fn limiter_name(account: &str) -> String {
 /// Messages to the limiter.
 #[derive(Debug)]
 pub enum LimiterMsg {
-    /// Allow up to `n` dials now; replies with how many were allowed.
+    /// Allow up to `n` dials, waiting up to [`PATIENCE`] for room; replies with how many
+    /// were allowed.
     Take(u32, RpcReplyPort<u32>),
     /// How many dials this process could be allowed now, without taking them.
     Available(RpcReplyPort<u32>),
     /// Take the requests gathered so far from the database, together.
     Flush,
+    /// Ask again for the requests still waiting.
+    Retry,
     /// The limiter's figures.
     Snapshot(RpcReplyPort<LimiterSnapshot>),
 }
@@ -60,6 +72,14 @@ pub struct LimiterSnapshot {
 /// The limiter actor.
 pub struct CarrierLimiter;
 
+/// A request for dials, partly answered.
+struct Pending {
+    asked: u32,
+    got: u32,
+    until: Instant,
+    reply: RpcReplyPort<u32>,
+}
+
 /// Its state.
 pub struct LimiterState {
     account: String,
@@ -69,9 +89,10 @@ pub struct LimiterState {
     store: Store,
     /// The account's slots exist in the database.
     prepared: bool,
-    /// Requests waiting for the next flush, oldest first.
-    pending: Vec<(u32, RpcReplyPort<u32>)>,
+    /// Requests waiting for dials, oldest first.
+    pending: Vec<Pending>,
     flush_queued: bool,
+    retry_queued: bool,
     allowed: u64,
     refused: u64,
     round_trips: u64,
@@ -108,6 +129,7 @@ impl Actor for CarrierLimiter {
             prepared: false,
             pending: Vec::new(),
             flush_queued: false,
+            retry_queued: false,
             allowed: 0,
             refused: 0,
             round_trips: 0,
@@ -126,14 +148,26 @@ impl Actor for CarrierLimiter {
                 let _ = reply.send(n);
             }
             LimiterMsg::Take(n, reply) => {
-                state.pending.push((n, reply));
+                state.pending.push(Pending {
+                    asked: n,
+                    got: 0,
+                    until: Instant::now() + PATIENCE,
+                    reply,
+                });
                 if !state.flush_queued {
                     // Behind the requests already queued: they are taken together.
                     state.flush_queued = true;
                     myself.cast(LimiterMsg::Flush)?;
                 }
             }
-            LimiterMsg::Flush => flush(state).await,
+            LimiterMsg::Flush => {
+                state.flush_queued = false;
+                flush(&myself, state).await;
+            }
+            LimiterMsg::Retry => {
+                state.retry_queued = false;
+                flush(&myself, state).await;
+            }
             LimiterMsg::Available(reply) => {
                 let available = match &mut state.window {
                     Some(window) => window.available(Instant::now()),
@@ -156,17 +190,19 @@ impl Actor for CarrierLimiter {
     }
 }
 
-/// Takes the gathered requests from the shared slots in one round trip and shares the
-/// dials got among them in order.
-async fn flush(state: &mut LimiterState) {
-    state.flush_queued = false;
-    let pending = std::mem::take(&mut state.pending);
-    let asked: u32 = pending.iter().fold(0, |sum, (n, _)| sum.saturating_add(*n));
+/// Takes what the waiting requests still need from the shared slots in one round trip
+/// and shares it among them in order; answers those satisfied or out of patience, and asks
+/// again soon for the rest.
+async fn flush(myself: &ActorRef<LimiterMsg>, state: &mut LimiterState) {
+    let want: u32 = state
+        .pending
+        .iter()
+        .fold(0, |sum, p| sum.saturating_add(p.asked - p.got));
     let (Some(shape), Some(window)) = (state.shape, state.window.as_mut()) else {
         return;
     };
     // Never more than this process's own window could allow.
-    let ask = window.available(Instant::now()).min(asked);
+    let ask = window.available(Instant::now()).min(want);
     let mut granted = 0;
     if ask > 0 {
         granted = take_shared(state, shape, ask).await;
@@ -175,12 +211,23 @@ async fn flush(state: &mut LimiterState) {
         window.take(granted, Instant::now());
     }
     state.allowed += u64::from(granted);
-    state.refused += u64::from(asked - granted);
-    let mut left = granted;
-    for (n, reply) in pending {
-        let mine = n.min(left);
-        left -= mine;
-        let _ = reply.send(mine);
+    let now = Instant::now();
+    let mut waiting = Vec::new();
+    for mut p in std::mem::take(&mut state.pending) {
+        let mine = (p.asked - p.got).min(granted);
+        granted -= mine;
+        p.got += mine;
+        if p.got == p.asked || now >= p.until {
+            state.refused += u64::from(p.asked - p.got);
+            let _ = p.reply.send(p.got);
+        } else {
+            waiting.push(p);
+        }
+    }
+    state.pending = waiting;
+    if !state.pending.is_empty() && !state.retry_queued {
+        state.retry_queued = true;
+        myself.send_after(RETRY, || LimiterMsg::Retry);
     }
 }
 

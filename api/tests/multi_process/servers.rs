@@ -40,6 +40,19 @@ pub struct Setup<'a> {
     pub lease_ttl_secs: u64,
 }
 
+/// The variable naming a directory for the servers' logs.
+const LOG_DIR: &str = "MULTI_PROCESS_LOG_DIR";
+
+/// Where a server's log goes: a file in `MULTI_PROCESS_LOG_DIR` when set (to read after a
+/// failure), nowhere otherwise.
+fn log_file(port: u16) -> Stdio {
+    let Some(dir) = std::env::var_os(LOG_DIR) else {
+        return Stdio::null();
+    };
+    let path = std::path::Path::new(&dir).join(format!("switchboard-{port}.log"));
+    std::fs::File::create(path).map_or_else(|_| Stdio::null(), Stdio::from)
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -67,8 +80,15 @@ impl Server {
                 "SWITCHBOARD_LEASE_TTL_SECS",
                 setup.lease_ttl_secs.to_string(),
             )
-            .env("SWITCHBOARD_LOG", "warn")
-            .stdout(Stdio::null())
+            .env(
+                "SWITCHBOARD_LOG",
+                if std::env::var_os(LOG_DIR).is_some() {
+                    "info"
+                } else {
+                    "warn"
+                },
+            )
+            .stdout(log_file(port))
             .stderr(Stdio::null())
             .spawn()
             .expect("switchboard starts");

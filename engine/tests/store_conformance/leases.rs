@@ -15,6 +15,7 @@ conformance!(
     two_concurrent_takers_never_exceed_the_dial_limit,
     dial_slots_of_one_account_are_not_another_accounts,
     a_dial_limit_out_of_range_is_refused,
+    a_reservation_nobody_dialed_is_withdrawn,
 );
 
 const LONG: Duration = Duration::from_secs(60);
@@ -314,4 +315,107 @@ async fn a_dial_limit_out_of_range_is_refused(store: &Store) {
             Err(Error::Invalid { .. })
         ));
     }
+}
+
+async fn a_reservation_nobody_dialed_is_withdrawn(store: &Store) {
+    let t = tenant(store, "t").await;
+    let campaign = store.create_campaign(t, &ready_config("W")).await.unwrap();
+    let mut contacts = Vec::new();
+    for i in 0..3 {
+        let phone = format!("+1415555020{i}");
+        contacts.push(
+            store
+                .upsert_contact(t, &contact(&phone, None, json!({})))
+                .await
+                .unwrap(),
+        );
+    }
+    let ids: Vec<ContactId> = contacts.iter().map(|c| c.id).collect();
+    store.enqueue_contacts(campaign.id, &ids, 1).await.unwrap();
+    let new = |c: &switchboard_engine::contact::Contact, seen: i32| NewAttempt {
+        tenant_id: t,
+        campaign_id: campaign.id,
+        contact_id: c.id,
+        phone: c.phone.clone(),
+        attempts_seen: seen,
+    };
+    // The first contact had an attempt already; all three are reserved again.
+    let first = store.reserve_attempt(&new(&contacts[0], 0)).await.unwrap();
+    store
+        .update_attempt(
+            first.id,
+            &AttemptUpdate {
+                status: Some(AttemptStatus::Ended),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .requeue_contact(
+            campaign.id,
+            contacts[0].id,
+            Some(switchboard_engine::time::now()),
+            "no_answer",
+        )
+        .await
+        .unwrap();
+    let before = store
+        .queue_entry(campaign.id, contacts[0].id)
+        .await
+        .unwrap();
+    let batch = [
+        new(&contacts[0], 1),
+        new(&contacts[1], 0),
+        new(&contacts[2], 0),
+    ];
+    let reserved: Vec<_> = store
+        .reserve_attempts(&batch)
+        .await
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(reserved.len(), 3);
+    // The third was dialed meanwhile: it stays.
+    store
+        .update_attempt(
+            reserved[2].id,
+            &AttemptUpdate {
+                status: Some(AttemptStatus::Dialing),
+                carrier_call_id: Some("CA1".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let ids: Vec<_> = reserved.iter().map(|a| a.id).collect();
+    assert_eq!(store.withdraw_reservations(&ids).await.unwrap(), 2);
+    assert_eq!(store.withdraw_reservations(&ids).await.unwrap(), 0, "once");
+    let left = store.campaign_attempts(campaign.id, 100).await.unwrap();
+    let mut left_ids: Vec<_> = left.iter().map(|a| a.id).collect();
+    left_ids.sort();
+    assert_eq!(left_ids, vec![first.id, reserved[2].id]);
+    let requeued = store
+        .queue_entry(campaign.id, contacts[0].id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (requeued.attempts, requeued.last_attempt_at),
+        (before.attempts, before.last_attempt_at),
+        "the contact is queued as it was before"
+    );
+    assert_eq!(
+        store
+            .queue_entry(campaign.id, contacts[1].id)
+            .await
+            .unwrap()
+            .attempts,
+        0
+    );
+    let counts = store.queue_counts(campaign.id).await.unwrap();
+    assert_eq!((counts.queued, counts.in_progress), (2, 1));
+    // A withdrawn contact is reserved again as if nothing happened.
+    let again = store.reserve_attempt(&new(&contacts[1], 0)).await.unwrap();
+    assert_eq!(again.attempt_no, 1);
 }
