@@ -8,6 +8,11 @@
 //! also re-reads its attempt on a slow timer (callbacks and the media stream may reach
 //! another process, which records what it learnt with the attempt).
 //!
+//! A call it follows rather than dialed (placed before a restart, or by another process
+//! whose campaign lease this one took over) may have its callbacks sent to a process that
+//! is gone: every [`FOLLOW_CARRIER_POLLS`] polls it also asks the carrier, and records the
+//! end the carrier reports.
+//!
 //! It tells its supervisor when the ring phase ends, for pacing: unanswered (with the ring
 //! time), answered by a machine, or answered by a person — then only once it is known
 //! whether the person was abandoned: the agent's first audio did not come within
@@ -49,6 +54,9 @@ pub const ABANDON_AFTER: Duration = Duration::from_secs(2);
 /// How long past [`ABANDON_AFTER`] a call without agent audio waits for its verdict: the
 /// first audio may be reported by another process through the database.
 pub const ABANDON_SETTLE: Duration = Duration::from_millis(200);
+
+/// A following call actor asks the carrier about its call once every this many polls.
+pub const FOLLOW_CARRIER_POLLS: u32 = 5;
 
 /// Messages to a call actor.
 #[derive(Debug)]
@@ -98,6 +106,8 @@ pub struct CallState {
     told_person: Option<RingEnd>,
     /// SIP mode: the LiveKit side of the call (`None` for carrier calls).
     sip: Option<sip::SipCall>,
+    /// When a following actor last asked the carrier about its call.
+    carrier_asked: Instant,
 }
 
 /// The registry name of an attempt's call actor.
@@ -152,6 +162,7 @@ impl Actor for CallActor {
             abandon_pending,
             first_audio_at: None,
             told_person: None,
+            carrier_asked: Instant::now(),
         })
     }
 
@@ -236,6 +247,22 @@ async fn check(
     let mut attempt = state.services.store.attempt(state.attempt.id).await?;
     if state.sip.is_some() {
         attempt = sip::follow(state, attempt).await?;
+    } else if state.follow
+        && attempt.status != AttemptStatus::Ended
+        && state.carrier_asked.elapsed()
+            >= state.services.settings.call_poll * FOLLOW_CARRIER_POLLS
+    {
+        state.carrier_asked = Instant::now();
+        let store = &state.services.store;
+        let at = state.services.clock.now();
+        if !state
+            .services
+            .dialer
+            .settle_with_carrier(store, &attempt, at)
+            .await?
+        {
+            attempt = store.attempt(attempt.id).await?;
+        }
     }
     #[cfg(feature = "failpoints")]
     fail::fail_point!(

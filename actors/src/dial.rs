@@ -137,6 +137,44 @@ impl Dialer {
         Ok(self.twilio.fetch_call(call_sid).await?)
     }
 
+    /// Asks the carrier about an attempt's call, placed earlier (before a restart, or by
+    /// another process whose callbacks no longer arrive), and records its end with the
+    /// attempt if it is over, as its final callback would have. Returns whether the call may
+    /// still be live: the carrier says so, or could not be asked. An attempt without a
+    /// carrier call was never placed (as far as anyone recorded).
+    pub async fn settle_with_carrier(
+        &self,
+        store: &Store,
+        attempt: &AttemptRecord,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, DialError> {
+        let Some(sid) = &attempt.carrier_call_id else {
+            return Ok(false);
+        };
+        let Ok(call) = self.fetch(sid).await else {
+            return Ok(true);
+        };
+        let status = call
+            .status
+            .clone()
+            .unwrap_or(switchboard_media::CallStatus::Unknown(String::new()));
+        let (next, result) = attempt_status(&status);
+        if next != Some(AttemptStatus::Ended) {
+            return Ok(true);
+        }
+        let update = CarrierUpdate {
+            carrier_call_id: Some(call.sid.clone()),
+            status: next,
+            result: result.map(str::to_owned),
+            answered_by: call.answered_by.as_ref().map(|a| a.as_str().to_owned()),
+            sequence: None,
+            carrier_status: format!("reconciled.{}", status.as_str()),
+            at,
+        };
+        store.apply_carrier_update(attempt.id, &update).await?;
+        Ok(false)
+    }
+
     /// The carrier account calls are placed through.
     pub fn account(&self) -> &str {
         self.twilio.account_sid()

@@ -67,3 +67,16 @@ pub fn auto_paused(campaign: CampaignId, reason: &str) {
     metrics::counter!("switchboard_campaign_auto_pauses_total", "campaign_id" => campaign.to_string(), "reason" => reason.to_owned())
         .increment(1);
 }
+
+/// This process acquired a campaign's lease and runs its supervisor (at start, on a start
+/// or resume, or taking over from a process that stopped renewing it).
+pub fn lease_acquired(campaign: CampaignId) {
+    metrics::counter!("switchboard_campaign_leases_acquired_total", "campaign_id" => campaign.to_string())
+        .increment(1);
+}
+
+/// A campaign supervisor found its lease taken over by another process and stopped.
+pub fn lease_lost(campaign: CampaignId) {
+    metrics::counter!("switchboard_campaign_leases_lost_total", "campaign_id" => campaign.to_string())
+        .increment(1);
+}

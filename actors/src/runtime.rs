@@ -3,17 +3,17 @@
 //! [`Runtime`] handle the API uses to start, pause, resume and stop campaigns.
 //!
 //! Every status change goes through the lifecycle in the store (checked and recorded with
-//! its cause) before the supervisors are told.
-
-mod services;
-
-pub use services::{RuntimeSettings, Services};
+//! its cause) before the supervisors are told. A campaign supervisor runs only in the
+//! process that holds the campaign's lease ([`crate::lease`]): a control request made
+//! through another process is stored, and the owner sees it at its next lease renewal.
 
 use crate::campaign::{
     CampaignArgs, CampaignMsg, CampaignSnapshot, CampaignSupervisor, actor_name_for,
 };
 use crate::dial::DialError;
+use crate::lease::LeaseHold;
 use crate::limiter::{CarrierLimiter, LimiterArgs, LimiterMsg, limiter_name};
+pub use crate::settings::{RuntimeSettings, Services};
 use ractor::{
     Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent, call_t,
 };
@@ -26,14 +26,17 @@ use switchboard_engine::{CampaignId, TenantId};
 
 /// Messages to the engine supervisor.
 pub enum EngineMsg {
-    /// Run (or keep running) this campaign's supervisor.
-    Run(Box<CampaignRecord>, RpcReplyPort<Result<(), String>>),
+    /// Run this campaign's supervisor here if this process gets (or holds) its lease;
+    /// answers whether it runs here.
+    Run(Box<CampaignRecord>, RpcReplyPort<Result<bool, String>>),
     /// Pass a message to a campaign's supervisor, if it runs.
     Tell(CampaignId, CampaignMsg),
     /// Snapshots of every campaign supervisor.
     Snapshots(RpcReplyPort<Vec<CampaignSnapshot>>),
     /// Activate the scheduled campaigns whose start time has come.
     Schedule,
+    /// Run here the running campaigns whose lease is free or expired.
+    Claim,
     /// Answers with how many campaign supervisors run (liveness).
     Ping(RpcReplyPort<usize>),
 }
@@ -43,13 +46,13 @@ pub struct EngineSupervisor;
 
 /// The engine supervisor's state.
 pub struct EngineState {
-    services: Arc<Services>,
-    campaigns: HashMap<CampaignId, ActorRef<CampaignMsg>>,
+    pub(crate) services: Arc<Services>,
+    pub(crate) campaigns: HashMap<CampaignId, ActorRef<CampaignMsg>>,
     by_actor: HashMap<ActorId, (TenantId, CampaignId)>,
     restarts: HashMap<CampaignId, Vec<Instant>>,
     limiter: Option<ActorRef<LimiterMsg>>,
     /// Scheduled SIP campaigns left waiting because LiveKit is not configured (logged once).
-    sip_waiting: std::collections::HashSet<CampaignId>,
+    pub(crate) sip_waiting: std::collections::HashSet<CampaignId>,
 }
 
 /// Starts the carrier account's rate limiter (restarted by the engine supervisor if it
@@ -62,6 +65,7 @@ async fn spawn_limiter(
     let args = LimiterArgs {
         cps: state.services.settings.carrier_cps,
         account: account.clone(),
+        store: state.services.store.clone(),
     };
     let (limiter, _) = Actor::spawn_linked(
         Some(limiter_name(&account)),
@@ -74,78 +78,54 @@ async fn spawn_limiter(
     Ok(())
 }
 
-async fn spawn_campaign(
+/// Runs the campaign's supervisor in this process, once this process holds the campaign's
+/// lease. Returns whether it runs here: `false` when another process holds the lease (and
+/// runs the campaign).
+pub(crate) async fn spawn_campaign(
     myself: &ActorRef<EngineMsg>,
     state: &mut EngineState,
     record: CampaignRecord,
-) -> Result<(), ActorProcessingErr> {
+) -> Result<bool, ActorProcessingErr> {
     if state.campaigns.contains_key(&record.id) {
-        return Ok(());
+        return Ok(true);
     }
     let (tenant, id) = (record.tenant_id, record.id);
+    let settings = &state.services.settings;
+    let store = state.services.store.clone();
+    let sent = Instant::now();
+    if !store
+        .acquire_campaign_lease(id, &settings.instance, settings.lease_ttl)
+        .await?
+    {
+        tracing::debug!(campaign_id = %id, "another process holds the campaign's lease");
+        return Ok(false);
+    }
+    let instance = settings.instance.clone();
     let args = CampaignArgs {
         services: state.services.clone(),
         campaign: record,
+        lease: LeaseHold::new(instance.clone(), settings.lease_ttl, sent),
     };
-    let (actor, _) = Actor::spawn_linked(
+    let spawned = Actor::spawn_linked(
         Some(actor_name_for(id)),
         CampaignSupervisor,
         args,
         myself.get_cell(),
     )
-    .await?;
-    state.by_actor.insert(actor.get_id(), (tenant, id));
-    state.campaigns.insert(id, actor);
-    Ok(())
-}
-
-/// The scheduler: a scheduled campaign whose start time has come becomes active (cause
-/// scheduler) and its supervisor starts. One without a start time waits for the user.
-async fn activate_due(
-    myself: &ActorRef<EngineMsg>,
-    state: &mut EngineState,
-) -> Result<(), ActorProcessingErr> {
-    let now = state.services.clock.now();
-    let store = state.services.store.clone();
-    let scheduled = store
-        .campaigns_in_status(&[CampaignStatus::Scheduled])
-        .await?;
-    for record in scheduled {
-        if record.config.starts_at.is_none_or(|at| at > now) {
-            continue;
+    .await;
+    match spawned {
+        Ok((actor, _)) => {
+            crate::metrics::lease_acquired(id);
+            state.by_actor.insert(actor.get_id(), (tenant, id));
+            state.campaigns.insert(id, actor);
+            Ok(true)
         }
-        if crate::call::sip::is_sip(&record.config) && state.services.sip.is_none() {
-            if state.sip_waiting.insert(record.id) {
-                tracing::warn!(campaign_id = %record.id, "a scheduled sip campaign waits: livekit is not configured");
-            }
-            continue;
-        }
-        let activated = store
-            .transition_campaign(
-                record.tenant_id,
-                record.id,
-                CampaignStatus::Active,
-                Cause::Scheduler,
-                "the start time came",
-                None,
-            )
-            .await;
-        match activated {
-            Ok(record) => spawn_campaign(myself, state, record).await?,
-            // Changed meanwhile (started by hand, stopped): nothing to do.
-            Err(
-                switchboard_engine::Error::Conflict(_) | switchboard_engine::Error::Transition(_),
-            ) => {}
-            // The tenant runs as many campaigns as it may: this one waits for a free slot.
-            Err(e @ switchboard_engine::Error::LimitReached { .. }) => {
-                tracing::debug!(campaign_id = %record.id, error = %e, "a scheduled campaign waits for the tenant's limit")
-            }
-            Err(e) => {
-                tracing::warn!(campaign_id = %record.id, error = %e, "could not activate a scheduled campaign")
-            }
+        Err(e) => {
+            // Left to the next scan, here or in another process.
+            let _ = store.release_campaign_lease(id, &instance).await;
+            Err(e.into())
         }
     }
-    Ok(())
 }
 
 impl Actor for EngineSupervisor {
@@ -174,16 +154,29 @@ impl Actor for EngineSupervisor {
         state: &mut EngineState,
     ) -> Result<(), ActorProcessingErr> {
         spawn_limiter(&myself, state).await?;
-        // After a restart of the process, running campaigns resume where they were.
-        let running = state
-            .services
-            .store
-            .campaigns_in_status(&[CampaignStatus::Active, CampaignStatus::Paused])
-            .await?;
-        for record in running {
-            spawn_campaign(&myself, state, record).await?;
+        // After a restart of the process, running campaigns resume where they were: those
+        // whose lease is free, expired or still this process's.
+        crate::scheduler::claim(&myself, state).await;
+        let settings = &state.services.settings;
+        myself.send_interval(settings.tick, || EngineMsg::Schedule);
+        myself.send_interval(settings.heartbeat(), || EngineMsg::Claim);
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<EngineMsg>,
+        state: &mut EngineState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Each campaign supervisor finishes what it is doing and releases its lease, so
+        // that another process may take its campaign over at once.
+        myself
+            .stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(5)))
+            .await;
+        let instance = &state.services.settings.instance;
+        if let Err(e) = state.services.store.release_campaign_leases(instance).await {
+            tracing::warn!(error = %e, "could not release the campaign leases at shutdown");
         }
-        myself.send_interval(state.services.settings.tick, || EngineMsg::Schedule);
         Ok(())
     }
 
@@ -205,7 +198,8 @@ impl Actor for EngineSupervisor {
                     let _ = actor.cast(msg);
                 }
             }
-            EngineMsg::Schedule => activate_due(&myself, state).await?,
+            EngineMsg::Schedule => crate::scheduler::activate_due(&myself, state).await,
+            EngineMsg::Claim => crate::scheduler::claim(&myself, state).await,
             EngineMsg::Snapshots(reply) => {
                 let mut out = Vec::new();
                 for actor in state.campaigns.values() {
@@ -245,38 +239,59 @@ impl Actor for EngineSupervisor {
                     return Ok(());
                 };
                 state.campaigns.remove(&id);
-                let settings = &state.services.settings;
-                let recent = state.restarts.entry(id).or_default();
-                recent.retain(|at| at.elapsed() < settings.restart_window);
-                recent.push(Instant::now());
-                let store = state.services.store.clone();
-                if recent.len() as u32 > settings.max_restarts {
-                    tracing::error!(campaign_id = %id, %error, "campaign supervisor keeps failing; marking the campaign failed");
-                    let detail =
-                        serde_json::json!({ "error": error.to_string(), "restarts": recent.len() });
-                    let _ = store
-                        .transition_campaign(
-                            tenant,
-                            id,
-                            CampaignStatus::Failed,
-                            Cause::System,
-                            "supervisor_failures",
-                            Some(detail),
-                        )
-                        .await;
-                    return Ok(());
-                }
-                let backoff = Duration::from_millis(250 * (1 << recent.len().min(6)));
-                tracing::warn!(campaign_id = %id, %error, ?backoff, "campaign supervisor failed; restarting from the database");
-                tokio::time::sleep(backoff).await;
-                let record = store.campaign(tenant, id).await?;
-                if record.status.is_running() {
-                    spawn_campaign(&myself, state, record).await?;
-                }
+                restart_failed(&myself, state, tenant, id, &error.to_string()).await;
             }
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// A campaign supervisor failed: restarted from the database after a backoff (if it still
+/// runs and this process can still hold its lease); past `max_restarts` within the window
+/// the campaign is marked failed and its lease released.
+async fn restart_failed(
+    myself: &ActorRef<EngineMsg>,
+    state: &mut EngineState,
+    tenant: TenantId,
+    id: CampaignId,
+    error: &str,
+) {
+    let settings = &state.services.settings;
+    let recent = state.restarts.entry(id).or_default();
+    recent.retain(|at| at.elapsed() < settings.restart_window);
+    recent.push(Instant::now());
+    let store = state.services.store.clone();
+    if recent.len() as u32 > settings.max_restarts {
+        tracing::error!(campaign_id = %id, %error, "campaign supervisor keeps failing; marking the campaign failed");
+        let detail = serde_json::json!({ "error": error, "restarts": recent.len() });
+        let _ = store
+            .transition_campaign(
+                tenant,
+                id,
+                CampaignStatus::Failed,
+                Cause::System,
+                "supervisor_failures",
+                Some(detail),
+            )
+            .await;
+        let _ = store.release_campaign_lease(id, &settings.instance).await;
+        return;
+    }
+    let backoff = Duration::from_millis(250 * (1 << recent.len().min(6)));
+    tracing::warn!(campaign_id = %id, %error, ?backoff, "campaign supervisor failed; restarting from the database");
+    tokio::time::sleep(backoff).await;
+    let restarted = match store.campaign(tenant, id).await {
+        Ok(record) if record.status.is_running() => spawn_campaign(myself, state, record)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = restarted {
+        // The scan tries again on its next round.
+        tracing::warn!(campaign_id = %id, error = %e, "could not restart the campaign supervisor");
     }
 }
 
@@ -311,6 +326,8 @@ impl Runtime {
         Ok(Runtime { engine, services })
     }
 
+    /// Asks the engine supervisor to run the campaign here; when another process holds its
+    /// lease, that process runs it (and sees the stored change at its next renewal).
     async fn run(&self, record: CampaignRecord) -> Result<CampaignRecord, RuntimeError> {
         let reply = call_t!(
             self.engine,
@@ -319,23 +336,42 @@ impl Runtime {
             Box::new(record.clone())
         )
         .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
-        reply.map_err(RuntimeError::Unavailable)?;
+        let here = reply.map_err(RuntimeError::Unavailable)?;
+        if !here {
+            tracing::info!(campaign_id = %record.id, "another process runs the campaign");
+        }
         Ok(record)
     }
 
     /// Starts a campaign now: a draft is scheduled (if complete) and activated in one step,
-    /// within the tenant's limit on active campaigns.
+    /// within the tenant's limit on active campaigns. This process takes the campaign's
+    /// lease first, so the campaign runs here rather than in whichever process looks for
+    /// unheld campaigns first.
     pub async fn start_campaign(
         &self,
         tenant: TenantId,
         id: CampaignId,
     ) -> Result<CampaignRecord, RuntimeError> {
         self.can_dial(tenant, id).await?;
-        let record = self
-            .services
-            .store
+        let (store, settings) = (&self.services.store, &self.services.settings);
+        let current = store.campaign(tenant, id).await?;
+        // A running campaign already has its owner (refused below, lease untouched).
+        let held = !current.status.is_running()
+            && store
+                .acquire_campaign_lease(id, &settings.instance, settings.lease_ttl)
+                .await?;
+        let record = match store
             .start_campaign(tenant, id, Cause::User, "started")
-            .await?;
+            .await
+        {
+            Ok(record) => record,
+            Err(e) => {
+                if held {
+                    let _ = store.release_campaign_lease(id, &settings.instance).await;
+                }
+                return Err(e.into());
+            }
+        };
         self.run(record).await
     }
 
@@ -464,8 +500,26 @@ impl Runtime {
             .map_err(|e| RuntimeError::Unavailable(e.to_string()))
     }
 
-    /// Stops every actor (live calls are left to the carrier).
+    /// This process's instance id: the owner its campaign leases name.
+    pub fn instance(&self) -> &str {
+        &self.services.settings.instance
+    }
+
+    /// Stops every actor (live calls are left to the carrier); the campaign leases are
+    /// released as the supervisors stop.
     pub fn shutdown(&self) {
         self.engine.stop(Some("shutdown".into()));
+    }
+
+    /// [`Runtime::shutdown`], waiting (at most `timeout`) until every supervisor has
+    /// stopped and the leases are released, so another process may take over at once.
+    pub async fn shutdown_and_wait(&self, timeout: Duration) {
+        if let Err(e) = self
+            .engine
+            .stop_and_wait(Some("shutdown".into()), Some(timeout))
+            .await
+        {
+            tracing::warn!(error = %e, "the runtime did not stop in time");
+        }
     }
 }

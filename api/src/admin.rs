@@ -70,7 +70,8 @@ pub struct AdminCampaign {
     /// Its stored status.
     pub status: String,
     /// The supervisor's snapshot, flattened: `campaign_id`, `tenant_id`, `live_calls`,
-    /// `bridged_calls`, `dialing`, `dialed`, `skipped`, `pacing`, `calls`.
+    /// `bridged_calls`, `dialing`, `dialed`, `skipped`, `pacing`, `calls`, and the lease:
+    /// `owner` (this process's instance id) and `lease_expires_at`.
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub snapshot: CampaignSnapshot,
@@ -79,11 +80,14 @@ pub struct AdminCampaign {
 /// Every running campaign.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AdminCampaigns {
-    /// One per campaign supervisor, by campaign id.
+    /// This process's instance id. With several processes on one database, each lists
+    /// the campaigns whose lease it holds.
+    pub instance: String,
+    /// One per campaign supervisor of this process, by campaign id.
     pub items: Vec<AdminCampaign>,
 }
 
-/// Every running campaign supervisor with its pacing figures.
+/// Every running campaign supervisor of this process with its pacing figures and lease.
 #[utoipa::path(get, path = "/admin/campaigns", tag = "admin",
     responses((status = 200, description = "Every running campaign", body = AdminCampaigns),
               (status = 403, description = "Not an admin key"),
@@ -105,7 +109,8 @@ async fn campaigns(
             snapshot,
         });
     }
-    Ok(Json(AdminCampaigns { items }))
+    let instance = runtime(&state)?.instance().to_owned();
+    Ok(Json(AdminCampaigns { instance, items }))
 }
 
 /// One live call as the admin view shows it.

@@ -119,6 +119,18 @@ fn dialer(settings: &Settings, urls: &PublicUrls) -> Result<Option<Dialer>, Star
     Ok(Some(Dialer::new(client, urls.clone(), dial)))
 }
 
+/// This process's instance id, as its campaign leases name it: the process id and 64
+/// random bits, fresh at every start.
+fn instance_id() -> Result<String, StartError> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| StartError::Random(e.to_string()))?;
+    Ok(format!(
+        "{}-{:016x}",
+        std::process::id(),
+        u64::from_be_bytes(bytes)
+    ))
+}
+
 /// A fresh random secret for per-call tokens (32 bytes from the OS).
 fn new_secret() -> Result<String, StartError> {
     let mut bytes = [0u8; 32];
@@ -199,7 +211,9 @@ impl Application {
                     sip,
                     clock: Arc::new(SystemClock),
                     settings: RuntimeSettings {
-                        carrier_cps: settings.carrier_cps(),
+                        carrier_cps: settings.carrier_cps().map_err(StartError::Setting)?,
+                        lease_ttl: settings.lease_ttl().map_err(StartError::Setting)?,
+                        instance: instance_id()?,
                         ..RuntimeSettings::default()
                     },
                 };
@@ -292,7 +306,11 @@ impl Application {
         // would wait for them forever.
         events.close();
         if let Some(runtime) = &runtime {
-            runtime.shutdown();
+            // Dialing stops and the campaign leases are released: another process may
+            // take the campaigns over while live calls drain here.
+            runtime
+                .shutdown_and_wait(std::time::Duration::from_secs(10))
+                .await;
         }
         let result = match result {
             Some(result) => result,

@@ -75,10 +75,21 @@ pub struct Settings {
     /// are closed, in seconds (default 30). Dialing stops at once either way.
     #[serde(default = "default_shutdown_grace_secs")]
     pub shutdown_grace_secs: u64,
+    /// How long a campaign lease lasts unless renewed, in seconds (default 15). Several
+    /// processes on one database each run the campaigns whose lease they hold; one that
+    /// dies leaves its campaigns to the others this long after its last renewal. Leases
+    /// are renewed every third of it, which is also how soon the owner sees a pause,
+    /// resume, stop or edit made through another process.
+    #[serde(default = "default_lease_ttl_secs")]
+    pub lease_ttl_secs: u64,
 }
 
 fn default_shutdown_grace_secs() -> u64 {
     30
+}
+
+fn default_lease_ttl_secs() -> u64 {
+    15
 }
 
 fn default_webhook_max_attempts() -> u32 {
@@ -200,6 +211,7 @@ impl Settings {
             webhook_timeout_ms: default_webhook_timeout_ms(),
             webhook_allow_private_addresses: false,
             shutdown_grace_secs: 2,
+            lease_ttl_secs: 3,
         }
     }
 
@@ -218,9 +230,27 @@ impl Settings {
         }
     }
 
-    /// The carrier calls-per-second limit for the runtime (`None`: unlimited).
-    pub fn carrier_cps(&self) -> Option<f64> {
-        (self.twilio_cps.is_finite() && self.twilio_cps > 0.0).then_some(self.twilio_cps)
+    /// The carrier calls-per-second limit for the runtime (`None`: unlimited), refused
+    /// when it is more than the shared limiter can hold.
+    pub fn carrier_cps(&self) -> Result<Option<f64>, String> {
+        let max = f64::from(switchboard_engine::store::MAX_DIAL_SLOTS);
+        if self.twilio_cps.is_finite() && self.twilio_cps > max {
+            return Err(format!(
+                "twilio_cps: {} is more than the {max} calls per second the limiter holds",
+                self.twilio_cps
+            ));
+        }
+        Ok((self.twilio_cps.is_finite() && self.twilio_cps > 0.0).then_some(self.twilio_cps))
+    }
+
+    /// How long a campaign lease lasts unless renewed, refused when under a second.
+    pub fn lease_ttl(&self) -> Result<std::time::Duration, String> {
+        if self.lease_ttl_secs == 0 {
+            return Err(
+                "lease_ttl_secs: 0 is too short; a lease lasts at least 1 second".to_owned(),
+            );
+        }
+        Ok(std::time::Duration::from_secs(self.lease_ttl_secs))
     }
 
     /// The LiveKit configuration, when all three LiveKit settings are given.

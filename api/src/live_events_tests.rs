@@ -23,6 +23,8 @@ fn snapshot(campaign: i64, tenant: i64, dialing: bool, calls: &[(i64, bool)]) ->
                 answered_at: answered.then(Utc::now),
             })
             .collect(),
+        owner: "test".into(),
+        lease_expires_at: None,
     }
 }
 

@@ -56,6 +56,9 @@ fn serve(db_url: &str, port: u16, carrier: &str) -> Server {
         .env("SWITCHBOARD_TWILIO_FROM", "+14155550000")
         .env("SWITCHBOARD_TWILIO_API_BASE", carrier)
         .env("SWITCHBOARD_TWILIO_CPS", "20")
+        // The restarted process is a new owner: it takes the campaign over once the dead
+        // one's lease expires.
+        .env("SWITCHBOARD_LEASE_TTL_SECS", "3")
         .env("SWITCHBOARD_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

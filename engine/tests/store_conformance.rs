@@ -1277,3 +1277,6 @@ mod calls {
         );
     }
 }
+
+#[path = "store_conformance/leases.rs"]
+mod leases;

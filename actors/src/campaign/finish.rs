@@ -11,8 +11,9 @@ use switchboard_engine::retry::{NextStep, next_step};
 use switchboard_engine::store::AttemptStatus;
 use switchboard_engine::{AttemptId, ContactId};
 
-/// After a restart: every attempt of this campaign that a dead process left unfinished is
-/// settled with the carrier before anything new is dialed. A call the carrier ended is
+/// When the supervisor starts (after a restart, or taking the campaign over from another
+/// process whose lease lapsed): every attempt of this campaign left unfinished is settled
+/// with the carrier before anything new is dialed. A call the carrier ended is
 /// closed with its result and goes through the retry policy; a live call is followed by a
 /// call actor that does not dial; an attempt the carrier never confirmed (the process died
 /// between reserving and recording the call) is closed as interrupted and retried only
@@ -47,42 +48,13 @@ pub(super) async fn reconcile(
             }
             continue;
         }
-        let known = match &attempt.carrier_call_id {
-            Some(sid) => state.services.dialer.fetch(sid).await.ok(),
-            None => None,
-        };
-        let live = match &known {
-            Some(call) => {
-                let status = call
-                    .status
-                    .clone()
-                    .unwrap_or(switchboard_media::CallStatus::Unknown(String::new()));
-                let (next, result) = crate::dial::attempt_status(&status);
-                if next == Some(switchboard_engine::store::AttemptStatus::Ended) {
-                    let update = switchboard_engine::store::CarrierUpdate {
-                        carrier_call_id: Some(call.sid.clone()),
-                        status: next,
-                        result: result.map(str::to_owned),
-                        answered_by: call.answered_by.as_ref().map(|a| a.as_str().to_owned()),
-                        sequence: None,
-                        carrier_status: format!("reconciled.{}", status.as_str()),
-                        at: state.services.clock.now(),
-                    };
-                    state
-                        .services
-                        .writer
-                        .apply_carrier_update(attempt.id, update)
-                        .await?;
-                    false
-                } else {
-                    true
-                }
-            }
-            None if attempt.carrier_call_id.is_some() => true,
-            None => false,
-        };
+        let live = state
+            .services
+            .dialer
+            .settle_with_carrier(&store, &attempt, state.services.clock.now())
+            .await?;
         if live {
-            tracing::info!(call_id = %attempt.id, "following a call placed before the restart");
+            tracing::info!(call_id = %attempt.id, "following a call placed before this supervisor started");
             spawn_call(myself, state, attempt, true).await?;
         } else {
             let failure = attempt

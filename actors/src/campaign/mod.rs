@@ -13,14 +13,22 @@
 //! A paused campaign opens no new lines and lets live calls finish; a stopped one does the
 //! same and ends when they have.
 //!
+//! Lease: the supervisor runs only while its process holds the campaign's lease (see
+//! [`crate::lease`]). It renews it on a heartbeat, dials only while the lease is surely
+//! its own, learns from each renewal the status stored by whichever process took a
+//! control request (and any edit), ends at once when another process took the lease
+//! over, and releases it when it ends.
+//!
 //! Supervision: a call actor that ends or fails never ends its campaign (its attempt is
 //! closed with the reason and the retry policy applied); a pacing actor that fails ends
 //! the campaign supervisor, which the engine supervisor restarts from the database.
 
 mod finish;
+mod lease;
 mod tick;
 
 use crate::call::{CallActor, CallArgs, actor_name};
+use crate::lease::LeaseHold;
 use crate::pacing::{PacingActor, PacingArgs, PacingMsg, PacingSnapshot, ledger_since};
 use crate::runtime::Services;
 use chrono::{DateTime, Utc};
@@ -58,6 +66,8 @@ pub enum CampaignMsg {
     /// The campaign's configuration was edited: read it again and pace by it from the
     /// next tick (limits, caps, pacing, quality thresholds, abandonment, end time).
     Reconfigure,
+    /// Renew the campaign's lease and catch up with its stored status.
+    Heartbeat,
 }
 
 /// One live call as its supervisor shows it.
@@ -95,6 +105,10 @@ pub struct CampaignSnapshot {
     pub pacing: Option<PacingSnapshot>,
     /// Every live call.
     pub calls: Vec<LiveCall>,
+    /// The process running this supervisor: the instance id its campaign lease names.
+    pub owner: String,
+    /// When the lease expires unless renewed again (the database's clock), once renewed.
+    pub lease_expires_at: Option<DateTime<Utc>>,
 }
 
 /// The campaign supervisor.
@@ -106,6 +120,8 @@ pub struct CampaignArgs {
     pub services: Arc<Services>,
     /// The campaign, `active` or `paused`.
     pub campaign: CampaignRecord,
+    /// The campaign's lease, held by this process.
+    pub lease: LeaseHold,
 }
 
 /// A campaign supervisor's state.
@@ -126,6 +142,9 @@ pub struct CampaignState {
     skipped: HashMap<String, u64>,
     /// A SIP campaign without LiveKit was logged (once).
     sip_unavailable_told: bool,
+    lease: LeaseHold,
+    /// The campaign's last stored change this supervisor has caught up with.
+    seen_update: DateTime<Utc>,
 }
 
 /// The registry name of a campaign's supervisor.
@@ -153,6 +172,7 @@ impl Actor for CampaignSupervisor {
             tenant: args.campaign.tenant_id,
             dialing: args.campaign.status == CampaignStatus::Active,
             call_config: Arc::new(args.campaign.config.clone()),
+            seen_update: args.campaign.updated_at,
             campaign: args.campaign,
             services: args.services,
             live: HashMap::new(),
@@ -162,6 +182,7 @@ impl Actor for CampaignSupervisor {
             dialed: 0,
             skipped: HashMap::new(),
             sip_unavailable_told: false,
+            lease: args.lease,
         })
     }
 
@@ -204,8 +225,15 @@ impl Actor for CampaignSupervisor {
                 .enqueue_contacts(state.campaign.id, &ids, state.campaign.config.priority)
                 .await?;
         }
+        // Still the owner (materializing may take a while)? Then settle what a previous
+        // owner left in flight before anything is dialed.
+        if !lease::heartbeat(&myself, state).await? {
+            return Ok(());
+        }
         finish::reconcile(&myself, state).await?;
-        myself.send_interval(state.services.settings.tick, || CampaignMsg::Tick);
+        let settings = &state.services.settings;
+        myself.send_interval(settings.heartbeat(), || CampaignMsg::Heartbeat);
+        myself.send_interval(settings.tick, || CampaignMsg::Tick);
         Ok(())
     }
 
@@ -217,6 +245,7 @@ impl Actor for CampaignSupervisor {
         if let Some(pacer) = state.pacer.take() {
             pacer.stop(Some("campaign supervisor stopped".into()));
         }
+        lease::release(state).await;
         Ok(())
     }
 
@@ -231,12 +260,9 @@ impl Actor for CampaignSupervisor {
             CampaignMsg::Tick => tick::tick(&myself, state).await?,
             CampaignMsg::Paused => state.dialing = false,
             CampaignMsg::Resumed => state.dialing = !state.stopping,
-            CampaignMsg::Stopped => {
-                state.dialing = false;
-                state.stopping = true;
-                if state.live.is_empty() {
-                    myself.stop(Some("stopped".into()));
-                }
+            CampaignMsg::Stopped => wind_down(&myself, state),
+            CampaignMsg::Heartbeat => {
+                lease::heartbeat(&myself, state).await?;
             }
             CampaignMsg::Rang(call, ring) => {
                 if let Some(live) = state.live.get_mut(&call)
@@ -334,6 +360,17 @@ async fn snapshot(state: &CampaignState) -> CampaignSnapshot {
         skipped: state.skipped.clone(),
         pacing,
         calls,
+        owner: state.lease.owner.clone(),
+        lease_expires_at: state.lease.expires_at(),
+    }
+}
+
+/// No new lines; the supervisor ends once its live calls are over (a stopped campaign).
+fn wind_down(myself: &ActorRef<CampaignMsg>, state: &mut CampaignState) {
+    state.dialing = false;
+    state.stopping = true;
+    if state.live.is_empty() {
+        myself.stop(Some("stopped".into()));
     }
 }
 
@@ -370,8 +407,6 @@ async fn auto_pause(
     Ok(())
 }
 
-/// Starts the call actor of an attempt (`follow`: the call was placed before a restart and
-/// must not be dialed again) and counts it as live.
 /// Reads the campaign's configuration again and hands it to the pacing actor; live calls
 /// keep the settings they started with.
 async fn reconfigure(state: &mut CampaignState) -> Result<(), ActorProcessingErr> {
@@ -392,6 +427,8 @@ async fn reconfigure(state: &mut CampaignState) -> Result<(), ActorProcessingErr
     Ok(())
 }
 
+/// Starts the call actor of an attempt (`follow`: the call was placed before a restart and
+/// must not be dialed again) and counts it as live.
 async fn spawn_call(
     myself: &ActorRef<CampaignMsg>,
     state: &mut CampaignState,

@@ -1,5 +1,6 @@
 //! Each tick: how many lines to open (asked of the pacing actor, within the campaign's
 //! limits, the tenant's and the carrier account's), and the checks before each dial.
+//! Nothing happens on a tick unless the campaign's lease is surely this process's.
 
 use super::{CampaignMsg, CampaignState, spawn_call};
 use crate::limiter::{LimiterMsg, limiter_name};
@@ -7,6 +8,7 @@ use crate::pacing::PacingMsg;
 use chrono::{Duration as TimeDelta, TimeZone, Utc};
 use futures_util::future::join_all;
 use ractor::{ActorProcessingErr, ActorRef};
+use std::time::Instant;
 use switchboard_engine::campaign::{CampaignStatus, Cause};
 use switchboard_engine::contact::Contact;
 use switchboard_engine::pacing::PacingInput;
@@ -18,6 +20,11 @@ pub(super) async fn tick(
     myself: &ActorRef<CampaignMsg>,
     state: &mut CampaignState,
 ) -> Result<(), ActorProcessingErr> {
+    if !state.lease.may_dial(Instant::now()) {
+        // The lease may lapse before a dial would reach the carrier: another process could
+        // take the campaign over by then. Wait for a renewal.
+        return Ok(());
+    }
     let now = state.services.clock.now();
     if !state.stopping && state.campaign.config.ends_at.is_some_and(|end| now >= end) {
         // Paused or not, a campaign past its end time is over.
@@ -98,7 +105,10 @@ async fn pacing_input(
         max_concurrent =
             max_concurrent.min(in_flight.saturating_add(room.min(u64::from(u32::MAX)) as u32));
     }
-    let carrier_tokens = ractor::call_t!(limiter, LimiterMsg::Available, 1000)?;
+    let carrier_tokens = ractor::call_t!(limiter, LimiterMsg::Available, 1000).unwrap_or_else(|e| {
+        tracing::warn!(campaign_id = %state.campaign.id, error = %e, "the carrier rate limiter did not answer");
+        0
+    });
     let answered: Vec<_> = state.live.values().filter_map(|c| c.answered_at).collect();
     let bridged_secs = answered
         .iter()
@@ -152,9 +162,12 @@ fn campaign_midnight(
 }
 
 /// Dials up to `lines` of the due contacts that nothing forbids: their contact records and
-/// do-not-call state are read concurrently, carrier tokens are taken for the allowed ones
-/// in one request, their attempts are reserved in one transaction (durable before any
-/// dial), then their call actors start and dial.
+/// do-not-call state are read concurrently, their attempts are reserved in one transaction
+/// (durable before any dial), carrier dials are taken for them in one request, and the
+/// call actors of those that got one start and dial at once. Reservations left without a
+/// dial (other processes used the account's room) are withdrawn; they wait for a later
+/// tick. Taking the dials last keeps the time from a dial's grant to its request reaching
+/// the carrier short: no database work lies between them.
 async fn dial_due(
     myself: &ActorRef<CampaignMsg>,
     state: &mut CampaignState,
@@ -192,18 +205,34 @@ async fn dial_due(
     if allowed.is_empty() {
         return Ok(());
     }
-    let granted = ractor::call_t!(limiter, LimiterMsg::Take, 1000, allowed.len() as u32)?;
-    allowed.truncate(granted as usize);
     // Another process may have taken some of them: those are simply not dialed here.
-    for attempt in store
+    let mut reserved: Vec<_> = store
         .reserve_attempts(&allowed)
         .await?
         .into_iter()
         .flatten()
-    {
+        .collect();
+    if reserved.is_empty() {
+        return Ok(());
+    }
+    let mut granted = ractor::call_t!(limiter, LimiterMsg::Take, 1000, reserved.len() as u32)
+        .unwrap_or_else(|e| {
+            tracing::warn!(campaign_id = %state.campaign.id, error = %e, "the carrier rate limiter did not answer; not dialing");
+            0
+        });
+    if !state.lease.may_dial(Instant::now()) {
+        granted = 0;
+    }
+    let unplaced = reserved.split_off((granted as usize).min(reserved.len()));
+    for attempt in reserved {
         spawn_call(myself, state, attempt, false).await?;
         state.dialed += 1;
         crate::metrics::call_dialed(state.campaign.id);
+    }
+    if !unplaced.is_empty() {
+        // A failure here ends the supervisor: its restart closes them as never dialed.
+        let ids: Vec<_> = unplaced.iter().map(|a| a.id).collect();
+        store.withdraw_reservations(&ids).await?;
     }
     Ok(())
 }

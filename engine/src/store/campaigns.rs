@@ -47,7 +47,7 @@ pub struct TransitionRecord {
 }
 
 #[derive(sqlx::FromRow)]
-struct CampaignRow {
+pub(super) struct CampaignRow {
     id: i64,
     tenant_id: i64,
     status: String,
@@ -58,7 +58,7 @@ struct CampaignRow {
 }
 
 impl CampaignRow {
-    fn into_record(self) -> Result<CampaignRecord> {
+    pub(super) fn into_record(self) -> Result<CampaignRecord> {
         Ok(CampaignRecord {
             id: CampaignId(self.id),
             tenant_id: TenantId(self.tenant_id),

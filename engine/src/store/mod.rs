@@ -15,7 +15,9 @@ mod campaign_audience;
 mod campaign_edits;
 mod campaigns;
 mod contacts;
+mod dial_slots;
 mod dnc;
+mod leases;
 mod ledger;
 mod lifecycle;
 mod lists;
@@ -38,6 +40,8 @@ pub use campaign_audience::{Audience, TemplateCoverage};
 pub use campaign_edits::{RUNNING_EDITABLE, changed_fields};
 pub use campaigns::{CampaignFilter, CampaignRecord, TransitionRecord};
 pub use contacts::{ContactFilter, ContactWriter, UpsertReport};
+pub use dial_slots::MAX_DIAL_SLOTS;
+pub use leases::{CampaignLease, LeaseRenewal};
 
 pub use outcomes::{CarrierUpdate, OutcomeReport, Recorded};
 pub use reservations::MAX_RESERVATIONS;
@@ -81,6 +85,19 @@ macro_rules! with_db {
     };
 }
 pub(crate) use with_db;
+
+/// The database's clock in UTC milliseconds, as SQL text of one backend (`pg` or
+/// `sqlite`). Leases and dial slots are stamped by the database, so processes on hosts
+/// whose clocks disagree still agree on when a lease expires or a slot frees.
+macro_rules! db_now_ms {
+    (pg) => {
+        "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
+    };
+    (sqlite) => {
+        "CAST(unixepoch('subsec') * 1000 AS INTEGER)"
+    };
+}
+pub(crate) use db_now_ms;
 
 /// Binds compiled audience-filter parameters, in order, onto a query of either backend.
 macro_rules! bind_sql_params {

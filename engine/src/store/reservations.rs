@@ -1,5 +1,6 @@
 //! Reserving attempts: durably, before the carrier is asked to dial, one at a time or a
-//! whole tick's worth in one transaction (one commit instead of one per call).
+//! whole tick's worth in one transaction (one commit instead of one per call); and
+//! withdrawing reservations the carrier's limit left no room for.
 
 use super::BeginWrite as _;
 use super::attempts::{ATTEMPT_SELECT, AttemptRecord, AttemptRow, NewAttempt};
@@ -93,6 +94,49 @@ impl Store {
                 Some(records.swap_remove(i))
             })
             .collect())
+    }
+
+    /// Withdraws reservations nobody dialed (the carrier's limit left no room for them
+    /// this time): each attempt still `reserved` with no carrier call is deleted and its
+    /// contact queued again as it was before the reservation, in one transaction. Returns
+    /// how many were withdrawn; an attempt that moved on meanwhile is left as it is.
+    pub async fn withdraw_reservations(&self, ids: &[AttemptId]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let withdrawn = with_db!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let mut withdrawn = 0u64;
+            for id in ids {
+                let reserved: Option<(i64, i64, i32)> = sqlx::query_as(
+                    "DELETE FROM call_attempts \
+                     WHERE id = $1 AND status = 'reserved' AND carrier_call_id IS NULL \
+                     RETURNING campaign_id, contact_id, attempt_no",
+                )
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((campaign, contact, attempt_no)) = reserved else {
+                    continue;
+                };
+                sqlx::query(
+                    "UPDATE campaign_contacts SET attempts = attempts - 1, state = 'queued', \
+                     last_attempt_at = (SELECT MAX(reserved_at) FROM call_attempts \
+                     WHERE campaign_id = $1 AND contact_id = $2) \
+                     WHERE campaign_id = $1 AND contact_id = $2 AND attempts = $3 \
+                     AND state = 'in_progress'",
+                )
+                .bind(campaign)
+                .bind(contact)
+                .bind(attempt_no)
+                .execute(&mut *tx)
+                .await?;
+                withdrawn += 1;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(withdrawn)
+        })?;
+        Ok(withdrawn)
     }
 
     /// The attempts with these ids (in no particular order; unknown ids are left out).

@@ -1,9 +1,10 @@
-//! What every actor of the runtime shares: the database, the dialers, the clock and the
-//! timings.
+//! What the runtime is given: its timings and limits, and the services every actor shares:
+//! the database, the event writer, the dialers and the clock.
 
 use crate::clock::Clock;
 use crate::dial::{Dialer, SipDialer};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use switchboard_engine::store::Store;
 
@@ -23,9 +24,14 @@ pub struct RuntimeSettings {
     pub max_restarts: u32,
     /// See `max_restarts`.
     pub restart_window: Duration,
-    /// The carrier account's calls-per-second limit, shared by every campaign (`None`:
-    /// unlimited). Twilio accounts start at 1.
+    /// The carrier account's calls-per-second limit, shared by every campaign of every
+    /// process on the database (`None`: unlimited). Twilio accounts start at 1.
     pub carrier_cps: Option<f64>,
+    /// How long a campaign lease lasts unless renewed: a process that dies holding one
+    /// leaves its campaigns to the others after this long. Renewed every third of it.
+    pub lease_ttl: Duration,
+    /// This process's instance id: the owner its campaign leases name. Unique per start.
+    pub instance: String,
 }
 
 impl Default for RuntimeSettings {
@@ -38,8 +44,30 @@ impl Default for RuntimeSettings {
             max_restarts: 3,
             restart_window: Duration::from_secs(300),
             carrier_cps: Some(1.0),
+            lease_ttl: Duration::from_secs(15),
+            instance: instance_id(),
         }
     }
+}
+
+impl RuntimeSettings {
+    /// How often a campaign supervisor renews its lease, and the engine supervisor looks
+    /// for running campaigns nobody holds: a third of the lease's time to live.
+    pub fn heartbeat(&self) -> Duration {
+        crate::lease::heartbeat(self.lease_ttl)
+    }
+}
+
+/// A fresh instance id: the process id, the start time and a counter, so that two
+/// starts (or two runtimes in one test process) never share one. Servers may pass their
+/// own (random) id instead.
+pub fn instance_id() -> String {
+    static STARTED: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let n = STARTED.fetch_add(1, Ordering::Relaxed);
+    format!("{}-{:x}-{n}", std::process::id(), nanos)
 }
 
 /// What every actor of the runtime shares.

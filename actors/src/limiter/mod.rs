@@ -1,0 +1,261 @@
+//! The carrier rate limiter: one per carrier account in each process, in front of the
+//! account's dial slots in the database, so the account's calls-per-second limit holds
+//! across every campaign of every process sharing the database.
+//!
+//! Campaigns ask it for dials (`Take(n)`) on their ticks. It gathers the requests that
+//! arrive while it works and takes them from the database together, in one statement
+//! (`Store::take_dial_slots`), then shares what it got among them first come, first
+//! served. A request the account has no room for yet waits up to [`PATIENCE`], asked
+//! again every [`RETRY`], so dials go out as soon as the window has room rather than on
+//! the next tick of whichever campaign ticks first after that (which would leave a
+//! campaign whose ticks fall just behind another's without any dial). The database keeps the sliding-window rule of [`window`] across processes: a
+//! dial takes a slot last used at least a window (a second plus [`MARGIN`]) ago, stamped
+//! by the database's clock, so the dials of all processes together never put more than
+//! the limit into one of the carrier's seconds. Its own [`DialWindow`] of the dials this
+//! process got answers `Available` (what pacing plans with) without a round trip: an upper
+//! bound, since other processes may have taken the rest. A database error grants nothing
+//! (fail closed: nobody knows the carrier's room).
+
+pub mod window;
+
+pub use window::{DialWindow, MARGIN, WindowShape};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+use switchboard_engine::store::Store;
+
+/// Longest a request for dials waits for room before it is answered with what it got.
+pub const PATIENCE: Duration = Duration::from_millis(400);
+
+/// How often a waiting request asks again.
+pub const RETRY: Duration = Duration::from_millis(40);
+
+/// The registry name of the limiter of a carrier account.
+pub fn limiter_name(account: &str) -> String {
+    format!("carrier:{account}")
+}
+
+/// Messages to the limiter.
+#[derive(Debug)]
+pub enum LimiterMsg {
+    /// Allow up to `n` dials, waiting up to [`PATIENCE`] for room; replies with how many
+    /// were allowed.
+    Take(u32, RpcReplyPort<u32>),
+    /// How many dials this process could be allowed now, without taking them.
+    Available(RpcReplyPort<u32>),
+    /// Take the requests gathered so far from the database, together.
+    Flush,
+    /// Ask again for the requests still waiting.
+    Retry,
+    /// The limiter's figures.
+    Snapshot(RpcReplyPort<LimiterSnapshot>),
+}
+
+/// What a limiter shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct LimiterSnapshot {
+    /// Carrier account.
+    pub account: String,
+    /// Calls per second allowed (`None`: unlimited).
+    pub cps: Option<f64>,
+    /// Dials this process was allowed in the current window.
+    pub in_window: usize,
+    /// Dials allowed since start.
+    pub allowed: u64,
+    /// Dials asked for and refused since start (they wait for a later tick).
+    pub refused: u64,
+    /// Round trips to the shared dial slots since start.
+    pub round_trips: u64,
+}
+
+/// The limiter actor.
+pub struct CarrierLimiter;
+
+/// A request for dials, partly answered.
+struct Pending {
+    asked: u32,
+    got: u32,
+    until: Instant,
+    reply: RpcReplyPort<u32>,
+}
+
+/// Its state.
+pub struct LimiterState {
+    account: String,
+    cps: Option<f64>,
+    shape: Option<WindowShape>,
+    window: Option<DialWindow>,
+    store: Store,
+    /// The account's slots exist in the database.
+    prepared: bool,
+    /// Requests waiting for dials, oldest first.
+    pending: Vec<Pending>,
+    flush_queued: bool,
+    retry_queued: bool,
+    allowed: u64,
+    refused: u64,
+    round_trips: u64,
+}
+
+/// What a limiter starts with: the account, its calls per second (`None`: unlimited) and
+/// the database its dial slots are shared through.
+pub struct LimiterArgs {
+    /// Carrier account.
+    pub account: String,
+    /// Calls per second.
+    pub cps: Option<f64>,
+    /// The shared dial slots.
+    pub store: Store,
+}
+
+impl Actor for CarrierLimiter {
+    type Msg = LimiterMsg;
+    type State = LimiterState;
+    type Arguments = LimiterArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<LimiterMsg>,
+        args: LimiterArgs,
+    ) -> Result<LimiterState, ActorProcessingErr> {
+        let shape = args.cps.map(WindowShape::for_cps);
+        Ok(LimiterState {
+            window: shape.map(DialWindow::with_shape),
+            shape,
+            cps: args.cps,
+            account: args.account,
+            store: args.store,
+            prepared: false,
+            pending: Vec::new(),
+            flush_queued: false,
+            retry_queued: false,
+            allowed: 0,
+            refused: 0,
+            round_trips: 0,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<LimiterMsg>,
+        msg: LimiterMsg,
+        state: &mut LimiterState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            LimiterMsg::Take(n, reply) if state.shape.is_none() => {
+                state.allowed += u64::from(n);
+                let _ = reply.send(n);
+            }
+            LimiterMsg::Take(n, reply) => {
+                state.pending.push(Pending {
+                    asked: n,
+                    got: 0,
+                    until: Instant::now() + PATIENCE,
+                    reply,
+                });
+                if !state.flush_queued {
+                    // Behind the requests already queued: they are taken together.
+                    state.flush_queued = true;
+                    myself.cast(LimiterMsg::Flush)?;
+                }
+            }
+            LimiterMsg::Flush => {
+                state.flush_queued = false;
+                flush(&myself, state).await;
+            }
+            LimiterMsg::Retry => {
+                state.retry_queued = false;
+                flush(&myself, state).await;
+            }
+            LimiterMsg::Available(reply) => {
+                let available = match &mut state.window {
+                    Some(window) => window.available(Instant::now()),
+                    None => u32::MAX,
+                };
+                let _ = reply.send(available);
+            }
+            LimiterMsg::Snapshot(reply) => {
+                let _ = reply.send(LimiterSnapshot {
+                    account: state.account.clone(),
+                    cps: state.cps,
+                    in_window: state.window.as_ref().map_or(0, DialWindow::in_window),
+                    allowed: state.allowed,
+                    refused: state.refused,
+                    round_trips: state.round_trips,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Takes what the waiting requests still need from the shared slots in one round trip
+/// and shares it among them in order; answers those satisfied or out of patience, and asks
+/// again soon for the rest.
+async fn flush(myself: &ActorRef<LimiterMsg>, state: &mut LimiterState) {
+    let want: u32 = state
+        .pending
+        .iter()
+        .fold(0, |sum, p| sum.saturating_add(p.asked - p.got));
+    let (Some(shape), Some(window)) = (state.shape, state.window.as_mut()) else {
+        return;
+    };
+    // Never more than this process's own window could allow.
+    let ask = window.available(Instant::now()).min(want);
+    let mut granted = 0;
+    if ask > 0 {
+        granted = take_shared(state, shape, ask).await;
+    }
+    if let Some(window) = state.window.as_mut() {
+        window.take(granted, Instant::now());
+    }
+    state.allowed += u64::from(granted);
+    let now = Instant::now();
+    let mut waiting = Vec::new();
+    for mut p in std::mem::take(&mut state.pending) {
+        let mine = (p.asked - p.got).min(granted);
+        granted -= mine;
+        p.got += mine;
+        if p.got == p.asked || now >= p.until {
+            state.refused += u64::from(p.asked - p.got);
+            let _ = p.reply.send(p.got);
+        } else {
+            waiting.push(p);
+        }
+    }
+    state.pending = waiting;
+    if !state.pending.is_empty() && !state.retry_queued {
+        state.retry_queued = true;
+        myself.send_after(RETRY, || LimiterMsg::Retry);
+    }
+}
+
+/// Takes up to `n` dials from the account's shared slots; none when the database fails.
+async fn take_shared(state: &mut LimiterState, shape: WindowShape, n: u32) -> u32 {
+    state.round_trips += 1;
+    if !state.prepared {
+        match state
+            .store
+            .prepare_dial_slots(&state.account, shape.per_window)
+            .await
+        {
+            Ok(()) => state.prepared = true,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not prepare the carrier's dial slots; not dialing");
+                return 0;
+            }
+        }
+    }
+    match state
+        .store
+        .take_dial_slots(&state.account, shape.per_window, shape.span, n)
+        .await
+    {
+        Ok(taken) => u32::try_from(taken.len()).unwrap_or(n).min(n),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not take dial slots from the database; not dialing");
+            0
+        }
+    }
+}
