@@ -3,10 +3,11 @@
 //!
 //! - **Acquire.** The engine supervisor runs a campaign supervisor only after acquiring
 //!   the campaign's lease (`Store::acquire_campaign_lease`: atomic; free, expired or ours
-//!   already). It does so when a campaign is started or resumed through this process, when
-//!   the scheduler activates one, at start, and on its scan every [`heartbeat`] for running
-//!   campaigns whose lease is free or has expired: a process that died leaves its
-//!   campaigns to the others one lease time to live after its last renewal.
+//!   already). It does so when a campaign is started through this process (before it is
+//!   activated, so that it runs here) or resumed through it, when the scheduler activates
+//!   one, at start, and on its scan every [`heartbeat`] for running campaigns whose lease
+//!   is free or has expired: a process that died leaves its campaigns to the others one
+//!   lease time to live after its last renewal.
 //! - **Take over.** A campaign supervisor always starts by reconciling the campaign's
 //!   unfinished attempts with the carrier (the same as after a restart) before it dials
 //!   anything: what the previous owner had in flight is closed or followed, never dialed
@@ -15,7 +16,7 @@
 //!   live). It dials only while [`LeaseHold::may_dial`]: within two thirds of the time to
 //!   live after its last successful renewal was sent. The database's expiry is at least a
 //!   whole time to live after that moment, so a holder cut off from the database (or
-//!   paused) stops dialing a third of the time to live before anyone may take over, which
+//!   stalled) stops dialing a third of the time to live before anyone may take over, which
 //!   is the room for a reserved attempt's request to reach the carrier.
 //! - **Lose.** A renewal that finds the lease no longer ours (taken over after it expired)
 //!   ends the supervisor at once: no new dials; its live calls go on at the carrier and

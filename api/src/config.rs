@@ -342,6 +342,26 @@ mod tests {
     }
 
     #[test]
+    fn a_lease_too_short_or_a_limit_too_high_is_refused_by_name() {
+        Jail::expect_with(|jail| {
+            let s: Settings = Settings::figment("absent.toml".into()).extract()?;
+            assert_eq!(s.lease_ttl(), Ok(std::time::Duration::from_secs(15)));
+            assert_eq!(s.carrier_cps(), Ok(Some(1.0)));
+            jail.set_env("SWITCHBOARD_LEASE_TTL_SECS", "0");
+            jail.set_env("SWITCHBOARD_TWILIO_CPS", "20000");
+            let s: Settings = Settings::figment("absent.toml".into()).extract()?;
+            let ttl = s.lease_ttl().unwrap_err();
+            assert!(ttl.starts_with("lease_ttl_secs: 0"), "{ttl}");
+            let cps = s.carrier_cps().unwrap_err();
+            assert!(cps.starts_with("twilio_cps: 20000"), "{cps}");
+            jail.set_env("SWITCHBOARD_TWILIO_CPS", "0");
+            let s: Settings = Settings::figment("absent.toml".into()).extract()?;
+            assert_eq!(s.carrier_cps(), Ok(None), "0: no limit");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn an_unknown_setting_is_an_error_naming_it() {
         Jail::expect_with(|jail| {
             jail.create_file("sb.toml", "lissten = \"0.0.0.0:9000\"\n")?;

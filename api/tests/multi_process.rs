@@ -1,5 +1,6 @@
-//! Two real `switchboard serve` processes on one fresh PostgreSQL database and one
-//! simulated carrier, whose own record is the witness: a running campaign is dialed by
+//! Two real `switchboard serve` processes on one fresh database (PostgreSQL, the backend
+//! several processes share; and the same on one SQLite file) and one simulated carrier,
+//! whose own record is the witness: a running campaign is dialed by
 //! exactly one process (the holder of its lease); a pause or resume taken by the other
 //! process reaches the owner; when the owner is killed with calls live, the other takes
 //! the campaign over once the lease has expired, reconciles and finishes it, dialing
@@ -285,4 +286,14 @@ async fn two_processes_keep_to_one_carrier_limit_together_on_postgres() {
     if let Some(db) = TestDb::postgres().await {
         two_processes_keep_to_one_carrier_limit_together(db).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_owner_dials_and_the_other_takes_over_when_it_dies_on_sqlite() {
+    one_owner_dials_and_the_other_takes_over_when_it_dies(TestDb::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_keep_to_one_carrier_limit_together_on_sqlite() {
+    two_processes_keep_to_one_carrier_limit_together(TestDb::sqlite().await).await;
 }

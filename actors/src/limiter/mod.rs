@@ -5,10 +5,11 @@
 //! Campaigns ask it for dials (`Take(n)`) on their ticks. It gathers the requests that
 //! arrive while it works and takes them from the database together, in one statement
 //! (`Store::take_dial_slots`), then shares what it got among them first come, first
-//! served. A request the account has no room for yet waits up to [`PATIENCE`], asked
-//! again every [`RETRY`], so dials go out as soon as the window has room rather than on
-//! the next tick of whichever campaign ticks first after that (which would leave a
-//! campaign whose ticks fall just behind another's without any dial). The database keeps the sliding-window rule of [`window`] across processes: a
+//! served. A request the account has no room for at all waits up to [`PATIENCE`], asked
+//! again every [`RETRY`], and is answered as soon as it gets any: dials go out as soon as
+//! the window has room rather than on the next tick of whichever campaign ticks first
+//! after that (which would leave a campaign whose ticks fall just behind another process's
+//! without any dial). Dials got are never held back. The database keeps the sliding-window rule of [`window`] across processes: a
 //! dial takes a slot last used at least a window (a second plus [`MARGIN`]) ago, stamped
 //! by the database's clock, so the dials of all processes together never put more than
 //! the limit into one of the carrier's seconds. Its own [`DialWindow`] of the dials this
@@ -25,7 +26,8 @@ use serde::Serialize;
 use std::time::{Duration, Instant};
 use switchboard_engine::store::Store;
 
-/// Longest a request for dials waits for room before it is answered with what it got.
+/// Longest a request for dials waits while there is no room at all, before it is
+/// answered with none.
 pub const PATIENCE: Duration = Duration::from_millis(400);
 
 /// How often a waiting request asks again.
@@ -39,8 +41,8 @@ pub fn limiter_name(account: &str) -> String {
 /// Messages to the limiter.
 #[derive(Debug)]
 pub enum LimiterMsg {
-    /// Allow up to `n` dials, waiting up to [`PATIENCE`] for room; replies with how many
-    /// were allowed.
+    /// Allow up to `n` dials, waiting up to [`PATIENCE`] while there is no room at all;
+    /// replies with how many were allowed.
     Take(u32, RpcReplyPort<u32>),
     /// How many dials this process could be allowed now, without taking them.
     Available(RpcReplyPort<u32>),
@@ -72,12 +74,34 @@ pub struct LimiterSnapshot {
 /// The limiter actor.
 pub struct CarrierLimiter;
 
-/// A request for dials, partly answered.
-struct Pending {
+/// A request for dials: how many, how many it got so far, how long it may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Need {
     asked: u32,
     got: u32,
     until: Instant,
+}
+
+/// A waiting request and where its answer goes.
+struct Pending {
+    need: Need,
     reply: RpcReplyPort<u32>,
+}
+
+/// Shares `granted` dials among the requests, oldest first, each taking what it asked
+/// for; returns, for each, whether it is answered now: it got some (a grant held back
+/// would reach the carrier late, beyond what the window's margin covers), or it may wait
+/// no longer.
+fn share(needs: &mut [Need], mut granted: u32, now: Instant) -> Vec<bool> {
+    needs
+        .iter_mut()
+        .map(|need| {
+            let mine = (need.asked - need.got).min(granted);
+            granted -= mine;
+            need.got += mine;
+            need.got > 0 || now >= need.until
+        })
+        .collect()
 }
 
 /// Its state.
@@ -148,12 +172,12 @@ impl Actor for CarrierLimiter {
                 let _ = reply.send(n);
             }
             LimiterMsg::Take(n, reply) => {
-                state.pending.push(Pending {
+                let need = Need {
                     asked: n,
                     got: 0,
                     until: Instant::now() + PATIENCE,
-                    reply,
-                });
+                };
+                state.pending.push(Pending { need, reply });
                 if !state.flush_queued {
                     // Behind the requests already queued: they are taken together.
                     state.flush_queued = true;
@@ -190,14 +214,14 @@ impl Actor for CarrierLimiter {
     }
 }
 
-/// Takes what the waiting requests still need from the shared slots in one round trip
-/// and shares it among them in order; answers those satisfied or out of patience, and asks
-/// again soon for the rest.
+/// Takes what the waiting requests need from the shared slots in one round trip and
+/// shares it among them in order; answers those that got any (or are out of patience),
+/// and asks again soon for the rest.
 async fn flush(myself: &ActorRef<LimiterMsg>, state: &mut LimiterState) {
     let want: u32 = state
         .pending
         .iter()
-        .fold(0, |sum, p| sum.saturating_add(p.asked - p.got));
+        .fold(0, |sum, p| sum.saturating_add(p.need.asked - p.need.got));
     let (Some(shape), Some(window)) = (state.shape, state.window.as_mut()) else {
         return;
     };
@@ -211,15 +235,18 @@ async fn flush(myself: &ActorRef<LimiterMsg>, state: &mut LimiterState) {
         window.take(granted, Instant::now());
     }
     state.allowed += u64::from(granted);
-    let now = Instant::now();
+    let mut needs: Vec<Need> = state.pending.iter().map(|p| p.need).collect();
+    let answered = share(&mut needs, granted, Instant::now());
     let mut waiting = Vec::new();
-    for mut p in std::mem::take(&mut state.pending) {
-        let mine = (p.asked - p.got).min(granted);
-        granted -= mine;
-        p.got += mine;
-        if p.got == p.asked || now >= p.until {
-            state.refused += u64::from(p.asked - p.got);
-            let _ = p.reply.send(p.got);
+    for ((mut p, need), answer) in std::mem::take(&mut state.pending)
+        .into_iter()
+        .zip(needs)
+        .zip(answered)
+    {
+        p.need = need;
+        if answer {
+            state.refused += u64::from(need.asked - need.got);
+            let _ = p.reply.send(need.got);
         } else {
             waiting.push(p);
         }
@@ -257,5 +284,35 @@ async fn take_shared(state: &mut LimiterState, shape: WindowShape, n: u32) -> u3
             tracing::warn!(error = %e, "could not take dial slots from the database; not dialing");
             0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dials_got_are_answered_at_once_and_requests_with_none_wait_their_patience() {
+        let now = Instant::now();
+        let need = |asked| Need {
+            asked,
+            got: 0,
+            until: now + PATIENCE,
+        };
+        let mut needs = [need(2), need(3), need(1)];
+        // Oldest first: the first gets all it asked, the second part of it, the third none.
+        assert_eq!(share(&mut needs, 4, now), [true, true, false]);
+        assert_eq!(needs.map(|n| n.got), [2, 2, 0]);
+        // The third waits until room comes or its patience runs out.
+        let mut third = [needs[2]];
+        assert_eq!(share(&mut third, 0, now + RETRY), [false]);
+        assert_eq!(share(&mut third, 1, now + RETRY * 2), [true]);
+        let mut late = [need(1)];
+        assert_eq!(
+            share(&mut late, 0, now + PATIENCE),
+            [true],
+            "answered with none"
+        );
+        assert_eq!(late[0].got, 0);
     }
 }
