@@ -249,8 +249,7 @@ async fn check(
         attempt = sip::follow(state, attempt).await?;
     } else if state.follow
         && attempt.status != AttemptStatus::Ended
-        && state.carrier_asked.elapsed()
-            >= state.services.settings.call_poll * FOLLOW_CARRIER_POLLS
+        && state.carrier_asked.elapsed() >= state.services.settings.call_poll * FOLLOW_CARRIER_POLLS
     {
         state.carrier_asked = Instant::now();
         let store = &state.services.store;
