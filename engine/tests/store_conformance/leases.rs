@@ -12,7 +12,7 @@ conformance!(
     simultaneous_acquisitions_let_exactly_one_owner_through,
     a_renewal_reports_the_stored_status_until_the_lease_is_taken_over,
     running_campaigns_nobody_holds_are_claimable,
-    two_concurrent_takers_never_exceed_the_dial_limit,
+    concurrent_takers_never_exceed_the_dial_limit,
     dial_slots_of_one_account_are_not_another_accounts,
     a_dial_limit_out_of_range_is_refused,
     a_reservation_nobody_dialed_is_withdrawn,
@@ -207,12 +207,13 @@ fn most_in_window(at: &[chrono::DateTime<chrono::Utc>], span: chrono::Duration) 
         .unwrap_or(0)
 }
 
-async fn two_concurrent_takers_never_exceed_the_dial_limit(store: &Store) {
+/// Four takers (as many processes) ask at once, again and again, for three seconds.
+async fn concurrent_takers_never_exceed_the_dial_limit(store: &Store) {
     const LIMIT: u32 = 5;
     let window = Duration::from_millis(1025);
     store.prepare_dial_slots("AC1", LIMIT).await.unwrap();
     store.prepare_dial_slots("AC1", LIMIT).await.unwrap();
-    let takers = (0..2u32).map(|taker| {
+    let takers = (0..4u32).map(|taker| {
         let store = store.clone();
         async move {
             let mut taken = Vec::new();
@@ -227,15 +228,15 @@ async fn two_concurrent_takers_never_exceed_the_dial_limit(store: &Store) {
                         .await
                         .unwrap(),
                 );
-                tokio::time::sleep(Duration::from_millis(5 + u64::from(taker) * 7)).await;
+                tokio::time::sleep(Duration::from_millis(1 + u64::from(taker))).await;
             }
             taken
         }
     });
     let per_taker = futures_join(takers).await;
     assert!(
-        per_taker.iter().all(|t| !t.is_empty()),
-        "both took some: {per_taker:?}"
+        per_taker.iter().filter(|t| !t.is_empty()).count() >= 2,
+        "takers took side by side: {per_taker:?}"
     );
     let all: Vec<_> = per_taker.concat();
     let span = chrono::Duration::from_std(window).unwrap();
