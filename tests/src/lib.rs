@@ -21,7 +21,7 @@ use switchboard_engine::campaign::CampaignConfig;
 use switchboard_engine::contact::NewContact;
 use switchboard_engine::store::testing::TestDb;
 use switchboard_engine::store::{AttemptRecord, NewAttempt, Store};
-use switchboard_engine::{E164, TenantId};
+use switchboard_engine::{CampaignId, E164, TenantId};
 use switchboard_loadtest::{AnswerMix, CarrierConfig, Millis};
 use switchboard_media::{TwilioClient, twilio::client::TwilioConfig};
 
@@ -159,6 +159,35 @@ pub async fn seed_calls(
     .await
 }
 
+/// Queues the contact with this phone in the campaign and reserves its first attempt, as a
+/// campaign supervisor would before dialing.
+pub async fn reserve_for(
+    store: &Store,
+    tenant: TenantId,
+    campaign: CampaignId,
+    phone: &E164,
+) -> AttemptRecord {
+    let contact = store
+        .contact_by_phone(tenant, phone)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .enqueue_contacts(campaign, &[contact.id], 0)
+        .await
+        .unwrap();
+    store
+        .reserve_attempt(&NewAttempt {
+            tenant_id: tenant,
+            campaign_id: campaign,
+            contact_id: contact.id,
+            phone: contact.phone.clone(),
+            attempts_seen: 0,
+        })
+        .await
+        .unwrap()
+}
+
 /// [`seed_calls`] with any agent configuration (`{"mode": "sip", ...}`).
 pub async fn seed_calls_with(
     store: &Store,
@@ -186,26 +215,7 @@ pub async fn seed_calls_with(
         .collect();
     store.upsert_contacts(tenant, &new).await.unwrap();
     for c in &new {
-        let contact = store
-            .contact_by_phone(tenant, &c.phone)
-            .await
-            .unwrap()
-            .unwrap();
-        store
-            .enqueue_contacts(campaign.id, &[contact.id], 0)
-            .await
-            .unwrap();
-        let attempt = store
-            .reserve_attempt(&NewAttempt {
-                tenant_id: tenant,
-                campaign_id: campaign.id,
-                contact_id: contact.id,
-                phone: contact.phone.clone(),
-                attempts_seen: 0,
-            })
-            .await
-            .unwrap();
-        attempts.push(attempt);
+        attempts.push(reserve_for(store, tenant, campaign.id, &c.phone).await);
     }
     (tenant, attempts)
 }

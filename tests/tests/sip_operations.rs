@@ -11,14 +11,14 @@ use std::time::Duration;
 use switchboard_api::Settings;
 use switchboard_engine::campaign::CampaignStatus;
 use switchboard_engine::store::testing::TestDb;
-use switchboard_engine::store::{ApiKeyScope, AttemptStatus, NewAttempt};
+use switchboard_engine::store::{ApiKeyScope, AttemptStatus};
 use switchboard_loadtest::SimCarrier;
 use switchboard_loadtest::livekit::{SimLiveKit, SimLiveKitConfig, SipAgentScript, SipScript};
 use switchboard_tests::api_client::{Api, zone_at_noon};
 use switchboard_tests::sip_world::{
     LIVEKIT_KEY, LIVEKIT_SECRET, SipWorld, sip_campaign, wait_until,
 };
-use switchboard_tests::{CALLER_ID, TestServer, answering_carrier};
+use switchboard_tests::{CALLER_ID, TestServer, answering_carrier, reserve_for};
 
 /// Actors are named per process and every test database numbers from 1: scenarios take
 /// turns, each waiting for its actors to be gone.
@@ -184,26 +184,7 @@ async fn sip_calls_in_flight_at_a_restart_are_reconciled_with_livekit(db: TestDb
     let mut reserved = Vec::new();
     for phone in [FOLLOWED, NEVER_PLACED, GONE] {
         let e164 = switchboard_engine::E164::parse(phone, None).unwrap();
-        let contact = store
-            .contact_by_phone(tenant, &e164)
-            .await
-            .unwrap()
-            .unwrap();
-        store
-            .enqueue_contacts(campaign.id, &[contact.id], 0)
-            .await
-            .unwrap();
-        let attempt = store
-            .reserve_attempt(&NewAttempt {
-                tenant_id: tenant,
-                campaign_id: campaign.id,
-                contact_id: contact.id,
-                phone: contact.phone.clone(),
-                attempts_seen: 0,
-            })
-            .await
-            .unwrap();
-        reserved.push(attempt);
+        reserved.push(reserve_for(&store, tenant, campaign.id, &e164).await);
     }
     let (followed, never_placed, gone) = (&reserved[0], &reserved[1], &reserved[2]);
     for attempt in [followed, gone] {
