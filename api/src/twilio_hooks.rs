@@ -57,6 +57,18 @@ pub fn verify(
     }
 }
 
+/// The form parameters of a carrier callback, once its signature is checked.
+fn signed_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, Problem> {
+    let params = form_params(body);
+    verify(state, headers, uri, &params)?;
+    Ok(params)
+}
+
 /// `POST /twilio/status?attempt=ID`: a call status callback.
 pub async fn status_callback(
     State(state): State<AppState>,
@@ -65,8 +77,7 @@ pub async fn status_callback(
     uri: Uri,
     body: Bytes,
 ) -> Result<StatusCode, Problem> {
-    let params = form_params(&body);
-    verify(&state, &headers, &uri, &params)?;
+    let params = signed_form(&state, &headers, &uri, &body)?;
     let callback = StatusCallback::from_form(&params)
         .map_err(|e| Problem::bad_request("form", e.to_string()))?;
     let attempt = state.store.attempt(AttemptId(attempt)).await?;
@@ -112,8 +123,7 @@ pub async fn amd_callback(
     uri: Uri,
     body: Bytes,
 ) -> Result<StatusCode, Problem> {
-    let params = form_params(&body);
-    verify(&state, &headers, &uri, &params)?;
+    let params = signed_form(&state, &headers, &uri, &body)?;
     let result =
         AmdCallback::from_form(&params).map_err(|e| Problem::bad_request("form", e.to_string()))?;
     let attempt = state.store.attempt(AttemptId(attempt)).await?;
@@ -152,8 +162,7 @@ pub async fn call_twiml(
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let params = form_params(&body);
-    verify(&state, &headers, &uri, &params)?;
+    signed_form(&state, &headers, &uri, &body)?;
     let attempt = state.store.attempt(AttemptId(attempt)).await?;
     let xml = stream_twiml(&state, attempt.id);
     Ok(([(header::CONTENT_TYPE, "text/xml")], xml).into_response())
