@@ -7,7 +7,9 @@
 use crate::context::call_context;
 use crate::urls::PublicUrls;
 use crate::writer::EventWriter;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
+use switchboard_engine::AttemptId;
 use switchboard_engine::campaign::AgentConfig;
 use switchboard_engine::contact::Contact;
 use switchboard_engine::store::CampaignRecord;
@@ -88,22 +90,54 @@ pub struct Dialer {
     twilio: TwilioClient,
     urls: PublicUrls,
     settings: DialSettings,
+    /// Derives each call's stream key (the server's call token secret).
+    stream_secret: std::sync::Arc<SecretString>,
+}
+
+/// The `<Parameter>` of a call's media stream that names its attempt.
+pub const STREAM_ATTEMPT_PARAMETER: &str = "attempt";
+/// The `<Parameter>` of a call's media stream that carries its stream key
+/// ([`switchboard_engine::call_token::stream_key`]).
+pub const STREAM_KEY_PARAMETER: &str = "stream_key";
+
+/// The TwiML that connects an answered call to Switchboard's media stream, naming its
+/// attempt and carrying its stream key (`stream_secret` is the server's call token secret).
+pub fn stream_twiml(urls: &PublicUrls, stream_secret: &[u8], attempt: AttemptId) -> String {
+    let id = attempt.to_string();
+    let key = switchboard_engine::call_token::stream_key(stream_secret, attempt);
+    twiml::connect_stream(
+        &urls.media_stream(),
+        &[
+            (STREAM_ATTEMPT_PARAMETER, id.as_str()),
+            (STREAM_KEY_PARAMETER, key.as_str()),
+        ],
+    )
 }
 
 impl Dialer {
-    /// A dialer through this carrier account.
-    pub fn new(twilio: TwilioClient, urls: PublicUrls, settings: DialSettings) -> Self {
+    /// A dialer through this carrier account; `stream_secret` (the server's call token
+    /// secret) derives the key that binds each call's media stream to it.
+    pub fn new(
+        twilio: TwilioClient,
+        urls: PublicUrls,
+        settings: DialSettings,
+        stream_secret: SecretString,
+    ) -> Self {
         Dialer {
             twilio,
             urls,
             settings,
+            stream_secret: std::sync::Arc::new(stream_secret),
         }
     }
 
     /// The request that places this attempt's call.
     pub fn request(&self, attempt: &AttemptRecord) -> CreateCall {
-        let id = attempt.id.to_string();
-        let xml = twiml::connect_stream(&self.urls.media_stream(), &[("attempt", id.as_str())]);
+        let xml = stream_twiml(
+            &self.urls,
+            self.stream_secret.expose_secret().as_bytes(),
+            attempt.id,
+        );
         let mut call = CreateCall::new(attempt.phone.clone(), self.settings.from.clone())
             .twiml(xml)
             .status_callback(self.urls.status_callback(attempt.id))

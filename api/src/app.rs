@@ -98,7 +98,11 @@ pub enum StartError {
 }
 
 /// The dialer, when Twilio is fully configured (account, token and caller id).
-fn dialer(settings: &Settings, urls: &PublicUrls) -> Result<Option<Dialer>, StartError> {
+fn dialer(
+    settings: &Settings,
+    urls: &PublicUrls,
+    stream_secret: &SecretString,
+) -> Result<Option<Dialer>, StartError> {
     let (Some(sid), Some(token), Some(from)) = (
         &settings.twilio_account_sid,
         &settings.twilio_auth_token,
@@ -116,7 +120,12 @@ fn dialer(settings: &Settings, urls: &PublicUrls) -> Result<Option<Dialer>, Star
         from,
         ..DialSettings::default()
     };
-    Ok(Some(Dialer::new(client, urls.clone(), dial)))
+    Ok(Some(Dialer::new(
+        client,
+        urls.clone(),
+        dial,
+        stream_secret.clone(),
+    )))
 }
 
 /// This process's instance id, as its campaign leases name it: the process id and 64
@@ -165,6 +174,7 @@ impl Application {
             .await?;
         let calls = CallServices {
             urls: PublicUrls::new(&public_url),
+            twilio_account_sid: settings.twilio_account_sid.clone(),
             twilio_auth_token: settings.twilio_auth_token.clone(),
             call_token_secret: SecretString::from(secret),
             totals: RelayTotals::default(),
@@ -191,7 +201,7 @@ impl Application {
             }
             None => LiveKitHooks::disabled(),
         };
-        let runtime = match dialer(settings, &calls.urls)? {
+        let runtime = match dialer(settings, &calls.urls, &calls.call_token_secret)? {
             Some(dialer) => {
                 // SIP campaigns dial through LiveKit, with the agent tokens the agent API checks.
                 let sip = calls.livekit.clone().map(|livekit| {

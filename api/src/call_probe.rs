@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_actors::EventWriter;
 use switchboard_engine::AttemptId;
+use switchboard_engine::store::CallEvent;
+use switchboard_media::streams::outbound::FrameViolation;
 
 /// One call's probe, handed to [`crate::relay::relay`].
 pub struct CallProbe {
@@ -47,5 +49,28 @@ impl RelayProbe for CallProbe {
 
     fn latency(&mut self, p50_us: u64, p99_us: u64) {
         self.calls.relays.latency(self.attempt, p50_us, p99_us);
+    }
+
+    /// Counted in the metrics every time; stored as a call event the first time for each
+    /// reason (at most one event per reason per call, however many frames follow).
+    fn agent_frame_dropped(&mut self, violation: FrameViolation, count: u64) {
+        crate::metrics::agent_frame_dropped(violation);
+        if count > 1 {
+            return;
+        }
+        tracing::warn!(call_id = %self.attempt, reason = violation.code(), "agent frame dropped");
+        let event = CallEvent {
+            attempt_id: self.attempt,
+            at: switchboard_engine::time::now(),
+            kind: "agent.frame_dropped".into(),
+            data: serde_json::json!({ "reason": violation.code() }),
+        };
+        let writer = self.writer.clone();
+        let attempt = self.attempt;
+        tokio::spawn(async move {
+            if let Err(e) = writer.append_events(vec![event]).await {
+                tracing::error!(error = %e, call_id = %attempt, "could not record a dropped agent frame");
+            }
+        });
     }
 }

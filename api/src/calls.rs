@@ -17,6 +17,8 @@ use switchboard_engine::{CampaignId, TenantId};
 pub struct CallServices {
     /// Switchboard's public URLs.
     pub urls: PublicUrls,
+    /// The Twilio account calls are placed from: a media stream must name it.
+    pub twilio_account_sid: Option<String>,
     /// Twilio's auth token, to check webhook signatures (`None`: Twilio is not configured).
     pub twilio_auth_token: Option<SecretString>,
     /// The secret that signs per-call agent tokens.
@@ -231,12 +233,30 @@ pub struct RelayLive {
 #[derive(Default)]
 pub struct LiveRelays {
     entries: Mutex<HashMap<switchboard_engine::AttemptId, RelayLive>>,
+    /// Attempts whose media stream this process took, when: a call has one stream.
+    streams: Mutex<HashMap<switchboard_engine::AttemptId, chrono::DateTime<chrono::Utc>>>,
 }
 
 const LIVE_RELAYS_MAX: usize = 10_000;
 const LIVE_RELAY_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(2);
 
 impl LiveRelays {
+    /// Takes the one media stream of `attempt`: false when this process already took one.
+    pub fn claim_stream(&self, attempt: switchboard_engine::AttemptId) -> bool {
+        let now = chrono::Utc::now();
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if streams.len() >= LIVE_RELAYS_MAX {
+            streams.retain(|_, at| now - *at < LIVE_RELAY_TTL);
+        }
+        match streams.entry(attempt) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(now);
+                true
+            }
+        }
+    }
+
     /// The call was bridged to its agent.
     pub fn bridged(&self, attempt: switchboard_engine::AttemptId) {
         let now = chrono::Utc::now();

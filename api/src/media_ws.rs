@@ -143,6 +143,13 @@ enum SessionError {
     Agent(String),
     #[error("the agent at {url} is unreachable: {reason}")]
     AgentUnreachable { url: String, reason: String },
+    /// The stream does not prove it belongs to the call it names: nothing is stored with
+    /// that call (anyone could name it).
+    #[error("the stream is not bound to call {attempt}: {reason}")]
+    Unbound {
+        attempt: AttemptId,
+        reason: &'static str,
+    },
 }
 
 async fn run_session<S>(state: AppState, mut carrier: WebSocketStream<S>)
@@ -176,6 +183,9 @@ where
     match (attempt, result) {
         (Some(attempt), Ok(stats)) => finish(&state, attempt, &stats).await,
         (None, Ok(_)) => {}
+        (_, Err(e @ SessionError::Unbound { .. })) => {
+            tracing::warn!(error = %e, "media stream refused");
+        }
         (attempt, Err(e)) => {
             tracing::warn!(error = %e, "media stream ended before the agent");
             if let Some(attempt) = attempt {
@@ -236,10 +246,12 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let context = async {
+        check_stream_key(state, attempt_id, start)?;
         let attempt = state.store.attempt(attempt_id).await?;
         if attempt.status == AttemptStatus::Ended {
             return Err(SessionError::Ended(attempt_id));
         }
+        check_call(state, &attempt, start)?;
         let (campaign, contact) = tokio::join!(
             state
                 .calls
@@ -384,6 +396,7 @@ where
     let stats = relay(
         carrier,
         agent,
+        &start.stream_sid,
         answered,
         RelayLimits::default(),
         stop,
@@ -396,6 +409,56 @@ where
         tracing::warn!(error = %e, call_id = %attempt.id, "could not close the livekit session");
     }
     Ok(stats)
+}
+
+/// The stream carries its call's key ([`switchboard_engine::call_token::stream_key`], a
+/// `<Parameter>` of the TwiML only Switchboard and the carrier saw): the upgrade's
+/// signature is the same for every call, so without the key a captured upgrade could
+/// attach to any live call's agent. Checked before anything is read from the database.
+fn check_stream_key(
+    state: &AppState,
+    attempt: AttemptId,
+    start: &StartInfo,
+) -> Result<(), SessionError> {
+    let unbound = |reason| SessionError::Unbound { attempt, reason };
+    let key = start
+        .custom_parameters
+        .get(switchboard_actors::dial::STREAM_KEY_PARAMETER)
+        .ok_or(unbound("no stream_key parameter"))?;
+    let secret = state.calls.call_token_secret.expose_secret().as_bytes();
+    if !switchboard_engine::call_token::verify_stream_key(secret, attempt, key) {
+        return Err(unbound("wrong stream_key"));
+    }
+    if state.calls.twilio_account_sid.as_deref() != Some(start.account_sid.as_str()) {
+        return Err(unbound("accountSid is not this server's twilio account"));
+    }
+    Ok(())
+}
+
+/// The stream names the call the attempt placed, and is its first: a second stream for
+/// a call already bridged (here or, as the attempt says, by another process) is refused.
+/// An attempt whose call sid is not stored yet (the answer raced the create's response)
+/// is bound by its key alone.
+fn check_call(
+    state: &AppState,
+    attempt: &switchboard_engine::store::AttemptRecord,
+    start: &StartInfo,
+) -> Result<(), SessionError> {
+    let unbound = |reason| SessionError::Unbound {
+        attempt: attempt.id,
+        reason,
+    };
+    if attempt
+        .carrier_call_id
+        .as_deref()
+        .is_some_and(|sid| sid != start.call_sid)
+    {
+        return Err(unbound("callSid is not the attempt's call"));
+    }
+    if attempt.status == AttemptStatus::Bridged || !state.calls.relays.claim_stream(attempt.id) {
+        return Err(unbound("the call already has a media stream"));
+    }
+    Ok(())
 }
 
 /// Stores what the relay saw with the call, and adds it to the server's totals.

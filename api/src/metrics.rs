@@ -94,6 +94,16 @@ pub fn relay_finished(stats: &crate::relay::RelayStats) {
     if let Some(first) = stats.first_agent_audio {
         metrics::histogram!("switchboard_agent_first_audio_seconds").record(first.as_secs_f64());
     }
+    if stats.agent_frames_rewritten > 0 {
+        metrics::counter!("switchboard_agent_frames_rewritten_total")
+            .increment(stats.agent_frames_rewritten);
+    }
+}
+
+/// Counts one agent frame dropped before it reached the carrier.
+pub fn agent_frame_dropped(violation: switchboard_media::streams::outbound::FrameViolation) {
+    metrics::counter!("switchboard_agent_frames_dropped_total", "reason" => violation.code())
+        .increment(1);
 }
 
 /// Bucket bounds of `switchboard_relay_frame_latency_seconds`, µs.

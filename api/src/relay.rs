@@ -4,8 +4,14 @@
 //! Per frame the relay does as little as it can: it reads the `event` name without
 //! decoding the payload ([`peek_event`]), forwards the very same text frame (no re-encode,
 //! no copy: the frame's bytes move from one socket to the other), and records its timing.
-//! No actor or database is involved per frame. Either side misbehaving (a binary frame,
+//! No actor or database is involved per frame. The carrier misbehaving (a binary frame,
 //! text that is not an event, a stalled stream, a disconnect) ends the call with a reason.
+//!
+//! The agent's frames are checked before they reach the carrier, as Twilio would check
+//! them ([`check_agent_frame`]): a canonical frame goes through untouched, a valid frame
+//! in another shape is re-encoded with the carrier's own `streamSid`, and a frame that
+//! means nothing valid is dropped and reported to the probe. A bad frame never ends the
+//! call; only the agent's socket closing or failing does.
 //!
 //! While it runs, the relay tells a [`RelayProbe`] what the rest of the server needs live:
 //! the agent's first audio the moment it is heard (once per call), and the latency
@@ -15,6 +21,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::time::{Duration, Instant};
+use switchboard_media::streams::outbound::{FrameViolation, Outbound, check_agent_frame};
 use switchboard_media::{EventKind, peek_event};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -90,6 +97,11 @@ pub struct RelayStats {
     pub marks: u64,
     /// `clear` events forwarded to the carrier.
     pub clears: u64,
+    /// Agent frames re-encoded before they went to the carrier (another layout, extra
+    /// fields, another `streamSid`).
+    pub agent_frames_rewritten: u64,
+    /// Agent frames dropped because they meant nothing the carrier accepts.
+    pub agent_frames_dropped: u64,
     /// Time from the answer (the carrier's `start`) to the agent's first audio.
     pub first_agent_audio: Option<Duration>,
     /// Per-frame time from reading a frame to having written it to the other side, in µs
@@ -118,6 +130,10 @@ pub struct RelaySummary {
     pub marks: u64,
     /// Clears.
     pub clears: u64,
+    /// Agent frames re-encoded for the carrier.
+    pub agent_frames_rewritten: u64,
+    /// Agent frames dropped.
+    pub agent_frames_dropped: u64,
     /// Answer (stream start) to the agent's first audio, ms.
     pub first_agent_audio_ms: Option<u64>,
     /// Relay latency p50, µs.
@@ -145,6 +161,8 @@ impl RelayStats {
             dtmf: self.dtmf,
             marks: self.marks,
             clears: self.clears,
+            agent_frames_rewritten: self.agent_frames_rewritten,
+            agent_frames_dropped: self.agent_frames_dropped,
             first_agent_audio_ms: self.first_agent_audio.map(|d| d.as_millis() as u64),
             latency_p50_us: self.latency_us.value_at_quantile(0.5),
             latency_p99_us: self.latency_us.value_at_quantile(0.99),
@@ -182,12 +200,16 @@ pub trait RelayProbe {
     fn first_agent_audio(&mut self, after: Duration);
     /// Per-frame relay latency of the call so far: median and 99th percentile, in µs.
     fn latency(&mut self, p50_us: u64, p99_us: u64);
+    /// An agent frame was dropped instead of reaching the carrier; `count` is how many of
+    /// this call's frames were dropped for this reason so far (1 on the first).
+    fn agent_frame_dropped(&mut self, violation: FrameViolation, count: u64);
 }
 
 /// Reports nowhere.
 impl RelayProbe for () {
     fn first_agent_audio(&mut self, _after: Duration) {}
     fn latency(&mut self, _p50_us: u64, _p99_us: u64) {}
+    fn agent_frame_dropped(&mut self, _violation: FrameViolation, _count: u64) {}
 }
 
 /// A frame's gap to the previous carrier frame beyond which it counts as late.
@@ -199,11 +221,14 @@ enum Flow {
 }
 
 /// Relays until either side ends or `stop` is cancelled, then closes both with the reason.
+/// `stream_sid` is the carrier's stream: every frame sent to the carrier carries it.
 /// `answered` is when the carrier's `start` arrived: the agent's first audio is measured
 /// from there. `probe` hears the agent's first audio and the latency while the call runs.
+#[allow(clippy::too_many_arguments)]
 pub async fn relay<C, A, P>(
     mut carrier: C,
     mut agent: A,
+    stream_sid: &str,
     answered: Instant,
     limits: RelayLimits,
     stop: CancellationToken,
@@ -221,6 +246,8 @@ where
         dtmf: 0,
         marks: 0,
         clears: 0,
+        agent_frames_rewritten: 0,
+        agent_frames_dropped: 0,
         first_agent_audio: None,
         latency_us: call_latency_histogram(),
         gaps: 0,
@@ -239,6 +266,7 @@ where
     ));
     let stopped = stop.cancelled();
     tokio::pin!(stall, first_audio, stopped);
+    let mut dropped = DropCounts::default();
     let end = loop {
         let flow = tokio::select! {
             frame = carrier.next() => {
@@ -248,7 +276,8 @@ where
                 from_carrier(frame, gap, now, &mut agent, &mut stats, &mut probe).await
             }
             frame = agent.next() => {
-                from_agent(frame, started, &mut carrier, &mut stats, &mut probe).await
+                let to = Carrier { socket: &mut carrier, stream_sid, dropped: &mut dropped };
+                from_agent(frame, started, to, &mut stats, &mut probe).await
             }
             () = &mut stall => {
                 let due = last_carrier + limits.carrier_stall;
@@ -329,10 +358,34 @@ where
     Flow::Go
 }
 
+/// The carrier side as the agent's frames see it: the socket, the stream they must name,
+/// and this call's dropped frames by reason.
+struct Carrier<'a, C> {
+    socket: &'a mut C,
+    stream_sid: &'a str,
+    dropped: &'a mut DropCounts,
+}
+
+/// Dropped agent frames per reason, for one call.
+#[derive(Default)]
+struct DropCounts([u64; FrameViolation::ALL.len()]);
+
+impl DropCounts {
+    /// Counts one more; returns this reason's count so far.
+    fn add(&mut self, violation: FrameViolation) -> u64 {
+        let index = FrameViolation::ALL
+            .iter()
+            .position(|v| *v == violation)
+            .unwrap_or(0);
+        self.0[index] += 1;
+        self.0[index]
+    }
+}
+
 async fn from_agent<C, P>(
     frame: Option<Result<Message, WsError>>,
     started: Instant,
-    carrier: &mut C,
+    carrier: Carrier<'_, C>,
     stats: &mut RelayStats,
     probe: &mut P,
 ) -> Flow
@@ -341,17 +394,31 @@ where
     P: RelayProbe,
 {
     let received = Instant::now();
-    let text = match frame {
-        Some(Ok(Message::Text(text))) => text,
-        Some(Ok(Message::Binary(_))) => {
-            return Flow::End(EndReason::AgentError("binary frame".into()));
-        }
+    let checked = match frame {
+        Some(Ok(Message::Text(text))) => match check_agent_frame(&text, carrier.stream_sid) {
+            Outbound::Forward(kind) => Ok((kind, text)),
+            Outbound::Rewrite(kind, canonical) => {
+                stats.agent_frames_rewritten += 1;
+                Ok((kind, canonical.into()))
+            }
+            Outbound::Drop(violation) => Err(violation),
+        },
+        Some(Ok(Message::Binary(_))) => Err(FrameViolation::Binary),
         Some(Ok(Message::Close(_))) | None => return Flow::End(EndReason::AgentClosed),
         Some(Ok(_)) => return Flow::Go,
         Some(Err(e)) => return Flow::End(EndReason::AgentError(e.to_string())),
     };
-    match peek_event(&text) {
-        Some(EventKind::Media) => {
+    let (kind, text) = match checked {
+        Ok(frame) => frame,
+        Err(violation) => {
+            let count = carrier.dropped.add(violation);
+            stats.agent_frames_dropped += 1;
+            probe.agent_frame_dropped(violation, count);
+            return Flow::Go;
+        }
+    };
+    match kind {
+        EventKind::Media => {
             stats.frames_from_agent += 1;
             if stats.first_agent_audio.is_none() {
                 let after = received - started;
@@ -359,16 +426,11 @@ where
                 probe.first_agent_audio(after);
             }
         }
-        Some(EventKind::Mark) => stats.marks += 1,
-        Some(EventKind::Clear) => stats.clears += 1,
-        Some(_) => return Flow::Go,
-        None => {
-            return Flow::End(EndReason::AgentError(
-                "a frame that is not a media stream event".into(),
-            ));
-        }
+        EventKind::Mark => stats.marks += 1,
+        EventKind::Clear => stats.clears += 1,
+        _ => {}
     }
-    if let Err(e) = carrier.send(Message::Text(text)).await {
+    if let Err(e) = carrier.socket.send(Message::Text(text)).await {
         return Flow::End(EndReason::CarrierError(e.to_string()));
     }
     record(stats, received, probe);

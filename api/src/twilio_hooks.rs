@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use switchboard_engine::AttemptId;
 use switchboard_engine::store::CarrierUpdate;
-use switchboard_media::twilio::{AmdCallback, callback::StatusCallback, signature, twiml};
+use switchboard_media::twilio::{AmdCallback, callback::StatusCallback, signature};
 
 /// The header Twilio signs requests with.
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
@@ -170,9 +170,9 @@ pub async fn call_twiml(
 
 /// TwiML connecting the call to the media endpoint, naming the attempt.
 pub fn stream_twiml(state: &AppState, attempt: AttemptId) -> String {
-    let id = attempt.to_string();
-    twiml::connect_stream(
-        &state.calls.urls.media_stream(),
-        &[("attempt", id.as_str())],
+    switchboard_actors::dial::stream_twiml(
+        &state.calls.urls,
+        state.calls.call_token_secret.expose_secret().as_bytes(),
+        attempt,
     )
 }

@@ -5,6 +5,11 @@
 //! names its call and proves it was issued by a server that holds the secret. The secret is
 //! a server setting kept in the database, so tokens stay valid across restarts and
 //! processes.
+//!
+//! The same secret derives each call's stream key ([`stream_key`]), a `<Parameter>` of the
+//! TwiML that connects the answered call to Switchboard's media endpoint: the carrier
+//! signs the upgrade with a signature that is the same for every call, so the key is what
+//! binds a media stream to the one call it was placed for.
 
 use crate::AttemptId;
 use base64::Engine as _;
@@ -43,6 +48,27 @@ pub fn verify(secret: &[u8], token: &str) -> Option<AttemptId> {
     bool::from(given.ct_eq(&expected)).then_some(attempt)
 }
 
+fn stream_mac(secret: &[u8], attempt: AttemptId) -> [u8; 32] {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    mac.update(b"switchboard-stream:");
+    mac.update(attempt.0.to_string().as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// The key that binds a media stream to its call: sent to the carrier in the call's TwiML,
+/// given back in the stream's `start.customParameters`, never shown to the agent.
+pub fn stream_key(secret: &[u8], attempt: AttemptId) -> String {
+    URL_SAFE_NO_PAD.encode(stream_mac(secret, attempt))
+}
+
+/// Whether `given` is the stream key of `attempt` (constant-time check).
+pub fn verify_stream_key(secret: &[u8], attempt: AttemptId, given: &str) -> bool {
+    let Ok(given) = URL_SAFE_NO_PAD.decode(given.trim()) else {
+        return false;
+    };
+    bool::from(given.ct_eq(&stream_mac(secret, attempt)))
+}
+
 /// A new random secret, base64url-encoded (used once, when the setting is first created).
 pub fn new_secret(random: [u8; 32]) -> String {
     URL_SAFE_NO_PAD.encode(random)
@@ -63,6 +89,29 @@ mod tests {
             None,
             "a token cannot be moved to another call"
         );
+    }
+
+    #[test]
+    fn a_stream_key_binds_one_call_and_is_not_its_agent_token() {
+        let key = stream_key(b"secret", AttemptId(42));
+        assert!(verify_stream_key(b"secret", AttemptId(42), &key));
+        assert!(
+            !verify_stream_key(b"secret", AttemptId(43), &key),
+            "another call"
+        );
+        assert!(
+            !verify_stream_key(b"other", AttemptId(42), &key),
+            "another server"
+        );
+        let token = issue(b"secret", AttemptId(42));
+        let (_, token_mac) = token.split_once('.').unwrap();
+        assert_ne!(
+            token_mac, key,
+            "an agent cannot derive the stream key from its token"
+        );
+        for bad in ["", "!!", "AAAA", &key[1..]] {
+            assert!(!verify_stream_key(b"secret", AttemptId(42), bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -120,7 +120,8 @@ impl TestServer {
             from: CALLER_ID.into(),
             ..DialSettings::default()
         };
-        Dialer::new(twilio, PublicUrls::new(&self.url("")), settings)
+        let secret = self.state.calls.call_token_secret.clone();
+        Dialer::new(twilio, PublicUrls::new(&self.url("")), settings, secret)
     }
 
     /// The store.

@@ -20,6 +20,7 @@ async fn relaying<P: RelayProbe + Send + 'static>(
     let task = tokio::spawn(relay(
         carrier_end,
         agent_end,
+        "MZ1",
         Instant::now(),
         limits,
         stop,
@@ -100,13 +101,71 @@ async fn frames_are_forwarded_unchanged_both_ways_until_the_carrier_stops() {
 }
 
 #[tokio::test]
-async fn a_binary_frame_from_the_agent_ends_the_call_with_a_reason() {
+async fn bad_agent_frames_are_dropped_and_reported_and_the_call_goes_on() {
+    let probe = Recorder::default();
+    let (relay, mut carrier, mut agent) = relaying(
+        RelayLimits::default(),
+        CancellationToken::new(),
+        probe.clone(),
+    )
+    .await;
+    agent.send(Message::binary(vec![1, 2, 3])).await.unwrap();
+    agent.send(Message::text("hello")).await.unwrap();
+    agent
+        .send(Message::text(
+            r#"{"event":"media","streamSid":"MZ1","media":{"payload":"!!"}}"#,
+        ))
+        .await
+        .unwrap();
+    agent.send(Message::binary(vec![4])).await.unwrap();
+    // The next good frame is the first thing the carrier sees.
+    agent.send(Message::text(AGENT_MEDIA)).await.unwrap();
+    assert_eq!(next_text(&mut carrier).await, AGENT_MEDIA);
+    carrier.close(None).await.unwrap();
+    let stats = relay.await.unwrap();
+    assert_eq!(stats.end, EndReason::CarrierClosed);
+    assert_eq!(
+        (stats.agent_frames_dropped, stats.frames_from_agent),
+        (4, 1)
+    );
+    assert_eq!(
+        probe.reports(),
+        [
+            "dropped binary 1",
+            "dropped not_an_event 1",
+            "dropped invalid_payload 1",
+            "dropped binary 2",
+            "first_audio"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn agent_frames_reach_the_carrier_in_its_own_shape_and_stream() {
     let (relay, mut carrier, mut agent) =
         relaying(RelayLimits::default(), CancellationToken::new(), ()).await;
-    agent.send(Message::binary(vec![1, 2, 3])).await.unwrap();
+    // As Python's json.dumps writes it, for another stream, with a field Twilio refuses.
+    let spaced = r#"{"event": "media", "streamSid": "MZ9", "media": {"payload": "AAAA", "track": "outbound"}}"#;
+    agent.send(Message::text(spaced)).await.unwrap();
+    assert_eq!(next_text(&mut carrier).await, AGENT_MEDIA);
+    agent
+        .send(Message::text(r#"{"event":"clear"}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_text(&mut carrier).await,
+        r#"{"event":"clear","streamSid":"MZ1"}"#
+    );
+    carrier.close(None).await.unwrap();
     let stats = relay.await.unwrap();
-    assert_eq!(stats.end, EndReason::AgentError("binary frame".into()));
-    assert_eq!(close_reason(&mut carrier).await, "agent_error");
+    assert_eq!(
+        (
+            stats.agent_frames_rewritten,
+            stats.clears,
+            stats.frames_from_agent
+        ),
+        (2, 1, 1)
+    );
 }
 
 #[tokio::test]
@@ -194,6 +253,11 @@ impl RelayProbe for Recorder {
     fn latency(&mut self, p50_us: u64, p99_us: u64) {
         assert!(p50_us >= 1 && p99_us >= p50_us);
         self.0.lock().unwrap().push("latency".into());
+    }
+
+    fn agent_frame_dropped(&mut self, violation: FrameViolation, count: u64) {
+        let report = format!("dropped {} {count}", violation.code());
+        self.0.lock().unwrap().push(report);
     }
 }
 

@@ -5,6 +5,7 @@
 //! forward media frames as they came; [`StreamEvent::parse`] decodes fully when needed.
 
 mod number_like;
+pub mod outbound;
 
 use std::collections::BTreeMap;
 

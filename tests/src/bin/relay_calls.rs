@@ -85,7 +85,9 @@ impl Server {
     }
 }
 
-fn dialer(server_url: &str, carrier_base_url: &str) -> Dialer {
+/// A dialer through the simulated carrier with the server's own stream secret (the call
+/// token secret it keeps in the database, created when the server first started).
+fn dialer(server_url: &str, carrier_base_url: &str, stream_secret: String) -> Dialer {
     let config = TwilioConfig::new(ACCOUNT_SID, SecretString::from(AUTH_TOKEN.to_owned()))
         .with_api_base(carrier_base_url.to_owned());
     let twilio = TwilioClient::new(config).expect("a valid Twilio configuration");
@@ -93,7 +95,12 @@ fn dialer(server_url: &str, carrier_base_url: &str) -> Dialer {
         from: CALLER_ID.into(),
         ..DialSettings::default()
     };
-    Dialer::new(twilio, PublicUrls::new(server_url), settings)
+    Dialer::new(
+        twilio,
+        PublicUrls::new(server_url),
+        settings,
+        SecretString::from(stream_secret),
+    )
 }
 
 #[tokio::main]
@@ -149,7 +156,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         Server::InProcess(TestServer::start(&db).await)
     };
-    let dialer = dialer(&server.url(), &carrier.base_url());
+    let secret = db
+        .store()
+        .server_setting_or_init(switchboard_engine::call_token::SECRET_SETTING, || {
+            unreachable!("the server created its call token secret when it started")
+        })
+        .await?;
+    let dialer = dialer(&server.url(), &carrier.base_url(), secret);
     let mut sampler = Sampler::start(server.pid(), Duration::from_secs(2), &carrier).await;
 
     eprintln!(
