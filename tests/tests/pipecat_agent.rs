@@ -58,8 +58,15 @@ fn pipecat_python() -> Option<PathBuf> {
 
 /// The bot, served by uvicorn on a loopback port; killed when dropped.
 struct PipecatBot {
-    child: tokio::process::Child,
+    child: std::process::Child,
     port: u16,
+}
+
+impl Drop for PipecatBot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl PipecatBot {
@@ -69,7 +76,7 @@ impl PipecatBot {
             .expect("a free loopback port")
             .port();
         let bot_dir = workspace_root().join("agents/pipecat");
-        let child = tokio::process::Command::new(python)
+        let child = std::process::Command::new(python)
             .arg(bot_dir.join("bot.py"))
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .current_dir(&bot_dir)
@@ -78,7 +85,6 @@ impl PipecatBot {
             .env("LOGURU_LEVEL", "INFO")
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdin(Stdio::null())
-            .kill_on_drop(true)
             .spawn()
             .expect("the bot starts");
         let mut bot = PipecatBot { child, port };
