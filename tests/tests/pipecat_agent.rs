@@ -219,7 +219,11 @@ async fn a_pipecat_bot_answers_a_campaign(db: TestDb) {
         assert!(first_ms < 2000, "agent first heard after {first_ms} ms");
         assert_eq!(relay["first_agent_audio_ms"], json!(first_ms), "{relay}");
         // The outcome as the bot reported it, naming what it heard.
-        assert_eq!(attempt.outcome.as_deref(), Some("interested"), "{attempt:?}");
+        assert_eq!(
+            attempt.outcome.as_deref(),
+            Some("interested"),
+            "{attempt:?}"
+        );
         assert_eq!(attempt.result.as_deref(), Some("completed"), "{attempt:?}");
         let notes = attempt.detail["notes"].as_str().unwrap_or_default();
         let heard: u64 = notes
@@ -231,7 +235,10 @@ async fn a_pipecat_bot_answers_a_campaign(db: TestDb) {
         assert!(notes.starts_with("pipecat-ai "), "{notes:?}");
         // The bot ended the call by closing its stream; audio went both ways.
         assert_eq!(relay["end"]["by"], "agent_closed", "{relay}");
-        assert!(relay["frames_from_carrier"].as_u64().unwrap() > 0, "{relay}");
+        assert!(
+            relay["frames_from_carrier"].as_u64().unwrap() > 0,
+            "{relay}"
+        );
         let from_agent = relay["frames_from_agent"].as_u64().unwrap();
         assert!(from_agent > 0, "{relay}");
         let on_carrier = carrier_calls
@@ -261,7 +268,10 @@ async fn a_pipecat_bot_answers_a_campaign(db: TestDb) {
         assert!(Instant::now() < deadline, "the campaign did not complete");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    eprintln!("Pipecat campaign of {CONTACTS} calls done in {:?}", started.elapsed());
+    eprintln!(
+        "Pipecat campaign of {CONTACTS} calls done in {:?}",
+        started.elapsed()
+    );
 
     server.stop().await;
     carrier.shutdown().await;
