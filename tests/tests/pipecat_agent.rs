@@ -241,6 +241,13 @@ async fn a_pipecat_bot_answers_a_campaign(db: TestDb) {
         );
         let from_agent = relay["frames_from_agent"].as_u64().unwrap();
         assert!(from_agent > 0, "{relay}");
+        // Pipecat writes its frames with Python's json.dumps (spaces after separators):
+        // valid, re-encoded in Twilio's exact form; none meaningless.
+        assert_eq!(relay["agent_frames_dropped"], 0, "{relay}");
+        assert!(
+            relay["agent_frames_rewritten"].as_u64().unwrap() >= from_agent,
+            "{relay}"
+        );
         let on_carrier = carrier_calls
             .iter()
             .find(|c| c.to == attempt.phone)
