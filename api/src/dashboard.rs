@@ -9,15 +9,20 @@ use axum::response::{Html, IntoResponse};
 /// The page, embedded in the binary.
 pub const PAGE: &str = include_str!("dashboard.html");
 
-/// `GET /`: the page.
+/// `GET /`: the page. It holds a key that controls live calls, so no other site may frame
+/// it (clickjacking): `frame-ancestors 'none'`, and `X-Frame-Options: DENY` for browsers
+/// that predate it.
 pub async fn page() -> impl IntoResponse {
     (
         [
             (header::CACHE_CONTROL, "no-store"),
             (
                 header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+                "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
+                 frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
             ),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "no-referrer"),
         ],
         Html(PAGE),
     )

@@ -447,7 +447,7 @@ impl RowParser {
         }
         let mut contact_fields = ContactFields::default();
         for (i, (header, target, ty)) in self.columns.iter().enumerate() {
-            let cell = record.get(i).unwrap_or("");
+            let cell = crate::export::unneutralize(record.get(i).unwrap_or(""));
             let err = |reason: String| (Some(header.clone()), reason);
             if cell.is_empty() {
                 continue;

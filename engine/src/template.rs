@@ -1,14 +1,67 @@
 //! Script templates: the text an agent receives, personalized per contact with
 //! placeholders such as `{name}`, `{attributes.address.city}`, `{vars.offer}` or
 //! `{name|there}` (an inline fallback). `{{` and `}}` are literal braces.
+//!
+//! Everything is bounded, because a template is tenant input rendered on the server: a
+//! template is at most [`MAX_TEMPLATE_BYTES`], a variable or fallback value at most
+//! [`MAX_VALUE_BYTES`] (and at most [`MAX_VARIABLES`] of them), and a rendering stops at
+//! [`MAX_RENDERED_BYTES`] whatever the contact's attributes hold: many copies of one large
+//! variable cannot ask the server for gigabytes.
 
 use crate::contact::Contact;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+/// Longest template accepted, in bytes.
+pub const MAX_TEMPLATE_BYTES: usize = 16 * 1024;
+/// Longest campaign variable or fallback value, in bytes.
+pub const MAX_VALUE_BYTES: usize = 4 * 1024;
+/// Most campaign variables (and, separately, fallbacks) a script may define.
+pub const MAX_VARIABLES: usize = 100;
+/// Longest rendered text, in bytes: what an agent receives as its script.
+pub const MAX_RENDERED_BYTES: usize = 32 * 1024;
+
+/// Checks the sizes of a script's variables (or fallbacks): their number, each key and
+/// each value. Returns the problems as (field suffix, reason), e.g. `("offer", "…")`.
+pub fn check_values(values: &BTreeMap<String, String>) -> Vec<(Option<String>, String)> {
+    let mut problems = Vec::new();
+    if values.len() > MAX_VARIABLES {
+        problems.push((
+            None,
+            format!("{} entries: at most {MAX_VARIABLES} allowed", values.len()),
+        ));
+    }
+    for (key, value) in values {
+        if key.len() > 128 {
+            problems.push((
+                None,
+                format!("a key is {} bytes long: at most 128 allowed", key.len()),
+            ));
+        }
+        if value.len() > MAX_VALUE_BYTES {
+            problems.push((
+                Some(key.clone()),
+                format!(
+                    "the value is {} bytes long: at most {MAX_VALUE_BYTES} allowed",
+                    value.len()
+                ),
+            ));
+        }
+    }
+    problems
+}
+
 /// Why a template could not be parsed; `at` is a byte offset into the template text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
+    /// The template is longer than [`MAX_TEMPLATE_BYTES`].
+    #[error("the template is {len} bytes long: at most {max} allowed")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A `{` with no matching `}` (or another `{` before it).
     #[error("unclosed `{{` at byte {at}")]
     Unclosed {
@@ -114,11 +167,19 @@ pub struct Rendered {
     /// as empty text because neither the contact, an inline fallback nor a campaign
     /// fallback had a value.
     pub missing: Vec<String>,
+    /// Whether the text was cut at [`MAX_RENDERED_BYTES`].
+    pub truncated: bool,
 }
 
 impl Template {
     /// Parses a template, naming the byte offset and the problem on failure.
     pub fn parse(source: &str) -> Result<Template, TemplateError> {
+        if source.len() > MAX_TEMPLATE_BYTES {
+            return Err(TemplateError::TooLong {
+                len: source.len(),
+                max: MAX_TEMPLATE_BYTES,
+            });
+        }
         let mut parts = Vec::new();
         let mut placeholders = Vec::new();
         let mut text = String::new();
@@ -181,6 +242,7 @@ impl Template {
     /// Renders for one contact. A value comes from the contact (or `vars` for
     /// `{vars.key}`), else the inline fallback, else `fallbacks` (by name as written, then
     /// by [`Placeholder::key`]); otherwise it renders empty and is listed in `missing`.
+    /// The text stops at [`MAX_RENDERED_BYTES`] (on a character boundary), `truncated` set.
     pub fn render(
         &self,
         contact: &Contact,
@@ -189,10 +251,11 @@ impl Template {
     ) -> Rendered {
         let mut text = String::with_capacity(self.source.len());
         let mut missing: Vec<String> = Vec::new();
+        let mut truncated = false;
         for part in &self.parts {
             let p = match part {
                 Part::Text(t) => {
-                    text.push_str(t);
+                    truncated |= !push_bounded(&mut text, t);
                     continue;
                 }
                 Part::Slot(n) => &self.placeholders[*n],
@@ -202,12 +265,16 @@ impl Template {
                 .or_else(|| fallbacks.get(&p.name).cloned())
                 .or_else(|| fallbacks.get(&p.key()).cloned());
             match value {
-                Some(v) => text.push_str(&v),
+                Some(v) => truncated |= !push_bounded(&mut text, &v),
                 None if missing.contains(&p.name) => {}
                 None => missing.push(p.name.clone()),
             }
         }
-        Rendered { text, missing }
+        Rendered {
+            text,
+            missing,
+            truncated,
+        }
     }
 }
 
@@ -215,6 +282,21 @@ impl std::fmt::Display for Template {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.source)
     }
+}
+
+/// Appends as much of `value` as fits under [`MAX_RENDERED_BYTES`]; false if cut.
+fn push_bounded(text: &mut String, value: &str) -> bool {
+    let room = MAX_RENDERED_BYTES.saturating_sub(text.len());
+    if value.len() <= room {
+        text.push_str(value);
+        return true;
+    }
+    let mut end = room;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.push_str(&value[..end]);
+    false
 }
 
 /// Parses the text between `{` (at byte `at`) and `}`.
@@ -539,8 +621,52 @@ mod tests {
             r,
             Rendered {
                 text: String::new(),
-                missing: vec![]
+                missing: vec![],
+                truncated: false
             }
         );
+    }
+
+    #[test]
+    fn a_template_over_its_size_limit_is_refused() {
+        let long = "a".repeat(MAX_TEMPLATE_BYTES + 1);
+        assert_eq!(
+            Template::parse(&long),
+            Err(TemplateError::TooLong {
+                len: MAX_TEMPLATE_BYTES + 1,
+                max: MAX_TEMPLATE_BYTES
+            })
+        );
+        assert!(Template::parse(&long[1..]).is_ok());
+    }
+
+    #[test]
+    fn many_copies_of_a_large_value_render_no_more_than_the_limit() {
+        // 1,800 placeholders (16 KiB of template) with a 4 KiB value asks for 7 MB.
+        let source = "{vars.a}".repeat(MAX_TEMPLATE_BYTES / 9);
+        let template = Template::parse(&source).unwrap();
+        let vars = BTreeMap::from([("a".to_owned(), "é".repeat(MAX_VALUE_BYTES / 2))]);
+        let r = template.render(&contact(None, json!({})), &vars, &BTreeMap::new());
+        assert!(r.truncated);
+        assert!(r.text.len() <= MAX_RENDERED_BYTES);
+        assert!(
+            r.text.len() > MAX_RENDERED_BYTES - 2,
+            "cut on a char boundary, not before"
+        );
+        let short = Template::parse("{vars.a}").unwrap();
+        let r = short.render(&contact(None, json!({})), &vars, &BTreeMap::new());
+        assert!(!r.truncated);
+    }
+
+    #[test]
+    fn variables_are_bounded_in_number_and_size() {
+        let mut vars: BTreeMap<String, String> = (0..MAX_VARIABLES)
+            .map(|i| (format!("k{i}"), "v".into()))
+            .collect();
+        assert!(check_values(&vars).is_empty());
+        vars.insert("big".into(), "x".repeat(MAX_VALUE_BYTES + 1));
+        let problems = check_values(&vars);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(problems[1].0.as_deref(), Some("big"));
     }
 }

@@ -40,3 +40,25 @@ async fn the_server_answers_health_checks_on_postgres() {
     };
     check(&db).await;
 }
+
+#[tokio::test]
+async fn the_dashboard_cannot_be_framed_by_another_site() {
+    let db = TestDb::sqlite().await;
+    let server = switchboard_tests::TestServer::start(&db).await;
+    let page = reqwest::get(server.url("/")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let header = |name: &str| {
+        page.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header("x-frame-options"), "DENY");
+    assert!(
+        header("content-security-policy").contains("frame-ancestors 'none'"),
+        "{}",
+        header("content-security-policy")
+    );
+    server.stop().await;
+}

@@ -183,6 +183,39 @@ async fn contacts_lists_dnc_and_previews(db: TestDb) {
         )
         .await;
     assert_eq!(broken.body["errors"][0]["field"], "template");
+    // A template that would render gigabytes is refused before it renders, and one that
+    // renders past the output limit is refused naming the template.
+    let huge_var = "x".repeat(1 << 20);
+    let flood = api
+        .post(
+            "/api/v1/templates/preview",
+            json!({"template": "{vars.a}".repeat(2000), "contact_id": ada, "variables": {"a": huge_var}}),
+        )
+        .await;
+    assert_eq!(
+        (
+            flood.status.as_u16(),
+            flood.body["errors"][0]["field"].clone()
+        ),
+        (422, json!("variables.a")),
+        "{:#}",
+        flood.body
+    );
+    let wide = api
+        .post(
+            "/api/v1/templates/preview",
+            json!({"template": "{vars.a}".repeat(2000), "contact_id": ada, "variables": {"a": "x".repeat(4000)}}),
+        )
+        .await;
+    assert_eq!(
+        (
+            wide.status.as_u16(),
+            wide.body["errors"][0]["field"].clone()
+        ),
+        (422, json!("template")),
+        "{:#}",
+        wide.body
+    );
 
     // Do-not-call.
     assert_eq!(

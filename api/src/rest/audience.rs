@@ -118,8 +118,38 @@ pub async fn preview_template(
             vec![FieldError::new("template", e.to_string())],
         )
     })?;
+    let mut errors = Vec::new();
+    for (name, values) in [
+        ("variables", &request.variables),
+        ("fallbacks", &request.fallbacks),
+    ] {
+        for (key, reason) in switchboard_engine::template::check_values(values) {
+            let field = key.map_or_else(|| name.to_owned(), |k| format!("{name}.{k}"));
+            errors.push(FieldError::new(field, reason));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Problem::with_errors(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid template variables",
+            errors,
+        ));
+    }
     let contact = state.store.contact(auth.tenant, request.contact_id).await?;
     let rendered = template.render(&contact, &request.variables, &request.fallbacks);
+    if rendered.truncated {
+        return Err(Problem::with_errors(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid template",
+            vec![FieldError::new(
+                "template",
+                format!(
+                    "renders to more than {} bytes for this contact",
+                    switchboard_engine::template::MAX_RENDERED_BYTES
+                ),
+            )],
+        ));
+    }
     Ok(Json(
         json!({ "text": rendered.text, "missing": rendered.missing }),
     ))

@@ -276,7 +276,12 @@ pub async fn campaign_calls_csv(
         let Some(last) = page.last() else { break };
         filter.before = Some(last.id);
         for a in &page {
-            out.write_record(csv_record(a)).map_err(io)?;
+            let row = csv_record(a);
+            out.write_record(
+                row.iter()
+                    .map(|c| switchboard_engine::export::neutralize(c).into_owned()),
+            )
+            .map_err(io)?;
         }
     }
     let bytes = out.into_inner().map_err(|e| io(e.into_error().into()))?;

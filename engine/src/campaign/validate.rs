@@ -226,6 +226,15 @@ impl CampaignConfig {
             None => {}
         }
         let script = &self.script;
+        for (name, values) in [
+            ("script.variables", &script.variables),
+            ("script.fallbacks", &script.fallbacks),
+        ] {
+            for (key, reason) in crate::template::check_values(values) {
+                let field = key.map_or_else(|| name.to_owned(), |k| format!("{name}.{k}"));
+                p.0.push(FieldError::new(field, reason));
+            }
+        }
         match Template::parse(&script.template) {
             Err(e) => p.0.push(FieldError::new("script.template", e.to_string())),
             Ok(template) => {
