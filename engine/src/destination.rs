@@ -65,9 +65,18 @@ pub fn refusal(ip: IpAddr) -> Option<Refusal> {
 }
 
 fn refusal_v4(ip: Ipv4Addr) -> Option<Refusal> {
-    let [a, b, ..] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     Some(match (a, b) {
         _ if ip.is_broadcast() => Refusal::Broadcast,
+        // IETF protocol assignments (192.0.0.0/24), the documentation networks
+        // (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24), the deprecated 6to4 relay
+        // anycast (192.88.99.0/24) and the benchmarking range (198.18.0.0/15): none is a
+        // place on the internet, several are used inside networks.
+        (192, 0) if c == 0 || c == 2 => Refusal::Reserved,
+        (192, 88) if c == 99 => Refusal::Reserved,
+        (198, 18..=19) => Refusal::Reserved,
+        (198, 51) if c == 100 => Refusal::Reserved,
+        (203, 0) if c == 113 => Refusal::Reserved,
         (0, _) => Refusal::Unspecified,
         (127, _) => Refusal::Loopback,
         (10, _) | (172, 16..=31) | (192, 168) => Refusal::Private,
@@ -96,6 +105,12 @@ fn refusal_v6(ip: Ipv6Addr) -> Option<Refusal> {
         let v4 = Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
         return refusal_v4(v4);
     }
+    // Tunnels that carry IPv4 inside IPv6 to a gateway: 6to4 (2002::/16), Teredo
+    // (2001::/32) and local-use NAT64 (64:ff9b:1::/48, a network's own translator) reach
+    // whatever the gateway can reach, inside networks included.
+    if s[0] == 0x2002 || s[..2] == [0x2001, 0] || s[..3] == [0x64, 0xff9b, 1] {
+        return Some(Refusal::Reserved);
+    }
     match s[0] {
         x if x & 0xffc0 == 0xfe80 => Some(Refusal::LinkLocal),
         x if x & 0xffc0 == 0xfec0 => Some(Refusal::UniqueLocal),
@@ -121,6 +136,12 @@ mod tests {
             "1.1.1.1",
             "172.15.255.255",
             "172.32.0.1",
+            "192.0.1.1",
+            "192.0.3.1",
+            "198.17.255.255",
+            "198.20.0.1",
+            "203.0.114.1",
+            "2001:4860:4860::8888",
             "100.63.255.255",
             "100.128.0.1",
             "169.253.1.1",
@@ -158,6 +179,19 @@ mod tests {
             ("ff02::1", Refusal::Multicast),
             ("255.255.255.255", Refusal::Broadcast),
             ("240.0.0.1", Refusal::Reserved),
+            ("192.0.0.8", Refusal::Reserved),
+            ("192.0.0.170", Refusal::Reserved),
+            ("192.0.2.1", Refusal::Reserved),
+            ("192.88.99.1", Refusal::Reserved),
+            ("198.18.0.1", Refusal::Reserved),
+            ("198.19.255.254", Refusal::Reserved),
+            ("198.51.100.7", Refusal::Reserved),
+            ("203.0.113.9", Refusal::Reserved),
+            ("2002:a9fe:a9fe::1", Refusal::Reserved),
+            ("2002:808:808::1", Refusal::Reserved),
+            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", Refusal::Reserved),
+            ("64:ff9b:1::a9fe:a9fe", Refusal::Reserved),
+            ("64:ff9b:1::808:808", Refusal::Reserved),
         ];
         for (ip, expected) in cases {
             assert_eq!(why(ip), Some(expected), "{ip}");
