@@ -40,6 +40,10 @@ pub async fn report_outcome(
         token,
     )
     .ok_or_else(|| Problem::forbidden("invalid call token"))?;
+    let call = state.store.attempt(attempt).await?;
+    if switchboard_engine::time::now() > call_token::expires_at(call.reserved_at, call.ended_at) {
+        return Err(Problem::forbidden("expired call token"));
+    }
     let report: OutcomeReport = serde_json::from_slice::<OutcomeReport>(&body)
         .map_err(|e| Problem::bad_request("body", format!("expected an outcome report ({e})")))?;
     if let Some(call_id) = &report.call_id

@@ -6,6 +6,11 @@
 //! a server setting kept in the database, so tokens stay valid across restarts and
 //! processes.
 //!
+//! A token is good for its call only while the call can still need it: until
+//! [`REPORT_GRACE`] after the call ended, and never past [`MAX_CALL`] + [`REPORT_GRACE`]
+//! after it was reserved ([`expires_at`]), so a token found in an agent's log later opens
+//! nothing.
+//!
 //! The same secret derives each call's stream key ([`stream_key`]), a `<Parameter>` of the
 //! TwiML that connects the answered call to Switchboard's media endpoint: the carrier
 //! signs the upgrade with a signature that is the same for every call, so the key is what
@@ -19,6 +24,21 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// The longest call a token outlives: Twilio's default `TimeLimit` (four hours).
+pub const MAX_CALL: chrono::TimeDelta = chrono::TimeDelta::hours(4);
+/// How long after its call an agent may still report with the call's token.
+pub const REPORT_GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// When the token of a call reserved at `reserved_at` (and ended at `ended_at`, if over)
+/// stops being accepted.
+pub fn expires_at(
+    reserved_at: chrono::DateTime<chrono::Utc>,
+    ended_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> chrono::DateTime<chrono::Utc> {
+    let longest = reserved_at + MAX_CALL + REPORT_GRACE;
+    ended_at.map_or(longest, |ended| (ended + REPORT_GRACE).min(longest))
+}
 
 /// The server setting that holds the signing secret.
 pub const SECRET_SETTING: &str = "call_token_secret";
@@ -112,6 +132,23 @@ mod tests {
         for bad in ["", "!!", "AAAA", &key[1..]] {
             assert!(!verify_stream_key(b"secret", AttemptId(42), bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_token_lasts_the_call_and_a_short_grace_after_it() {
+        let reserved = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        assert_eq!(
+            expires_at(reserved, None),
+            reserved + MAX_CALL + REPORT_GRACE
+        );
+        let ended = reserved + chrono::TimeDelta::minutes(3);
+        assert_eq!(expires_at(reserved, Some(ended)), ended + REPORT_GRACE);
+        let late = reserved + chrono::TimeDelta::hours(9);
+        assert_eq!(
+            expires_at(reserved, Some(late)),
+            reserved + MAX_CALL + REPORT_GRACE,
+            "never past the longest call"
+        );
     }
 
     #[test]

@@ -269,6 +269,29 @@ async fn outcomes_need_the_calls_own_token(db: TestDb) {
         .await
         .unwrap();
     assert!(hit.is_some(), "do_not_call lists the number at once");
+
+    // The other call ended twenty minutes ago: its token no longer opens anything.
+    let ended = switchboard_engine::store::AttemptUpdate {
+        status: Some(AttemptStatus::Ended),
+        ended_at: Some(switchboard_engine::time::now() - chrono::TimeDelta::minutes(20)),
+        result: Some("completed".into()),
+        ..Default::default()
+    };
+    server
+        .store()
+        .update_attempt(attempts[1].id, &ended)
+        .await
+        .unwrap();
+    let old = switchboard_engine::call_token::issue(secret.as_bytes(), attempts[1].id);
+    let late = client
+        .post(&url)
+        .bearer_auth(&old)
+        .json(&json!({"outcome": "interested"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), 403);
+    assert!(late.text().await.unwrap().contains("expired call token"));
     server.stop().await;
 }
 
