@@ -10,7 +10,8 @@
 //!
 //! A client first receives every running campaign and live call in its scope. Browsers'
 //! `EventSource` cannot set headers: these routes (only these) also accept the key as the
-//! `key` query parameter.
+//! `key` query parameter. A stream outlives no key: every [`KEY_CHECK_EVERY`] it checks
+//! that its key is still live, and ends (after a `revoked` event) once it is not.
 
 use crate::app::AppState;
 use crate::auth::{Auth, hash_key};
@@ -30,6 +31,9 @@ use utoipa_axum::routes;
 
 /// How long a client that lagged waits before it reconnects (the `retry` field).
 pub const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+
+/// How often a stream checks that its key was not revoked.
+pub const KEY_CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// The event stream routes, with their OpenAPI description.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -78,7 +82,7 @@ pub async fn admin_events(
             "this route needs an api key with the admin scope",
         ));
     }
-    Ok(sse(state.events.subscribe(Scope::All)))
+    Ok(sse(state.events.subscribe(Scope::All), state, auth))
 }
 
 /// The tenant's live changes: its running campaigns and their calls.
@@ -90,23 +94,51 @@ pub async fn tenant_events(
     State(state): State<AppState>,
     StreamAuth(auth): StreamAuth,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    sse(state.events.subscribe(Scope::Tenant(auth.tenant)))
+    sse(
+        state.events.subscribe(Scope::Tenant(auth.tenant)),
+        state,
+        auth,
+    )
 }
 
-/// A subscription as Server-Sent Events; after a `lagged` event the stream ends.
-fn sse(subscription: Subscription) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = futures_util::stream::unfold(Some(subscription), |subscription| async move {
-        let mut subscription = subscription?;
-        let event = match subscription.next().await? {
-            Received::Event(e) => Event::default().event(e.name).data(&*e.data),
-            Received::Lagged(missed) => {
-                tracing::info!(missed, "a live event client lagged; ending its stream");
-                let data = json!({ "missed": missed, "reconnect": true });
-                let event = Event::default().event("lagged").data(data.to_string());
-                return Some((Ok(event.retry(RECONNECT_AFTER)), None));
-            }
-        };
-        Some((Ok(event), Some(subscription)))
+/// A subscription as Server-Sent Events; after a `lagged` or `revoked` event the stream
+/// ends.
+fn sse(
+    subscription: Subscription,
+    state: AppState,
+    auth: Auth,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut check = tokio::time::interval(KEY_CHECK_EVERY);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let open = Some((subscription, check));
+    let stream = futures_util::stream::unfold(open, move |open| {
+        let state = state.clone();
+        async move {
+            let (mut subscription, mut check) = open?;
+            let received = loop {
+                tokio::select! {
+                    received = subscription.next() => break received?,
+                    _ = check.tick() => {
+                        // A database that does not answer is not a revocation.
+                        if let Ok(false) = state.store.api_key_is_live(auth.key).await {
+                            tracing::info!(key_id = %auth.key, "api key revoked; ending its event stream");
+                            let event = Event::default().event("revoked").data("{}");
+                            return Some((Ok(event), None));
+                        }
+                    }
+                }
+            };
+            let event = match received {
+                Received::Event(e) => Event::default().event(e.name).data(&*e.data),
+                Received::Lagged(missed) => {
+                    tracing::info!(missed, "a live event client lagged; ending its stream");
+                    let data = json!({ "missed": missed, "reconnect": true });
+                    let event = Event::default().event("lagged").data(data.to_string());
+                    return Some((Ok(event.retry(RECONNECT_AFTER)), None));
+                }
+            };
+            Some((Ok(event), Some((subscription, check))))
+        }
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }

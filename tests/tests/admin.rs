@@ -336,3 +336,33 @@ async fn postgres_an_administrator_watches_and_handles_live_calls() {
     };
     an_administrator_watches_and_handles_live_calls(db).await
 }
+
+#[tokio::test]
+async fn an_event_stream_ends_once_its_key_is_revoked() {
+    let db = TestDb::sqlite().await;
+    let server = TestServer::start(&db).await;
+    let tenant = Api::new_tenant(&server, "revoked").await;
+    let mut stream = reqwest::Client::new()
+        .get(server.url(&format!("/api/v1/events?key={}", tenant.key)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let keys = server.store().list_api_keys(tenant.tenant).await.unwrap();
+    server
+        .store()
+        .revoke_api_key(tenant.tenant, keys[0].id)
+        .await
+        .unwrap();
+    // The stream checks its key every 5 s: it ends with a `revoked` event well within 15.
+    let mut text = String::new();
+    let ended = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(chunk) = stream.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its key: {text}");
+    assert!(text.contains("event: revoked"), "{text}");
+    server.stop().await;
+}

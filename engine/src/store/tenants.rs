@@ -217,6 +217,18 @@ impl Store {
         row.map(key_from_row).transpose()
     }
 
+    /// Whether the key exists and is not revoked (long-lived streams check it while they
+    /// run).
+    pub async fn api_key_is_live(&self, id: ApiKeyId) -> Result<bool> {
+        let row: Option<(i64,)> = with_db!(self, |pool| {
+            sqlx::query_as("SELECT id FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id.0)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.is_some())
+    }
+
     /// The tenant's keys, revoked ones included.
     pub async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKeyRecord>> {
         let rows: Vec<KeyRow> = with_db!(self, |pool| {
