@@ -2,20 +2,23 @@
 
 use switchboard_engine::AttemptId;
 use switchboard_engine::campaign::Outcome;
-use switchboard_engine::retry::{AttemptHistory, CallResult};
+use switchboard_engine::retry::{AttemptHistory, CallResult, carrier_failure};
 use switchboard_engine::store::AttemptRecord;
 
-/// How an attempt ended, for the retry policy.
+/// How an attempt ended, for the retry policy. An unanswered call's carrier codes come
+/// first (an invalid number is not retried; SIP 480/503 is the carrier's capacity).
 pub fn call_result(attempt: &AttemptRecord) -> CallResult {
-    let machine = attempt
-        .detail
-        .get("answered_by")
-        .and_then(|v| v.as_str())
-        .is_some_and(|a| a.starts_with("machine") || a == "fax");
+    let machine = crate::call::by_machine(attempt);
     let outcome = attempt
         .outcome
         .as_deref()
         .and_then(|o| o.parse::<Outcome>().ok());
+    if outcome.is_none()
+        && attempt.answered_at.is_none()
+        && let Some(result) = carrier_failure(attempt.error_code, attempt.sip_response_code)
+    {
+        return result;
+    }
     match attempt.result.as_deref() {
         _ if outcome.is_some() => CallResult::Completed {
             answered_by_machine: machine,

@@ -135,8 +135,11 @@ async fn a_busy_number_reports_busy_and_twilio_s_default_is_only_completed() {
 #[tokio::test]
 async fn duplicated_and_swapped_callbacks_still_carry_every_sequence_number() {
     let config = CarrierConfig {
-        duplicate_callbacks: true,
-        out_of_order_callbacks: true,
+        callbacks: switchboard_loadtest::CallbackPolicy {
+            duplicate_all: true,
+            swapped_pairs: true,
+            ..switchboard_loadtest::CallbackPolicy::in_order()
+        },
         ..carrier_config()
     }
     .script("+15552220004", CallScript::answered(20, 100));
