@@ -280,7 +280,10 @@ async fn carrier_full(
             detail: Some(detail),
             ..Default::default()
         };
-        services.writer.update_attempt(state.attempt.id, update).await?;
+        services
+            .writer
+            .update_attempt(state.attempt.id, update)
+            .await?;
     }
     Ok(())
 }

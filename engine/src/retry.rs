@@ -75,7 +75,10 @@ pub const INVALID_NUMBER_CODES: [i64; 3] = [13224, 21217, 21211];
 /// What a carrier's codes for a call that ended unanswered say, when they say more than
 /// its status: an invalid number (no retry), or the carrier's capacity (SIP 480 temporarily
 /// unavailable, 503 service unavailable: retried without using the callee's budget).
-pub fn carrier_failure(error_code: Option<i64>, sip_response_code: Option<u16>) -> Option<CallResult> {
+pub fn carrier_failure(
+    error_code: Option<i64>,
+    sip_response_code: Option<u16>,
+) -> Option<CallResult> {
     if error_code.is_some_and(|code| INVALID_NUMBER_CODES.contains(&code))
         || matches!(sip_response_code, Some(404 | 604))
     {
@@ -336,8 +339,14 @@ mod tests {
 
     #[test]
     fn the_carriers_codes_decide_invalid_numbers_and_capacity() {
-        assert_eq!(carrier_failure(Some(13224), Some(404)), Some(CallResult::InvalidNumber));
-        assert_eq!(carrier_failure(Some(21217), None), Some(CallResult::InvalidNumber));
+        assert_eq!(
+            carrier_failure(Some(13224), Some(404)),
+            Some(CallResult::InvalidNumber)
+        );
+        assert_eq!(
+            carrier_failure(Some(21217), None),
+            Some(CallResult::InvalidNumber)
+        );
         let capacity = Some(CallResult::Failed {
             carrier_capacity: true,
         });

@@ -1222,10 +1222,16 @@ mod calls {
         };
         assert!(store.apply_carrier_update(a.id, &failed).await.unwrap());
         let a = store.attempt(a.id).await.unwrap();
-        assert_eq!((a.error_code, a.sip_response_code), (Some(13224), Some(404)));
+        assert_eq!(
+            (a.error_code, a.sip_response_code),
+            (Some(13224), Some(404))
+        );
         let events = store.attempt_events(a.id).await.unwrap();
         assert_eq!(events.len(), 1);
-        assert_eq!(events[0].at, carrier_at, "the event is at the carrier's time");
+        assert_eq!(
+            events[0].at, carrier_at,
+            "the event is at the carrier's time"
+        );
         assert_eq!(events[0].data["sip_response_code"], json!(404));
     }
 

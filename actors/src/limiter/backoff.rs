@@ -65,11 +65,7 @@ impl Backoff {
             .iter()
             .filter(|at| now.saturating_duration_since(**at) <= Duration::from_secs(1))
             .count() as f64;
-        let base = self
-            .rate(now)
-            .or(self.ceiling)
-            .unwrap_or(recent)
-            .max(FLOOR);
+        let base = self.rate(now).or(self.ceiling).unwrap_or(recent).max(FLOOR);
         self.rate = Some(((base / 2.0).max(FLOOR), now));
         self.last_cut = Some(now);
         self.cuts += 1;

@@ -185,7 +185,10 @@ fn full_check<'a>(text: &'a str, stream_sid: &str) -> Result<FarFrame<'a>, Frame
     }
 }
 
-fn object<'m>(frame: &'m Map<String, Value>, key: &str) -> Result<&'m Map<String, Value>, FrameViolation> {
+fn object<'m>(
+    frame: &'m Map<String, Value>,
+    key: &str,
+) -> Result<&'m Map<String, Value>, FrameViolation> {
     frame
         .get(key)
         .and_then(Value::as_object)
@@ -213,9 +216,11 @@ mod tests {
     #[test]
     fn twilios_exact_shapes_pass() {
         assert_eq!(check(&media("f39/fw=="), SID), Ok(FarFrame::Media));
-        let reordered = format!(r#"{{"media":{{"payload":"f39/"}},"streamSid":"{SID}","event":"media"}}"#);
+        let reordered =
+            format!(r#"{{"media":{{"payload":"f39/"}},"streamSid":"{SID}","event":"media"}}"#);
         assert_eq!(check(&reordered, SID), Ok(FarFrame::Media));
-        let mark = format!(r#"{{"event":"mark","streamSid":"{SID}","mark":{{"name":"greeting"}}}}"#);
+        let mark =
+            format!(r#"{{"event":"mark","streamSid":"{SID}","mark":{{"name":"greeting"}}}}"#);
         assert_eq!(check(&mark, SID), Ok(FarFrame::Mark("greeting".into())));
         let clear = format!(r#"{{"event":"clear","streamSid":"{SID}"}}"#);
         assert_eq!(check(&clear, SID), Ok(FarFrame::Clear));
@@ -227,20 +232,39 @@ mod tests {
         let cases = [
             ("not json".to_owned(), V::NotJson),
             ("[1,2]".to_owned(), V::NotJson),
-            (format!(r#"{{"event":"start","streamSid":"{SID}"}}"#), V::UnknownEvent),
+            (
+                format!(r#"{{"event":"start","streamSid":"{SID}"}}"#),
+                V::UnknownEvent,
+            ),
             (r#"{"streamSid":"x"}"#.to_owned(), V::UnknownEvent),
             (media("f39/fw==").replace(SID, "MZother"), V::WrongStreamSid),
             (r#"{"event":"clear"}"#.to_owned(), V::WrongStreamSid),
-            (format!(r#"{{"event":"media","streamSid":"{SID}"}}"#), V::MissingField),
-            (format!(r#"{{"event":"media","streamSid":"{SID}","media":{{}}}}"#), V::MissingField),
-            (format!(r#"{{"event":"mark","streamSid":"{SID}","mark":{{}}}}"#), V::MissingField),
-            (format!(r#"{{"event":"mark","streamSid":"{SID}"}}"#), V::MissingField),
             (
-                format!(r#"{{"event":"media","sequenceNumber":"1","streamSid":"{SID}","media":{{"payload":"f39/"}}}}"#),
+                format!(r#"{{"event":"media","streamSid":"{SID}"}}"#),
+                V::MissingField,
+            ),
+            (
+                format!(r#"{{"event":"media","streamSid":"{SID}","media":{{}}}}"#),
+                V::MissingField,
+            ),
+            (
+                format!(r#"{{"event":"mark","streamSid":"{SID}","mark":{{}}}}"#),
+                V::MissingField,
+            ),
+            (
+                format!(r#"{{"event":"mark","streamSid":"{SID}"}}"#),
+                V::MissingField,
+            ),
+            (
+                format!(
+                    r#"{{"event":"media","sequenceNumber":"1","streamSid":"{SID}","media":{{"payload":"f39/"}}}}"#
+                ),
                 V::UnexpectedField,
             ),
             (
-                format!(r#"{{"event":"media","streamSid":"{SID}","media":{{"track":"outbound","payload":"f39/"}}}}"#),
+                format!(
+                    r#"{{"event":"media","streamSid":"{SID}","media":{{"track":"outbound","payload":"f39/"}}}}"#
+                ),
                 V::UnexpectedField,
             ),
             (

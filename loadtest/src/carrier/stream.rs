@@ -13,11 +13,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use switchboard_media::StreamEvent;
 use switchboard_media::streams::{
     DtmfInfo, MarkInfo, MediaFormat, MediaPayload, StartInfo, StopInfo,
 };
 use switchboard_media::twilio::signature::sign;
-use switchboard_media::StreamEvent;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
