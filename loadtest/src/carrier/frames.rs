@@ -132,7 +132,7 @@ fn exact_media_payload<'a>(text: &'a str, stream_sid: &str) -> Option<&'a str> {
 /// Standard base64 with padding, non-empty, of whole 4-character groups: what decodes.
 fn plausible_base64(payload: &str) -> bool {
     let bytes = payload.as_bytes();
-    if bytes.is_empty() || bytes.len() % 4 != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(4) {
         return false;
     }
     let body = payload.trim_end_matches('=');
