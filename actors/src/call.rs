@@ -190,15 +190,23 @@ impl Actor for CallActor {
             myself.send_interval(state.services.settings.call_poll, || CallMsg::Check);
             return Ok(());
         }
-        if let Err(e) = state
+        match state
             .services
             .dialer
             .dial(&state.services.writer, &state.attempt)
             .await
         {
-            tracing::warn!(call_id = %state.attempt.id, error = %e, "dial failed");
-            myself.stop(Some(format!("dial failed: {e}")));
-            return Ok(());
+            Ok(_) => {}
+            Err(DialError::CarrierCapacity(e)) => {
+                carrier_full(state, &e).await?;
+                myself.stop(Some(WITHDRAWN.into()));
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(call_id = %state.attempt.id, error = %e, "dial failed");
+                myself.stop(Some(format!("dial failed: {e}")));
+                return Ok(());
+            }
         }
         myself.send_interval(state.services.settings.call_poll, || CallMsg::Check);
         Ok(())
@@ -237,6 +245,47 @@ impl Actor for CallActor {
         }
         Ok(())
     }
+}
+
+/// The exit reason of a call actor whose reservation was withdrawn (the carrier was full).
+pub const WITHDRAWN: &str = "withdrawn: the carrier was full";
+
+/// The carrier refused the create for capacity: the account's limiter slows down, and the
+/// reservation is withdrawn (the contact is queued again as before it, its attempt budget
+/// untouched). A reservation that moved on meanwhile is closed as `carrier_capacity`,
+/// which counts against no budget either.
+async fn carrier_full(
+    state: &mut CallState,
+    error: &switchboard_media::TwilioError,
+) -> Result<(), ActorProcessingErr> {
+    let services = state.services.clone();
+    tracing::info!(call_id = %state.attempt.id, %error, "the carrier is full; withdrawing the reservation");
+    let limiter = crate::limiter::limiter_name(services.dialer.account());
+    if let Some(limiter) = ractor::registry::where_is(limiter) {
+        let limiter: ActorRef<crate::limiter::LimiterMsg> = limiter.into();
+        let _ = limiter.cast(crate::limiter::LimiterMsg::Refused);
+    }
+    if services
+        .store
+        .withdraw_reservations(&[state.attempt.id])
+        .await?
+        == 0
+    {
+        let mut detail = serde_json::Map::new();
+        detail.insert("dial_error".into(), json!(error.to_string()));
+        let update = AttemptUpdate {
+            status: Some(AttemptStatus::Ended),
+            result: Some("carrier_capacity".into()),
+            ended_at: Some(services.clock.now()),
+            detail: Some(detail),
+            ..Default::default()
+        };
+        services
+            .writer
+            .update_attempt(state.attempt.id, update)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Re-reads the attempt and acts on what changed.

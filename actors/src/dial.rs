@@ -67,6 +67,10 @@ pub enum DialError {
     /// The carrier refused or could not be reached.
     #[error("the carrier refused the call: {0}")]
     Carrier(#[from] TwilioError),
+    /// The carrier refused the create for capacity (429 / 20429, 5xx): nothing was placed
+    /// and nothing was recorded; the reservation is to be withdrawn, not spent.
+    #[error("the carrier is full: {0}")]
+    CarrierCapacity(TwilioError),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] switchboard_engine::Error),
@@ -204,6 +208,9 @@ impl Dialer {
             sequence: None,
             carrier_status: format!("reconciled.{}", status.as_str()),
             at,
+            carrier_at: None,
+            error_code: None,
+            sip_response_code: None,
         };
         store.apply_carrier_update(attempt.id, &update).await?;
         Ok(false)
@@ -229,8 +236,10 @@ impl Dialer {
         Ok(())
     }
 
-    /// Asks the carrier to place the call and records its id. A refusal ends the attempt
-    /// as `failed` with the carrier's reason. (A transport error is recorded the same way;
+    /// Asks the carrier to place the call and records its id. A refusal for capacity
+    /// (429 / 20429, 5xx) records nothing and is [`DialError::CarrierCapacity`]: the
+    /// caller withdraws the reservation. Any other refusal ends the attempt as `failed`
+    /// with the carrier's reason. (A transport error is recorded the same way;
     /// the carrier may still have placed the call, and its callbacks, which name the
     /// attempt, will then arrive and be recorded.)
     pub async fn dial(
@@ -252,10 +261,14 @@ impl Dialer {
                         .map_or("queued", |s| s.as_str())
                         .to_owned(),
                     at: switchboard_engine::time::now(),
+                    carrier_at: None,
+                    error_code: None,
+                    sip_response_code: None,
                 };
                 writer.apply_carrier_update(attempt.id, update).await?;
                 Ok(call.sid)
             }
+            Err(e) if e.is_capacity() => Err(DialError::CarrierCapacity(e)),
             Err(e) => {
                 let mut detail = serde_json::Map::new();
                 detail.insert("dial_error".into(), serde_json::json!(e.to_string()));
@@ -374,6 +387,9 @@ impl SipDialer {
             sequence: None,
             carrier_status: "sip.dialing".to_owned(),
             at: switchboard_engine::time::now(),
+            carrier_at: None,
+            error_code: None,
+            sip_response_code: None,
         };
         store.apply_carrier_update(attempt.id, &update).await?;
         Ok(())
@@ -417,6 +433,9 @@ impl SipDialer {
                     }
                     .to_owned(),
                     at: now,
+                    carrier_at: None,
+                    error_code: None,
+                    sip_response_code: None,
                 };
                 store.apply_carrier_update(attempt.id, &update).await?;
                 if answer.answered {
@@ -439,6 +458,9 @@ impl SipDialer {
                     sequence: None,
                     carrier_status: format!("sip.{}", refusal.result_name()),
                     at: now,
+                    carrier_at: None,
+                    error_code: None,
+                    sip_response_code: refusal.sip_status_code(),
                 };
                 store.apply_carrier_update(attempt.id, &update).await?;
                 store

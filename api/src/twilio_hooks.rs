@@ -102,6 +102,9 @@ pub async fn status_callback(
         sequence: callback.sequence_number,
         carrier_status: callback.call_status.as_str().to_owned(),
         at: switchboard_engine::time::now(),
+        carrier_at: callback.timestamp.as_deref().and_then(carrier_time),
+        error_code: callback.error_code,
+        sip_response_code: callback.sip_response_code,
     };
     // Acknowledged only once stored: the writer answers after its transaction commits.
     state
@@ -111,6 +114,13 @@ pub async fn status_callback(
     switchboard_actors::call::notify(attempt.id);
     tracing::debug!(attempt_id = %attempt.id, status = %callback.call_status, "carrier status");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Twilio's `Timestamp` (RFC 2822) as UTC; `None` when it does not parse.
+fn carrier_time(timestamp: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc2822(timestamp)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 /// `POST /twilio/amd?attempt=ID`: who answered, from asynchronous machine detection (the

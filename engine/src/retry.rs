@@ -63,6 +63,33 @@ pub enum CallResult {
     Canceled,
     /// A person answered and no agent was there within 2 seconds.
     Abandoned,
+    /// The number cannot be called (the carrier said invalid or unreachable: Twilio 13224,
+    /// 21217, 21211, SIP 404/604): never retried.
+    InvalidNumber,
+}
+
+/// Twilio error codes that mean the number cannot be called: 13224 (invalid or
+/// unsupported number), 21217 (number does not appear valid), 21211 (invalid `To`).
+pub const INVALID_NUMBER_CODES: [i64; 3] = [13224, 21217, 21211];
+
+/// What a carrier's codes for a call that ended unanswered say, when they say more than
+/// its status: an invalid number (no retry), or the carrier's capacity (SIP 480 temporarily
+/// unavailable, 503 service unavailable: retried without using the callee's budget).
+pub fn carrier_failure(
+    error_code: Option<i64>,
+    sip_response_code: Option<u16>,
+) -> Option<CallResult> {
+    if error_code.is_some_and(|code| INVALID_NUMBER_CODES.contains(&code))
+        || matches!(sip_response_code, Some(404 | 604))
+    {
+        return Some(CallResult::InvalidNumber);
+    }
+    match sip_response_code {
+        Some(480 | 503) => Some(CallResult::Failed {
+            carrier_capacity: true,
+        }),
+        _ => None,
+    }
 }
 
 /// Which rule an attempt result falls under.
@@ -72,6 +99,7 @@ enum Kind {
     Callback,
     Rule(RetryableResult),
     CarrierCapacity,
+    InvalidNumber,
 }
 
 impl CallResult {
@@ -103,6 +131,7 @@ impl CallResult {
             }
             | CallResult::Canceled
             | CallResult::Abandoned => Kind::Rule(R::Failed),
+            CallResult::InvalidNumber => Kind::InvalidNumber,
         }
     }
 }
@@ -134,7 +163,7 @@ impl AttemptHistory {
             Kind::CarrierCapacity => return bump(&mut self.carrier_capacity),
             Kind::Callback => bump(&mut self.callbacks),
             Kind::Rule(r) => bump(self.count_mut(r)),
-            Kind::Final(_) => {}
+            Kind::Final(_) | Kind::InvalidNumber => {}
         }
         bump(&mut self.attempts);
     }
@@ -193,6 +222,8 @@ pub enum DoneReason {
     CarrierCapacityLimit,
     /// The retry instant would be past the end of time.
     OutOfRange,
+    /// The carrier said the number cannot be called.
+    InvalidNumber,
 }
 
 impl fmt::Display for RetryReason {
@@ -216,6 +247,7 @@ impl fmt::Display for DoneReason {
             DoneReason::CallbackLimit => f.write_str("callback_limit"),
             DoneReason::CarrierCapacityLimit => f.write_str("carrier_capacity_limit"),
             DoneReason::OutOfRange => f.write_str("out_of_range"),
+            DoneReason::InvalidNumber => f.write_str("invalid_number"),
         }
     }
 }
@@ -247,6 +279,7 @@ pub fn next_step(
     };
     match result.kind() {
         Kind::Final(outcome) => NextStep::Done(DoneReason::Outcome(outcome)),
+        Kind::InvalidNumber => NextStep::Done(DoneReason::InvalidNumber),
         Kind::Callback if prior.callbacks >= MAX_CALLBACKS => {
             NextStep::Done(DoneReason::CallbackLimit)
         }
@@ -302,6 +335,40 @@ mod tests {
 
     fn step(result: CallResult, prior: AttemptHistory) -> NextStep {
         next_step(&result, &prior, &RetryPolicy::default(), now(), None)
+    }
+
+    #[test]
+    fn the_carriers_codes_decide_invalid_numbers_and_capacity() {
+        assert_eq!(
+            carrier_failure(Some(13224), Some(404)),
+            Some(CallResult::InvalidNumber)
+        );
+        assert_eq!(
+            carrier_failure(Some(21217), None),
+            Some(CallResult::InvalidNumber)
+        );
+        let capacity = Some(CallResult::Failed {
+            carrier_capacity: true,
+        });
+        assert_eq!(carrier_failure(Some(31480), Some(480)), capacity);
+        assert_eq!(carrier_failure(None, Some(503)), capacity);
+        assert_eq!(carrier_failure(None, Some(486)), None);
+        let invalid = step(CallResult::InvalidNumber, AttemptHistory::default());
+        assert_eq!(invalid, NextStep::Done(DoneReason::InvalidNumber));
+        // Capacity does not use the budget: with one attempt left, it is still retried.
+        let policy = RetryPolicy::default();
+        let mut prior = AttemptHistory::default();
+        for _ in 1..policy.max_attempts {
+            prior.record(&CallResult::NoAnswer);
+        }
+        let failed = CallResult::Failed {
+            carrier_capacity: true,
+        };
+        assert!(matches!(
+            next_step(&failed, &prior, &policy, now(), None),
+            NextStep::RetryAt(_, RetryReason::CarrierCapacity)
+        ));
+        assert_eq!(prior.with(&failed).attempts, prior.attempts);
     }
 
     #[test]

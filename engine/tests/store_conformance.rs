@@ -1095,6 +1095,7 @@ mod calls {
 
     conformance!(
         carrier_callbacks_apply_once_and_only_forward,
+        a_failed_calls_carrier_codes_and_time_are_stored,
         a_do_not_call_outcome_lists_the_number_and_opts_the_contact_out,
         an_outcome_is_recorded_once,
     );
@@ -1134,6 +1135,9 @@ mod calls {
             sequence: Some(seq),
             carrier_status: carrier.into(),
             at: switchboard_engine::time::now(),
+            carrier_at: None,
+            error_code: None,
+            sip_response_code: None,
         }
     }
 
@@ -1184,15 +1188,16 @@ mod calls {
             .into_iter()
             .map(|e| e.kind)
             .collect();
-        assert_eq!(
-            kinds,
-            vec![
-                "carrier.ringing",
-                "carrier.completed",
-                "carrier.completed",
-                "carrier.in-progress"
-            ]
+        // The duplicate and the late callback add no event.
+        assert_eq!(kinds, vec!["carrier.ringing", "carrier.completed"]);
+        // A duplicate of an earlier callback changes nothing either.
+        assert!(
+            !store
+                .apply_carrier_update(a.id, &update(AttemptStatus::Ringing, "ringing", 1))
+                .await
+                .unwrap()
         );
+        assert_eq!(store.attempt_events(a.id).await.unwrap().len(), 2);
         let missing = switchboard_engine::AttemptId(a.id.0 + 1000);
         assert!(matches!(
             store
@@ -1200,6 +1205,34 @@ mod calls {
                 .await,
             Err(Error::NotFound { .. })
         ));
+    }
+
+    async fn a_failed_calls_carrier_codes_and_time_are_stored(store: &Store) {
+        let a = attempt(store).await;
+        let carrier_at = chrono::DateTime::parse_from_rfc2822("Mon, 23 Nov 2026 15:00:07 +0000")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let failed = CarrierUpdate {
+            result: Some("failed".into()),
+            answered_by: None,
+            carrier_at: Some(carrier_at),
+            error_code: Some(13224),
+            sip_response_code: Some(404),
+            ..update(AttemptStatus::Ended, "failed", 2)
+        };
+        assert!(store.apply_carrier_update(a.id, &failed).await.unwrap());
+        let a = store.attempt(a.id).await.unwrap();
+        assert_eq!(
+            (a.error_code, a.sip_response_code),
+            (Some(13224), Some(404))
+        );
+        let events = store.attempt_events(a.id).await.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            events[0].at, carrier_at,
+            "the event is at the carrier's time"
+        );
+        assert_eq!(events[0].data["sip_response_code"], json!(404));
     }
 
     async fn a_do_not_call_outcome_lists_the_number_and_opts_the_contact_out(store: &Store) {

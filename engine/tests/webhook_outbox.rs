@@ -188,6 +188,9 @@ fn callback(status: AttemptStatus, carrier: &str) -> CarrierUpdate {
         sequence: None,
         carrier_status: carrier.into(),
         at: switchboard_engine::time::now(),
+        carrier_at: None,
+        error_code: None,
+        sip_response_code: None,
     }
 }
 

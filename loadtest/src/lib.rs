@@ -19,8 +19,9 @@ pub use agent::{
     AgentCallRecord, AgentCloseReason, AgentConfig, AgentStats, Finish, Outcome, ScriptedAgent,
 };
 pub use carrier::{
-    AnswerMix, CallRecord, CallScript, CallerAudio, CarrierConfig, CarrierStats, DialResult,
-    Millis, SentAmd, SentCallback, SimCarrier, StreamCloseReason,
+    AnswerMix, CallRecord, CallScript, CallbackPolicy, CallerAudio, CarrierConfig, CarrierStats,
+    DEFAULT_API_CONCURRENCY, DialResult, Failure, FailureMix, FrameViolation, FrameViolations,
+    MachineMix, Millis, SentAmd, SentCallback, SimCarrier, StreamCloseReason,
 };
 pub use error::Error;
 pub use wait::WaitTimedOut;

@@ -55,11 +55,7 @@ async fn calls_to(carrier: &SimCarrier, phone: &str) -> usize {
 }
 
 /// Waits until `check` holds, polling every 100 ms; fails the test past `timeout`.
-pub(crate) async fn wait_until(
-    what: &str,
-    timeout: Duration,
-    mut check: impl AsyncFnMut() -> bool,
-) {
+pub async fn wait_until(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check().await {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");

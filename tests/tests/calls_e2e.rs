@@ -186,6 +186,13 @@ async fn calls_run_end_to_end_through_carrier_relay_and_agent(db: TestDb) {
 
     let totals = server.state.calls.totals.snapshot();
     assert_eq!(totals.calls, numbers.len() as u64);
+    // Every frame Switchboard relayed to the carrier was one Twilio accepts.
+    let refused = carrier.stats().frame_violations;
+    assert_eq!(
+        refused.total(),
+        0,
+        "frames Twilio would refuse: {refused:?}"
+    );
     carrier.shutdown().await;
     agent.shutdown().await;
     server.stop().await;

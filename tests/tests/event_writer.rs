@@ -56,6 +56,9 @@ fn ringing(seq: u64) -> CarrierUpdate {
         sequence: Some(seq),
         carrier_status: "ringing".into(),
         at: switchboard_engine::time::now(),
+        carrier_at: None,
+        error_code: None,
+        sip_response_code: None,
     }
 }
 

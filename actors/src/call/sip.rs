@@ -290,6 +290,9 @@ async fn record_answer(
         sequence: None,
         carrier_status: "sip.participant_joined".to_owned(),
         at,
+        carrier_at: None,
+        error_code: None,
+        sip_response_code: None,
     };
     services
         .store
@@ -317,6 +320,9 @@ async fn record_end(
         sequence: None,
         carrier_status: format!("sip.{how}"),
         at,
+        carrier_at: None,
+        error_code: None,
+        sip_response_code: None,
     };
     services
         .store

@@ -125,7 +125,13 @@ pub(super) async fn call_finished(
     let store = &state.services.store;
     let writer = &state.services.writer;
     let now = state.services.clock.now();
-    let mut attempt = store.attempt(attempt_id).await?;
+    let mut attempt = match store.attempt(attempt_id).await {
+        Ok(attempt) => attempt,
+        // Withdrawn (the carrier was full before it was placed): its contact is queued
+        // again as before it, and nothing was attempted.
+        Err(switchboard_engine::Error::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
     if attempt.status != switchboard_engine::store::AttemptStatus::Ended {
         // The actor died with its call unfinished: close the record with the reason.
         let mut detail = serde_json::Map::new();

@@ -16,9 +16,15 @@
 //! process got answers `Available` (what pacing plans with) without a round trip: an upper
 //! bound, since other processes may have taken the rest. A database error grants nothing
 //! (fail closed: nobody knows the carrier's room).
+//!
+//! When the carrier refuses a create for capacity (429 / 20429, 5xx), the call actor tells
+//! the limiter ([`LimiterMsg::Refused`]) and this process dials slower for a while: see
+//! [`backoff`] (the rate halves, then climbs back over tens of seconds).
 
+pub mod backoff;
 pub mod window;
 
+pub use backoff::Backoff;
 pub use window::{DialWindow, MARGIN, WindowShape};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -52,6 +58,8 @@ pub enum LimiterMsg {
     Retry,
     /// The limiter's figures.
     Snapshot(RpcReplyPort<LimiterSnapshot>),
+    /// The carrier refused a create for capacity (429 / 20429, 5xx): slow down.
+    Refused,
 }
 
 /// What a limiter shows.
@@ -69,6 +77,10 @@ pub struct LimiterSnapshot {
     pub refused: u64,
     /// Round trips to the shared dial slots since start.
     pub round_trips: u64,
+    /// Creates the carrier refused for capacity since start.
+    pub carrier_refusals: u64,
+    /// The dial rate this process backs off to after them, while it does.
+    pub backoff_cps: Option<f64>,
 }
 
 /// The limiter actor.
@@ -120,6 +132,9 @@ pub struct LimiterState {
     allowed: u64,
     refused: u64,
     round_trips: u64,
+    /// Slowing down after the carrier refused creates for capacity.
+    backoff: Backoff,
+    carrier_refusals: u64,
 }
 
 /// What a limiter starts with: the account, its calls per second (`None`: unlimited) and
@@ -157,6 +172,8 @@ impl Actor for CarrierLimiter {
             allowed: 0,
             refused: 0,
             round_trips: 0,
+            backoff: Backoff::new(args.cps),
+            carrier_refusals: 0,
         })
     }
 
@@ -168,8 +185,12 @@ impl Actor for CarrierLimiter {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             LimiterMsg::Take(n, reply) if state.shape.is_none() => {
-                state.allowed += u64::from(n);
-                let _ = reply.send(n);
+                let now = Instant::now();
+                let granted = n.min(state.backoff.available(now));
+                state.backoff.take(granted, now);
+                state.allowed += u64::from(granted);
+                state.refused += u64::from(n - granted);
+                let _ = reply.send(granted);
             }
             LimiterMsg::Take(n, reply) => {
                 let need = Need {
@@ -193,11 +214,17 @@ impl Actor for CarrierLimiter {
                 flush(&myself, state).await;
             }
             LimiterMsg::Available(reply) => {
+                let now = Instant::now();
                 let available = match &mut state.window {
-                    Some(window) => window.available(Instant::now()),
+                    Some(window) => window.available(now),
                     None => u32::MAX,
                 };
-                let _ = reply.send(available);
+                let _ = reply.send(available.min(state.backoff.available(now)));
+            }
+            LimiterMsg::Refused => {
+                state.carrier_refusals += 1;
+                state.backoff.refused(Instant::now());
+                tracing::info!(account = %state.account, backoff_cps = ?state.backoff.rate(Instant::now()), "the carrier is full; dialing slower");
             }
             LimiterMsg::Snapshot(reply) => {
                 let _ = reply.send(LimiterSnapshot {
@@ -207,6 +234,8 @@ impl Actor for CarrierLimiter {
                     allowed: state.allowed,
                     refused: state.refused,
                     round_trips: state.round_trips,
+                    carrier_refusals: state.carrier_refusals,
+                    backoff_cps: state.backoff.rate(Instant::now()),
                 });
             }
         }
@@ -225,8 +254,11 @@ async fn flush(myself: &ActorRef<LimiterMsg>, state: &mut LimiterState) {
     let (Some(shape), Some(window)) = (state.shape, state.window.as_mut()) else {
         return;
     };
-    // Never more than this process's own window could allow.
-    let ask = window.available(Instant::now()).min(want);
+    // Never more than this process's own window (and its backoff) could allow.
+    let ask = window
+        .available(Instant::now())
+        .min(want)
+        .min(state.backoff.available(Instant::now()));
     let mut granted = 0;
     if ask > 0 {
         granted = take_shared(state, shape, ask).await;
@@ -234,6 +266,7 @@ async fn flush(myself: &ActorRef<LimiterMsg>, state: &mut LimiterState) {
     if let Some(window) = state.window.as_mut() {
         window.take(granted, Instant::now());
     }
+    state.backoff.take(granted, Instant::now());
     state.allowed += u64::from(granted);
     let mut needs: Vec<Need> = state.pending.iter().map(|p| p.need).collect();
     let answered = share(&mut needs, granted, Instant::now());

@@ -203,7 +203,7 @@ pub async fn campaign_calls(
     Ok(Json(Page::new(items, limit, |a| a.id.0)))
 }
 
-const CSV_COLUMNS: [&str; 14] = [
+const CSV_COLUMNS: [&str; 16] = [
     "call_id",
     "contact_id",
     "attempt_no",
@@ -218,6 +218,8 @@ const CSV_COLUMNS: [&str; 14] = [
     "talk_seconds",
     "notes",
     "carrier_call_id",
+    "error_code",
+    "sip_response_code",
 ];
 
 fn csv_record(a: &AttemptRecord) -> Vec<String> {
@@ -245,6 +247,10 @@ fn csv_record(a: &AttemptRecord) -> Vec<String> {
             .unwrap_or_default()
             .to_owned(),
         a.carrier_call_id.clone().unwrap_or_default(),
+        a.error_code.map(|c| c.to_string()).unwrap_or_default(),
+        a.sip_response_code
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
     ]
 }
 

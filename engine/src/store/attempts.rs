@@ -136,6 +136,10 @@ pub struct AttemptRecord {
     pub ended_at: Option<DateTime<Utc>>,
     /// Everything else known about the call (notes, timings, errors).
     pub detail: Map<String, Value>,
+    /// The carrier's error code for a failed call (Twilio `ErrorCode`).
+    pub error_code: Option<i64>,
+    /// The call's final SIP status as the carrier reported it (`SipResponseCode`).
+    pub sip_response_code: Option<u16>,
 }
 
 /// A change to an attempt; `None` fields are left as they are.
@@ -189,6 +193,8 @@ pub(super) struct AttemptRow {
     answered_at: Option<i64>,
     ended_at: Option<i64>,
     detail: Json<Map<String, Value>>,
+    error_code: Option<i64>,
+    sip_response_code: Option<i32>,
 }
 
 impl AttemptRow {
@@ -209,12 +215,17 @@ impl AttemptRow {
             answered_at: self.answered_at.map(from_millis),
             ended_at: self.ended_at.map(from_millis),
             detail: self.detail.0,
+            error_code: self.error_code,
+            sip_response_code: self
+                .sip_response_code
+                .and_then(|code| u16::try_from(code).ok()),
         })
     }
 }
 
 pub(super) const ATTEMPT_SELECT: &str = "SELECT id, tenant_id, campaign_id, contact_id, attempt_no, phone, status, result, \
-     outcome, carrier_call_id, reserved_at, dialed_at, answered_at, ended_at, detail FROM call_attempts";
+     outcome, carrier_call_id, reserved_at, dialed_at, answered_at, ended_at, detail, error_code, \
+     sip_response_code FROM call_attempts";
 
 type QueueRow = (
     i64,

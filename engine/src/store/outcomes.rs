@@ -31,6 +31,13 @@ pub struct CarrierUpdate {
     pub carrier_status: String,
     /// When it was received.
     pub at: DateTime<Utc>,
+    /// When the carrier says it happened (Twilio's `Timestamp`), if it said: the time of
+    /// the call event stored for it.
+    pub carrier_at: Option<DateTime<Utc>>,
+    /// The carrier's error code for a failed call (Twilio `ErrorCode`).
+    pub error_code: Option<i64>,
+    /// The call's final SIP status (`SipResponseCode`).
+    pub sip_response_code: Option<u16>,
 }
 
 /// The agent's report on a call.
@@ -80,8 +87,12 @@ fn rank(s: AttemptStatus) -> i32 {
 
 impl Store {
     /// Applies a carrier callback. The status only moves forward (a late `ringing` after
-    /// `completed` changes nothing), times and who-answered are recorded the first time
-    /// they are known, the first end result wins, and every callback is kept as an event.
+    /// `completed` changes nothing), times, who answered and the carrier's error codes are
+    /// recorded the first time they are known, the first end result wins, and every
+    /// callback is kept as an event, at the carrier's time when it gave one. A callback
+    /// whose `SequenceNumber` is at or below the highest applied (a duplicate, or one that
+    /// arrived after a later one) moves nothing and adds no event; it may only still tell
+    /// what was not known yet (an answer, and who answered, reported after the end).
     /// Returns whether the status moved.
     pub async fn apply_carrier_update(
         &self,
@@ -123,6 +134,9 @@ pub(super) async fn carrier_update(
     let status_name = update.status.map(AttemptStatus::as_str);
     let sql = format!(
         "UPDATE call_attempts SET \
+           carrier_seq = COALESCE($10, carrier_seq), \
+           error_code = COALESCE(error_code, $11), \
+           sip_response_code = COALESCE(sip_response_code, $12), \
            status = CASE WHEN {RANK} < $2 THEN COALESCE($3, status) ELSE status END, \
            carrier_call_id = COALESCE(carrier_call_id, $4), \
            answered_at = CASE WHEN $5 THEN COALESCE(answered_at, $6) ELSE answered_at END, \
@@ -135,7 +149,11 @@ pub(super) async fn carrier_update(
         "carrier_status": update.carrier_status,
         "sequence": update.sequence,
         "answered_by": update.answered_by,
+        "error_code": update.error_code,
+        "sip_response_code": update.sip_response_code,
     });
+    let event_at = update.carrier_at.map_or(at, to_millis);
+    let sequence = update.sequence.and_then(|n| i64::try_from(n).ok());
     let merge = match conn.backend() {
         Backend::Sqlite => {
             "UPDATE call_attempts SET detail = json_patch(detail, $2) WHERE id = $1 AND json_extract(detail, '$.answered_by') IS NULL"
@@ -145,14 +163,36 @@ pub(super) async fn carrier_update(
         }
     };
     with_conn!(conn, |tx| {
-        let before: Option<(String, i64)> =
-            sqlx::query_as("SELECT status, tenant_id FROM call_attempts WHERE id = $1")
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((before, tenant)) = before else {
+        let before: Option<(String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT status, tenant_id, carrier_seq FROM call_attempts WHERE id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((before, tenant, applied)) = before else {
             return Err(Error::not_found("attempt", id));
         };
+        if let (Some(seq), Some(applied)) = (sequence, applied)
+            && seq <= applied
+        {
+            if answered {
+                sqlx::query(
+                    "UPDATE call_attempts SET answered_at = COALESCE(answered_at, $2) WHERE id = $1",
+                )
+                .bind(id.0)
+                .bind(event_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            if let Some(by) = &update.answered_by {
+                sqlx::query(merge)
+                    .bind(id.0)
+                    .bind(Json(json!({ "answered_by": by })))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            return Ok(false);
+        }
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.0)
             .bind(status_rank)
@@ -163,6 +203,9 @@ pub(super) async fn carrier_update(
             .bind(ended)
             .bind(update.result.as_deref())
             .bind(update.status.is_some())
+            .bind(sequence)
+            .bind(update.error_code)
+            .bind(update.sip_response_code.map(i32::from))
             .execute(&mut *tx)
             .await?;
         if let Some(by) = &update.answered_by {
@@ -174,7 +217,7 @@ pub(super) async fn carrier_update(
         }
         sqlx::query("INSERT INTO call_events (attempt_id, at, kind, data) VALUES ($1, $2, $3, $4)")
             .bind(id.0)
-            .bind(at)
+            .bind(event_at)
             .bind(format!("carrier.{}", update.carrier_status))
             .bind(Json(&event))
             .execute(&mut *tx)

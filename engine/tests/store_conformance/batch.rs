@@ -88,6 +88,9 @@ fn life(a: &AttemptRecord, sid: &str, at: chrono::DateTime<chrono::Utc>) -> Vec<
         sequence: Some(seq),
         carrier_status: name.into(),
         at,
+        carrier_at: None,
+        error_code: None,
+        sip_response_code: None,
     };
     let report = |outcome: Outcome| OutcomeReport {
         call_id: None,

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use switchboard_loadtest::{AnswerMix, CarrierConfig, Millis, SimCarrier};
+use switchboard_loadtest::{AnswerMix, CallbackPolicy, CarrierConfig, Millis, SimCarrier};
 
 /// A Twilio-compatible Calls API on loopback that rings, answers, sends signed status
 /// callbacks and opens real media streams.
@@ -74,6 +74,16 @@ struct Args {
     /// Deliver status callbacks in swapped pairs.
     #[arg(long)]
     out_of_order_callbacks: bool,
+    /// Share of status callbacks delivered twice (Twilio retries; seeded).
+    #[arg(long, default_value_t = 0.1)]
+    duplicate_share: f64,
+    /// Deliver a call's status callbacks one after the other, in order (friendlier than
+    /// Twilio).
+    #[arg(long)]
+    callbacks_in_order: bool,
+    /// Create-call requests allowed in flight at once (429 / 20429 past it); 0: no limit.
+    #[arg(long, default_value_t = switchboard_loadtest::DEFAULT_API_CONCURRENCY)]
+    api_concurrency: u32,
 }
 
 /// `N`, `MIN..MAX` or `exp:MEAN` (exponential, cut at ten times the mean).
@@ -115,8 +125,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         amd_ms: args.amd_ms,
         say_ms_per_char: args.say_ms_per_char,
         say_max_ms: args.say_max_ms,
-        duplicate_callbacks: args.duplicate_callbacks,
-        out_of_order_callbacks: args.out_of_order_callbacks,
+        callbacks: {
+            let mut policy = if args.callbacks_in_order {
+                CallbackPolicy::in_order()
+            } else {
+                CallbackPolicy::default()
+            };
+            policy.duplicate_share = args.duplicate_share;
+            policy.duplicate_all = args.duplicate_callbacks;
+            policy.swapped_pairs = args.out_of_order_callbacks;
+            policy
+        },
+        api_concurrency: (args.api_concurrency > 0).then_some(args.api_concurrency),
         ..CarrierConfig::new(args.account_sid, args.auth_token)
     };
     let carrier = SimCarrier::start(config).await?;

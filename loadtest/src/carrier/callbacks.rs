@@ -1,5 +1,10 @@
-//! Signed requests to the customer's URLs: status callbacks (in order, duplicated or
-//! swapped on demand), TwiML fetches and asynchronous machine detection results.
+//! Signed requests to the customer's URLs: status callbacks, TwiML fetches and
+//! asynchronous machine detection results.
+//!
+//! Status callbacks are delivered as Twilio delivers them (see [`CallbackPolicy`]): each
+//! one by its own task after a small random delay, so callbacks close together arrive in
+//! no guaranteed order; some twice (seeded draws); a request whose connection fails is
+//! retried once. A test may relax this to one after the other, in order.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,6 +15,7 @@ use switchboard_media::twilio::signature::sign;
 use switchboard_media::{CallStatus, StatusCallback};
 use tokio::sync::mpsc;
 
+use super::config::{CallbackPolicy, DialResult};
 use super::record::{CallEntry, SentAmd, SentCallback, duration_secs};
 use super::request::Method;
 
@@ -33,8 +39,26 @@ pub(crate) struct Delivery {
     pub auth_token: Arc<str>,
     pub url: String,
     pub method: Method,
-    pub duplicate: bool,
-    pub out_of_order: bool,
+    pub policy: CallbackPolicy,
+    /// The carrier's seeded draws (delays, duplicates).
+    pub rng: Arc<std::sync::Mutex<rand::rngs::SmallRng>>,
+}
+
+impl Delivery {
+    /// The delay before a callback and whether it is delivered twice.
+    fn draw(&self) -> (std::time::Duration, bool) {
+        use rand::RngExt as _;
+        let mut rng = self
+            .rng
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let jitter = rng.random_range(0..=self.policy.jitter_ms);
+        let twice = rng.random::<f64>() < self.policy.duplicate_share;
+        (
+            std::time::Duration::from_millis(jitter),
+            twice || self.policy.duplicate_all,
+        )
+    }
 }
 
 /// Sends a form to `url`, signed as Twilio signs: POST signs the URL and the form, GET
@@ -117,8 +141,8 @@ pub(crate) fn emit(entry: &CallEntry, status: CallStatus) {
             direction: Some("outbound-api".to_owned()),
             callback_source: Some("call-progress-events".to_owned()),
             machine_detection_duration_ms: None,
-            sip_response_code: None,
-            error_code: None,
+            sip_response_code: terminal.then(|| end_codes(entry, &status).1).flatten(),
+            error_code: terminal.then(|| end_codes(entry, &status).0).flatten(),
         };
         let mut form = callback.to_form();
         form.push(("ApiVersion".to_owned(), API_VERSION.to_owned()));
@@ -141,57 +165,96 @@ pub(crate) fn emit(entry: &CallEntry, status: CallStatus) {
     }
 }
 
+/// `(ErrorCode, SipResponseCode)` of a call's final status, as Twilio reports them: a
+/// failure's code and SIP status, 486 busy or 603 declined, 487 for a call that rang out
+/// or was canceled, 200 for an answered call.
+fn end_codes(entry: &CallEntry, status: &CallStatus) -> (Option<i64>, Option<u16>) {
+    match status {
+        CallStatus::Failed if entry.plan.result == DialResult::Failed => {
+            let (error, sip) = entry.plan.failure.codes();
+            (Some(error), Some(sip))
+        }
+        CallStatus::Failed => (None, None),
+        CallStatus::Busy if entry.plan.declined => (None, Some(603)),
+        CallStatus::Busy => (None, Some(486)),
+        CallStatus::NoAnswer | CallStatus::Canceled => (None, Some(487)),
+        CallStatus::Completed => (None, Some(200)),
+        _ => (None, None),
+    }
+}
+
 /// Delivers a call's callbacks until its queue closes.
 pub(crate) async fn deliver(
     delivery: Delivery,
     mut rx: mpsc::UnboundedReceiver<Pending>,
     entry: Arc<CallEntry>,
 ) {
-    let mut held: Option<Pending> = None;
+    if delivery.policy.swapped_pairs {
+        // Swapped pairs: hold the even one, send the odd one first, then the held one.
+        let mut held: Option<Pending> = None;
+        while let Some(pending) = rx.recv().await {
+            match held.take() {
+                None => held = Some(pending),
+                Some(earlier) => {
+                    send_one(&delivery, &entry, &pending).await;
+                    send_one(&delivery, &entry, &earlier).await;
+                }
+            }
+        }
+        if let Some(last) = held {
+            send_one(&delivery, &entry, &last).await;
+        }
+        return;
+    }
+    let delivery = Arc::new(delivery);
     while let Some(pending) = rx.recv().await {
-        if !delivery.out_of_order {
+        if !delivery.policy.concurrent {
             send_one(&delivery, &entry, &pending).await;
             continue;
         }
-        // Swapped pairs: hold the even one, send the odd one first, then the held one.
-        match held.take() {
-            None => held = Some(pending),
-            Some(earlier) => {
-                send_one(&delivery, &entry, &pending).await;
-                send_one(&delivery, &entry, &earlier).await;
-            }
-        }
-    }
-    if let Some(last) = held {
-        send_one(&delivery, &entry, &last).await;
+        // Each callback its own request, as Twilio sends them: no order among them.
+        let (delivery, entry) = (delivery.clone(), entry.clone());
+        tokio::spawn(async move { send_one(&delivery, &entry, &pending).await });
     }
 }
 
+/// Sends one callback (twice when drawn so), each copy retried on a failed connection.
 async fn send_one(delivery: &Delivery, entry: &CallEntry, pending: &Pending) {
-    let copies = if delivery.duplicate { 2 } else { 1 };
-    for _ in 0..copies {
-        let sent_at = Instant::now();
-        let result = send_signed(
-            &delivery.http,
-            &delivery.auth_token,
-            &delivery.url,
-            delivery.method,
-            &pending.form,
-        )
-        .await;
-        let http_status = match result {
-            Ok(response) => Some(response.status().as_u16()),
-            Err(error) => {
-                tracing::debug!(call_sid = %entry.sid, %error, "status callback failed");
-                None
+    let (delay, twice) = delivery.draw();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    for _ in 0..(1 + u32::from(twice)) {
+        for _try in 0..=delivery.policy.retries {
+            let sent_at = Instant::now();
+            let send = send_signed(
+                &delivery.http,
+                &delivery.auth_token,
+                &delivery.url,
+                delivery.method,
+                &pending.form,
+            );
+            let http_status = match tokio::time::timeout(delivery.policy.timeout, send).await {
+                Ok(Ok(response)) => Some(response.status().as_u16()),
+                Ok(Err(error)) => {
+                    tracing::debug!(call_sid = %entry.sid, %error, "status callback failed");
+                    None
+                }
+                Err(_) => {
+                    tracing::debug!(call_sid = %entry.sid, "status callback timed out");
+                    None
+                }
+            };
+            entry.lock().callbacks_sent.push(SentCallback {
+                sequence_number: pending.sequence_number,
+                status: pending.status.clone(),
+                http_status,
+                sent_at,
+            });
+            if http_status.is_some() {
+                break;
             }
-        };
-        entry.lock().callbacks_sent.push(SentCallback {
-            sequence_number: pending.sequence_number,
-            status: pending.status.clone(),
-            http_status,
-            sent_at,
-        });
+        }
     }
     entry
         .counters

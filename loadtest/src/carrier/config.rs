@@ -166,6 +166,10 @@ pub struct CallScript {
     pub caller_audio: Option<CallerAudio>,
     /// Milliseconds asynchronous machine detection takes on this call.
     pub amd_ms: Option<u64>,
+    /// Why the call fails, when its result is `Failed`.
+    pub failure: Option<Failure>,
+    /// The callee declines (SIP 603) rather than being busy (486), when the result is `Busy`.
+    pub declined: Option<bool>,
 }
 
 impl CallScript {
@@ -207,11 +211,191 @@ impl CallScript {
         self
     }
 
+    /// A call that fails after `ring_ms` for this reason.
+    pub fn fails(failure: Failure, ring_ms: u64) -> Self {
+        Self {
+            failure: Some(failure),
+            ..Self::ends(DialResult::Failed, ring_ms)
+        }
+    }
+
     /// Sets how long asynchronous machine detection takes on this call.
     pub fn with_amd_ms(mut self, amd_ms: u64) -> Self {
         self.amd_ms = Some(amd_ms);
         self
     }
+}
+
+/// Twilio's commonly documented default account concurrency for REST API requests: generous
+/// for one engine, finite, so a burst of creates far past it meets 429 / 20429.
+pub const DEFAULT_API_CONCURRENCY: u32 = 100;
+
+/// How status callbacks are delivered, by default as Twilio does it: each one its own
+/// request, concurrently (so in no guaranteed order), some twice, one retry after a failed
+/// connection, a 15 s timeout per request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallbackPolicy {
+    /// Each callback is sent by its own task, after a random delay in `0..=jitter_ms`
+    /// (callbacks close together then overtake each other). `false` (a relaxation) sends
+    /// a call's callbacks one after the other, in order.
+    pub concurrent: bool,
+    /// Longest random delay before a callback is sent.
+    pub jitter_ms: u64,
+    /// Share of callbacks delivered a second time (seeded draws).
+    pub duplicate_share: f64,
+    /// Deliver every callback twice (overrides `duplicate_share`).
+    pub duplicate_all: bool,
+    /// Deliver a call's callbacks in swapped pairs (1, 0, 3, 2, …); implies sequential.
+    pub swapped_pairs: bool,
+    /// Retries after a failed connection (Twilio's default connection override: one).
+    pub retries: u32,
+    /// Read timeout of one request.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for CallbackPolicy {
+    fn default() -> Self {
+        Self {
+            concurrent: true,
+            jitter_ms: 40,
+            duplicate_share: 0.1,
+            duplicate_all: false,
+            swapped_pairs: false,
+            retries: 1,
+            timeout: std::time::Duration::from_secs(15),
+        }
+    }
+}
+
+impl CallbackPolicy {
+    /// In order, once each, no jitter: the friendly delivery a test may ask for.
+    pub fn in_order() -> Self {
+        Self {
+            concurrent: false,
+            jitter_ms: 0,
+            duplicate_share: 0.0,
+            ..Self::default()
+        }
+    }
+}
+
+/// Why a failed call failed, as Twilio reports it in its callbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The number does not exist (`failed`, ErrorCode 13224, SIP 404).
+    InvalidNumber,
+    /// The far network said temporarily unavailable (`failed`, ErrorCode 31480, SIP 480).
+    Unavailable,
+    /// The far network is overloaded (`failed`, ErrorCode 31503, SIP 503).
+    Overloaded,
+}
+
+impl Failure {
+    /// `(ErrorCode, SipResponseCode)` sent with the `failed` callback.
+    pub fn codes(self) -> (i64, u16) {
+        match self {
+            Failure::InvalidNumber => (13224, 404),
+            Failure::Unavailable => (31480, 480),
+            Failure::Overloaded => (31503, 503),
+        }
+    }
+}
+
+/// Relative weights of the failure kinds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FailureMix {
+    /// Invalid or unreachable number.
+    pub invalid_number: f64,
+    /// SIP 480.
+    pub unavailable: f64,
+    /// SIP 503.
+    pub overloaded: f64,
+}
+
+impl Default for FailureMix {
+    fn default() -> Self {
+        Self {
+            invalid_number: 0.5,
+            unavailable: 0.3,
+            overloaded: 0.2,
+        }
+    }
+}
+
+impl FailureMix {
+    /// Draws a failure kind; all-zero weights mean an invalid number.
+    pub fn sample(&self, rng: &mut impl rand::Rng) -> Failure {
+        let choices = [
+            (self.invalid_number, Failure::InvalidNumber),
+            (self.unavailable, Failure::Unavailable),
+            (self.overloaded, Failure::Overloaded),
+        ];
+        pick(&choices, rng).unwrap_or(Failure::InvalidNumber)
+    }
+}
+
+/// Relative weights of what machine detection reports for a call a machine (or a fax, or
+/// nobody recognisable) answered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MachineMix {
+    /// `machine_start`.
+    pub machine_start: f64,
+    /// `machine_end_beep`.
+    pub machine_end_beep: f64,
+    /// `machine_end_silence`.
+    pub machine_end_silence: f64,
+    /// `machine_end_other`.
+    pub machine_end_other: f64,
+    /// `fax`.
+    pub fax: f64,
+    /// `unknown`.
+    pub unknown: f64,
+}
+
+impl Default for MachineMix {
+    fn default() -> Self {
+        Self {
+            machine_start: 0.3,
+            machine_end_beep: 0.3,
+            machine_end_silence: 0.15,
+            machine_end_other: 0.1,
+            fax: 0.05,
+            unknown: 0.1,
+        }
+    }
+}
+
+impl MachineMix {
+    /// Draws a detection result; all-zero weights mean `machine_start`.
+    pub fn sample(&self, rng: &mut impl rand::Rng) -> AnsweredBy {
+        let choices = [
+            (self.machine_start, AnsweredBy::MachineStart),
+            (self.machine_end_beep, AnsweredBy::MachineEndBeep),
+            (self.machine_end_silence, AnsweredBy::MachineEndSilence),
+            (self.machine_end_other, AnsweredBy::MachineEndOther),
+            (self.fax, AnsweredBy::Fax),
+            (self.unknown, AnsweredBy::Unknown("unknown".to_owned())),
+        ];
+        pick(&choices, rng).unwrap_or(AnsweredBy::MachineStart)
+    }
+}
+
+/// Picks one of `choices` by weight; `None` when no weight is positive. Negative or
+/// non-finite weights count as 0.
+fn pick<T: Clone>(choices: &[(f64, T)], rng: &mut impl rand::Rng) -> Option<T> {
+    let weight = |w: f64| if w.is_finite() && w > 0.0 { w } else { 0.0 };
+    let total: f64 = choices.iter().map(|(w, _)| weight(*w)).sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let mut point = rng.random::<f64>() * total;
+    for (w, value) in choices {
+        if point < weight(*w) {
+            return Some(value.clone());
+        }
+        point -= weight(*w);
+    }
+    choices.last().map(|(_, v)| v.clone())
 }
 
 /// Everything the simulated carrier needs; `Debug` never prints the auth token.
@@ -245,10 +429,19 @@ pub struct CarrierConfig {
     pub caller_audio: CallerAudio,
     /// Per-number overrides keyed by the exact `To` value.
     pub scripts: HashMap<String, CallScript>,
-    /// Deliver every status callback twice.
-    pub duplicate_callbacks: bool,
-    /// Deliver status callbacks of a call in swapped pairs (1, 0, 3, 2, …).
-    pub out_of_order_callbacks: bool,
+    /// Create-call requests allowed in flight at once (Twilio's account API concurrency);
+    /// one more is refused with 429 / 20429. `None` means no limit (a relaxation).
+    pub api_concurrency: Option<u32>,
+    /// How long the carrier takes to answer a create-call request.
+    pub api_latency_ms: Millis,
+    /// Status callback delivery: concurrency, duplicates, timeouts (see [`CallbackPolicy`]).
+    pub callbacks: CallbackPolicy,
+    /// Failure kinds of calls that fail (`failed` in the mix), with their weights.
+    pub failures: FailureMix,
+    /// Share of busy results that are a decline (SIP 603) rather than busy (SIP 486).
+    pub declined_share: f64,
+    /// Who a machine-answered call is reported as, with weights (async AMD values).
+    pub machines: MachineMix,
     /// When set, media frames are stamped and the far side's stamps recorded (one-way
     /// latency, lost and late frames), and frames are built without a serializer.
     pub probe: Option<crate::probe::FrameProbe>,
@@ -280,8 +473,12 @@ impl Default for CarrierConfig {
             say_max_ms: 20_000,
             caller_audio: CallerAudio::default(),
             scripts: HashMap::new(),
-            duplicate_callbacks: false,
-            out_of_order_callbacks: false,
+            api_concurrency: Some(DEFAULT_API_CONCURRENCY),
+            api_latency_ms: Millis::Uniform { min: 80, max: 250 },
+            callbacks: CallbackPolicy::default(),
+            failures: FailureMix::default(),
+            declined_share: 0.2,
+            machines: MachineMix::default(),
             probe: None,
         }
     }
@@ -312,6 +509,12 @@ impl CarrierConfig {
             .min(self.say_max_ms)
     }
 
+    /// Sets the create-call API concurrency (`None` for no limit, a relaxation).
+    pub fn api_concurrency(mut self, limit: Option<u32>) -> Self {
+        self.api_concurrency = limit;
+        self
+    }
+
     /// Sets the calls-per-second limit (`None` for none).
     pub fn cps(mut self, cps: Option<f64>) -> Self {
         self.cps = cps;
@@ -335,8 +538,12 @@ impl fmt::Debug for CarrierConfig {
             .field("say_ms_per_char", &self.say_ms_per_char)
             .field("say_max_ms", &self.say_max_ms)
             .field("scripts", &self.scripts.len())
-            .field("duplicate_callbacks", &self.duplicate_callbacks)
-            .field("out_of_order_callbacks", &self.out_of_order_callbacks)
+            .field("api_concurrency", &self.api_concurrency)
+            .field("api_latency_ms", &self.api_latency_ms)
+            .field("callbacks", &self.callbacks)
+            .field("failures", &self.failures)
+            .field("declined_share", &self.declined_share)
+            .field("machines", &self.machines)
             .field("probe", &self.probe.is_some())
             .finish_non_exhaustive()
     }

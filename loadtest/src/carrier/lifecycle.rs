@@ -208,6 +208,7 @@ impl Call {
             deadline,
             shutdown: self.shutdown.clone(),
             probe: self.shared.config.probe.clone(),
+            violations: self.shared.tally.frame_violations.clone(),
         };
         Tally::bump(&self.shared.tally.streams_opened);
         let reason = stream::connect_and_run(&self.shared.auth_token, &target, session).await;

@@ -14,6 +14,7 @@
 
 mod callbacks;
 mod config;
+mod frames;
 mod lifecycle;
 mod pacer;
 mod playout;
@@ -34,7 +35,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use callbacks::SIGNATURE_HEADER;
-pub use config::{AnswerMix, CallScript, CallerAudio, CarrierConfig, DialResult, Millis};
+pub use config::{
+    AnswerMix, CallScript, CallbackPolicy, CallerAudio, CarrierConfig, DEFAULT_API_CONCURRENCY,
+    DialResult, Failure, FailureMix, MachineMix, Millis,
+};
+pub use frames::{FrameViolation, FrameViolations};
 pub use record::{CallRecord, SentAmd, SentCallback, StreamCloseReason};
 pub use tally::CarrierStats;
 
@@ -42,8 +47,8 @@ use crate::Error;
 use crate::wait::{WaitTimedOut, poll_until};
 use server::Shared;
 
-/// Longest a status callback or TwiML fetch may take.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a status callback or TwiML fetch may take: Twilio's default read timeout.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A running simulated carrier; dropping it stops it too, without waiting.
 pub struct SimCarrier {
@@ -136,6 +141,15 @@ impl SimCarrier {
     /// How many calls reached each step, without copying any call's record.
     pub fn stats(&self) -> CarrierStats {
         self.shared.tally.snapshot()
+    }
+
+    /// When each create-call request refused with 429 / 20429 was refused, in order.
+    pub fn throttled_at(&self) -> Vec<std::time::Instant> {
+        self.shared
+            .throttled_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// A snapshot of one call.

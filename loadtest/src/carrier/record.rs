@@ -118,6 +118,8 @@ pub struct CallRecord {
     pub late_ticks: u64,
     /// Far-side messages that broke the dialect (binary, bad JSON, wrong stream SID, …).
     pub protocol_errors: u64,
+    /// The same, per kind of violation.
+    pub frame_violations: super::frames::FrameViolations,
     /// Why the stream ended.
     pub stream_close_reason: Option<StreamCloseReason>,
     /// Every status callback delivery, in sending order.
@@ -156,6 +158,8 @@ pub(crate) struct Counters {
     pub late_ticks: AtomicU64,
     pub protocol_errors: AtomicU64,
     pub clears_received: AtomicU64,
+    /// Far-side frames Twilio would refuse, per kind.
+    pub violations: super::frames::ViolationCounts,
     /// Status callbacks queued but not yet delivered.
     pub callbacks_in_flight: AtomicU64,
 }
@@ -276,6 +280,7 @@ impl CallEntry {
             dtmf_sent: state.dtmf_sent.clone(),
             late_ticks: self.counters.late_ticks.load(Ordering::Relaxed),
             protocol_errors: self.counters.protocol_errors.load(Ordering::Relaxed),
+            frame_violations: self.counters.violations.snapshot(),
             stream_close_reason: state.stream_close_reason.clone(),
             callbacks_sent: state.callbacks_sent.clone(),
             amd_sent: state.amd_sent.clone(),

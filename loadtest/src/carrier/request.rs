@@ -250,6 +250,15 @@ impl ApiError {
         }
     }
 
+    /// Twilio's answer when the account's API concurrency is used up: 429, error 20429.
+    pub(crate) fn too_many_requests() -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: 20429,
+            message: "Too Many Requests".to_owned(),
+        }
+    }
+
     pub(crate) fn not_found(path: &str) -> Self {
         Self {
             status: StatusCode::NOT_FOUND,
@@ -291,6 +300,19 @@ mod tests {
 
     fn code(pairs: &[(&str, &str)]) -> u32 {
         CallRequest::from_form(&form(pairs)).map_or_else(|e| e.code, |_| 0)
+    }
+
+    #[tokio::test]
+    async fn too_many_requests_has_twilios_exact_body() {
+        let response = ApiError::too_many_requests().into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            r#"{"code":20429,"message":"Too Many Requests","more_info":"https://www.twilio.com/docs/errors/20429","status":429}"#
+        );
     }
 
     #[test]

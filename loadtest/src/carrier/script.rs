@@ -4,7 +4,7 @@ use rand::rngs::SmallRng;
 use rand::{RngExt as _, SeedableRng as _};
 use switchboard_media::AnsweredBy;
 
-use super::config::{CallerAudio, CarrierConfig, DialResult};
+use super::config::{CallerAudio, CarrierConfig, DialResult, Failure};
 use super::request::CallRequest;
 
 /// What will happen to one call, fixed when the call is created.
@@ -18,6 +18,10 @@ pub(crate) struct CallPlan {
     pub amd_ms: u64,
     pub dtmf: Vec<(u64, String)>,
     pub audio: CallerAudio,
+    /// Why a `Failed` call fails.
+    pub failure: Failure,
+    /// A `Busy` call is a decline (SIP 603), not busy (486).
+    pub declined: bool,
 }
 
 /// The seeded source of every random draw; draws happen in call creation order.
@@ -40,13 +44,14 @@ impl Planner {
         let drawn_ring = config.ring_ms.sample(&mut self.rng);
         let drawn_talk = config.talk_ms.sample(&mut self.rng);
         let amd_ms = config.amd_ms.sample(&mut self.rng);
-        let machine_kind = self.rng.random_range(0..3u8);
-        let drawn_answered_by = match (machine, machine_kind) {
-            (false, _) => AnsweredBy::Human,
-            (true, 0) => AnsweredBy::MachineStart,
-            (true, 1) => AnsweredBy::MachineEndBeep,
-            (true, _) => AnsweredBy::MachineEndSilence,
+        let machine_kind = config.machines.sample(&mut self.rng);
+        let drawn_answered_by = if machine {
+            machine_kind
+        } else {
+            AnsweredBy::Human
         };
+        let drawn_failure = config.failures.sample(&mut self.rng);
+        let drawn_declined = self.rng.random::<f64>() < config.declined_share;
         let script = config.scripts.get(&request.to);
         let result = script.and_then(|s| s.result).unwrap_or(drawn_result);
         let default_ring = match result {
@@ -69,6 +74,8 @@ impl Planner {
             audio: script
                 .and_then(|s| s.caller_audio)
                 .unwrap_or(config.caller_audio),
+            failure: script.and_then(|s| s.failure).unwrap_or(drawn_failure),
+            declined: script.and_then(|s| s.declined).unwrap_or(drawn_declined),
         }
     }
 }

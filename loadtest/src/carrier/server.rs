@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
-use switchboard_media::CallStatus;
+use switchboard_media::{AnsweredBy, CallStatus};
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::callbacks::{Delivery, deliver};
@@ -39,6 +39,12 @@ pub(crate) struct Shared {
     sid_prefix: u64,
     sid_counter: AtomicU64,
     pub tally: super::tally::Tally,
+    /// Create-call requests being handled now (the API concurrency in use).
+    api_in_flight: AtomicU64,
+    /// Seeded draws that are not a call's plan (API latency, callback delivery).
+    pub(crate) rng: Arc<Mutex<rand::rngs::SmallRng>>,
+    /// When each create-call request was refused with 429, in order.
+    pub(crate) throttled_at: Mutex<Vec<std::time::Instant>>,
 }
 
 #[derive(Default)]
@@ -62,6 +68,7 @@ impl Shared {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
+        let config_seed = config.seed;
         Self {
             auth_token: Arc::from(config.auth_token.as_str()),
             planner: Mutex::new(Planner::new(config.seed)),
@@ -73,6 +80,11 @@ impl Shared {
             sid_prefix: splitmix64(nanos ^ u64::from(std::process::id())),
             sid_counter: AtomicU64::new(0),
             tally: super::tally::Tally::default(),
+            api_in_flight: AtomicU64::new(0),
+            rng: Arc::new(Mutex::new(rand::SeedableRng::seed_from_u64(
+                config_seed ^ 0x5EED_CA11_BAC4_0001,
+            ))),
+            throttled_at: Mutex::new(Vec::new()),
         }
     }
 
@@ -88,6 +100,40 @@ impl Shared {
 
     fn find(&self, sid: &str) -> Option<Arc<CallEntry>> {
         lock(&self.calls).by_sid.get(sid).cloned()
+    }
+
+    /// Takes one of the account's API concurrency slots for a create-call request, or
+    /// refuses it as Twilio does (429, error 20429) when all are in use.
+    fn enter_api(self: &Arc<Self>) -> Result<ApiSlot, ApiError> {
+        let now_in_flight = self.api_in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        let slot = ApiSlot(self.clone());
+        if let Some(limit) = self.config.api_concurrency
+            && now_in_flight > u64::from(limit)
+        {
+            drop(slot);
+            super::tally::Tally::bump(&self.tally.throttled);
+            lock(&self.throttled_at).push(std::time::Instant::now());
+            return Err(ApiError::too_many_requests());
+        }
+        self.tally
+            .api_in_flight_max
+            .fetch_max(now_in_flight, Ordering::Relaxed);
+        Ok(slot)
+    }
+
+    /// A draw of the create-call latency.
+    fn api_latency(&self) -> Duration {
+        let ms = self.config.api_latency_ms.sample(&mut *lock(&self.rng));
+        Duration::from_millis(ms)
+    }
+}
+
+/// One create-call request in flight; released when dropped.
+struct ApiSlot(Arc<Shared>);
+
+impl Drop for ApiSlot {
+    fn drop(&mut self) {
+        self.0.api_in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -188,6 +234,10 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let path = format!("/2010-04-01/Accounts/{account}/Calls.json");
     authorize(&shared, &headers, &account, &path)?;
+    // Held until the answer is written: the request counts against the account's API
+    // concurrency for as long as the carrier takes to answer it.
+    let _slot = shared.enter_api()?;
+    tokio::time::sleep(shared.api_latency()).await;
     let request = CallRequest::from_form(&form_params(form)?)?;
     let plan = lock(&shared.planner).plan(&shared.config, &request);
     let (callback_tx, callback_rx) = mpsc::unbounded_channel();
@@ -233,8 +283,8 @@ async fn create(
             auth_token: shared.auth_token.clone(),
             url,
             method: entry.request.status_callback_method,
-            duplicate: shared.config.duplicate_callbacks,
-            out_of_order: shared.config.out_of_order_callbacks,
+            policy: shared.config.callbacks.clone(),
+            rng: shared.rng.clone(),
         };
         tokio::spawn(deliver(delivery, callback_rx, entry.clone()));
     }
@@ -374,6 +424,21 @@ fn redirect(entry: &CallEntry, twiml: &str) -> Result<Json<serde_json::Value>, A
     Ok(Json(call_json(entry)))
 }
 
+/// The call resource's `answered_by`: only `human` or `machine` (a fax counts as a
+/// machine), `null` before detection finished or when it could not tell.
+fn resource_answered_by(entry: &CallEntry, state: &CallState) -> Option<&'static str> {
+    let by = state.answered_by.as_ref()?;
+    if !entry.answered_by_known(state) {
+        return None;
+    }
+    match by {
+        AnsweredBy::Human => Some("human"),
+        AnsweredBy::Fax => Some("machine"),
+        by if by.is_machine() => Some("machine"),
+        _ => None,
+    }
+}
+
 /// The call as Twilio's JSON describes it.
 fn call_json(entry: &CallEntry) -> serde_json::Value {
     let state = entry.lock();
@@ -414,7 +479,7 @@ fn call_json(entry: &CallEntry) -> serde_json::Value {
         "duration": duration,
         "price": null,
         "price_unit": "USD",
-        "answered_by": state.answered_by.as_ref().filter(|_| entry.answered_by_known(&state)).map(|a| a.as_str()),
+        "answered_by": resource_answered_by(entry, &state),
         "queue_time": queue_time.to_string(),
         "caller_name": null,
         "parent_call_sid": null,

@@ -13,16 +13,17 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use switchboard_media::StreamEvent;
 use switchboard_media::streams::{
     DtmfInfo, MarkInfo, MediaFormat, MediaPayload, StartInfo, StopInfo,
 };
 use switchboard_media::twilio::signature::sign;
-use switchboard_media::{EventKind, StreamEvent, peek_event};
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 use super::callbacks::SIGNATURE_HEADER;
+use super::frames::{FarFrame, FrameViolation, ViolationCounts};
 use super::playout::Playout;
 use super::record::{CallEntry, Counters, StreamCloseReason};
 use super::twiml::StreamTarget;
@@ -49,6 +50,8 @@ pub(crate) struct StreamSession {
     pub shutdown: watch::Receiver<bool>,
     /// Stamps outgoing media and reads the far side's stamps, when load testing.
     pub probe: Option<FrameProbe>,
+    /// The carrier's counts of refused far-side frames, per kind.
+    pub violations: Arc<ViolationCounts>,
 }
 
 /// Opens the WebSocket to `target` (signed with `auth_token`) and runs the session.
@@ -209,51 +212,46 @@ fn on_incoming(
         }
         Some(WsIn::Control) => return Incoming::Continue(Vec::new()),
         Some(WsIn::Binary(_)) => {
-            Counters::bump(&counters.protocol_errors);
+            refuse(session, FrameViolation::Binary);
             return Incoming::Continue(Vec::new());
         }
         Some(WsIn::Text(text)) => text,
     };
     let now = Instant::now();
-    if peek_event(&text) == Some(EventKind::Media) {
-        // The hot path: count without decoding the payload.
-        if counters.frames_received.fetch_add(1, Ordering::Relaxed) == 0 {
-            entry.lock().first_far_audio_at = Some(now.into_std());
+    // Checked as Twilio checks it; a refused frame is dropped (warning 31951).
+    match super::frames::check(&text, &session.stream_sid) {
+        Err(violation) => {
+            refuse(session, violation);
+            Incoming::Continue(Vec::new())
         }
-        playout.on_media(now);
-        if let Some(probe) = probe {
-            probe.on_media(&text);
+        Ok(FarFrame::Media) => {
+            if counters.frames_received.fetch_add(1, Ordering::Relaxed) == 0 {
+                entry.lock().first_far_audio_at = Some(now.into_std());
+            }
+            playout.on_media(now);
+            if let Some(probe) = probe {
+                probe.on_media(&text);
+            }
+            Incoming::Continue(Vec::new())
         }
-        return Incoming::Continue(Vec::new());
-    }
-    let event = match StreamEvent::parse(&text) {
-        Ok(event) => event,
-        Err(_) => {
-            Counters::bump(&counters.protocol_errors);
-            return Incoming::Continue(Vec::new());
-        }
-    };
-    if event
-        .stream_sid()
-        .is_some_and(|sid| sid != session.stream_sid)
-    {
-        Counters::bump(&counters.protocol_errors);
-    }
-    match event {
-        StreamEvent::Mark { mark, .. } => {
-            playout.on_mark(mark.name, now);
+        Ok(FarFrame::Mark(name)) => {
+            playout.on_mark(name.into_owned(), now);
             Incoming::Continue(playout.take_due(now))
         }
-        StreamEvent::Clear { .. } => {
+        Ok(FarFrame::Clear) => {
             Counters::bump(&counters.clears_received);
             Incoming::Continue(playout.on_clear(now))
         }
-        _ => {
-            // Only media, mark and clear may come from the far side.
-            Counters::bump(&counters.protocol_errors);
-            Incoming::Continue(Vec::new())
-        }
     }
+}
+
+/// Counts a refused far-side frame, on the call and for the carrier.
+fn refuse(session: &StreamSession, violation: FrameViolation) {
+    let counters = &session.entry.counters;
+    Counters::bump(&counters.protocol_errors);
+    counters.violations.bump(violation);
+    session.violations.bump(violation);
+    tracing::debug!(call_sid = %session.entry.sid, ?violation, "refused a media stream frame");
 }
 
 /// Appends `n` in decimal without a temporary string.

@@ -11,6 +11,9 @@ pub(crate) struct Tally {
     pub streams_opened: AtomicU64,
     pub streams_closed: AtomicU64,
     pub ended: AtomicU64,
+    pub throttled: AtomicU64,
+    pub api_in_flight_max: AtomicU64,
+    pub frame_violations: std::sync::Arc<super::frames::ViolationCounts>,
 }
 
 impl Tally {
@@ -27,12 +30,15 @@ impl Tally {
             streams_opened: read(&self.streams_opened),
             streams_closed: read(&self.streams_closed),
             ended: read(&self.ended),
+            throttled: read(&self.throttled),
+            api_in_flight_max: read(&self.api_in_flight_max),
+            frame_violations: self.frame_violations.snapshot(),
         }
     }
 }
 
 /// How many calls reached each step so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CarrierStats {
     /// Calls created through the REST API.
     pub created: u64,
@@ -46,6 +52,12 @@ pub struct CarrierStats {
     pub streams_closed: u64,
     /// Dialled calls with a final status (calls canceled while queued are not counted).
     pub ended: u64,
+    /// Create-call requests refused with 429 / 20429 (API concurrency used up).
+    pub throttled: u64,
+    /// Most create-call requests that were in flight at once (accepted ones).
+    pub api_in_flight_max: u64,
+    /// Frames from the far side of media streams that Twilio would refuse, per kind.
+    pub frame_violations: super::frames::FrameViolations,
 }
 
 impl CarrierStats {

@@ -166,6 +166,11 @@ pub struct Report {
     /// Most calls the carrier was asked to create within any one-second window (sliding):
     /// what a calls-per-second limit bounds.
     pub max_originations_in_one_second: u64,
+    /// Create-call requests the carrier refused with 429 / 20429 (its API concurrency).
+    pub carrier_throttled: u64,
+    /// Frames Switchboard sent the carrier that Twilio would refuse, per kind (all zero
+    /// when Switchboard speaks the dialect exactly).
+    pub frame_violations: crate::FrameViolations,
     /// Switchboard's own relay latency per frame, read → written to the other side (µs:
     /// p50, p99, p99.9, max), over every call, from its `/metrics`.
     pub server_relay_latency_us: Option<[u64; 4]>,
@@ -205,6 +210,12 @@ impl Report {
         line(format!(
             "concurrent calls         peak {}  held ≥ {} for {} s",
             self.peak_concurrent, self.held_concurrent, self.hold_seconds
+        ));
+        line(format!(
+            "carrier refusals         {} with 429 (api concurrency); {} media frames Twilio would refuse {:?}",
+            self.carrier_throttled,
+            self.frame_violations.total(),
+            self.frame_violations
         ));
         line(format!(
             "originations/s           peak {}  mean during ramp {:.1}  (carrier cps limit {})",

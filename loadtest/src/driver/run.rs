@@ -148,6 +148,8 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Er
         peak_originations_per_sec: summary.peak_originations,
         ramp_originations_per_sec: summary.ramp_originations,
         max_originations_in_one_second: busiest_second,
+        carrier_throttled: stats.throttled,
+        frame_violations: stats.frame_violations,
         server_relay_latency_us,
         answer_to_agent_audio_ms: answer_to_audio.map(|h| Latency::of(&h)),
         carrier_to_agent: FrameFigures::from(&probe.snapshot(Direction::CarrierToAgent)),

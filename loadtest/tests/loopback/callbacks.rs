@@ -135,8 +135,11 @@ async fn a_busy_number_reports_busy_and_twilio_s_default_is_only_completed() {
 #[tokio::test]
 async fn duplicated_and_swapped_callbacks_still_carry_every_sequence_number() {
     let config = CarrierConfig {
-        duplicate_callbacks: true,
-        out_of_order_callbacks: true,
+        callbacks: switchboard_loadtest::CallbackPolicy {
+            duplicate_all: true,
+            swapped_pairs: true,
+            ..switchboard_loadtest::CallbackPolicy::in_order()
+        },
         ..carrier_config()
     }
     .script("+15552220004", CallScript::answered(20, 100));
@@ -159,6 +162,57 @@ async fn duplicated_and_swapped_callbacks_still_carry_every_sequence_number() {
     deduplicated.dedup();
     let names: Vec<_> = deduplicated.iter().map(|(_, s)| s.as_str()).collect();
     assert_eq!(names, ["initiated", "ringing", "in-progress", "completed"]);
+    carrier.shutdown().await;
+}
+
+#[tokio::test]
+async fn by_default_callbacks_are_separate_requests_some_twice_each_sequence_at_least_once() {
+    // Every callback delivered twice makes the duplicates certain; the rest is the default.
+    let config = CarrierConfig {
+        callbacks: switchboard_loadtest::CallbackPolicy {
+            duplicate_share: 1.0,
+            ..switchboard_loadtest::CallbackPolicy::default()
+        },
+        ..CarrierConfig::new(ACCOUNT, TOKEN).cps(None)
+    }
+    .script("+15552220006", CallScript::answered(5, 100))
+    .script(
+        "+15552220007",
+        CallScript::fails(switchboard_loadtest::Failure::InvalidNumber, 5),
+    );
+    let carrier = start_carrier(config).await;
+    assert!(CarrierConfig::default().callbacks.concurrent);
+    let receiver = Receiver::start().await;
+    for to in ["+15552220006", "+15552220007"] {
+        let request = CreateCall::new(to, FROM)
+            .twiml(SAY)
+            .status_callback(format!("{}/status", receiver.base_url));
+        twilio(&carrier).create_call(&request).await.unwrap();
+    }
+    let hits = receiver.wait_for("/status", 12).await;
+    assert!(hits.iter().all(|h| h.signature_valid));
+    let answered: Vec<_> = hits
+        .iter()
+        .filter(|h| h.param("To") == Some("+15552220006"))
+        .cloned()
+        .collect();
+    let mut sequences = statuses(&answered);
+    assert_eq!(sequences.len(), 8, "each of four twice: {sequences:?}");
+    sequences.dedup();
+    let names: Vec<_> = sequences.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(names, ["initiated", "ringing", "in-progress", "completed"]);
+    let completed = answered
+        .iter()
+        .find(|h| h.param("CallStatus") == Some("completed"))
+        .unwrap();
+    assert_eq!(completed.param("SipResponseCode"), Some("200"));
+    let failed = hits
+        .iter()
+        .find(|h| h.param("To") == Some("+15552220007") && h.param("CallStatus") == Some("failed"))
+        .expect("the failed call's callback");
+    assert_eq!(failed.param("ErrorCode"), Some("13224"));
+    assert_eq!(failed.param("SipResponseCode"), Some("404"));
+    assert!(failed.param("Timestamp").is_some());
     carrier.shutdown().await;
 }
 
@@ -196,7 +250,11 @@ async fn machine_detection_adds_answered_by_and_url_twiml_is_fetched_signed() {
         ]
     );
     let fetched = twilio(&carrier).fetch_call(&call.sid).await.unwrap();
-    assert_eq!(fetched.answered_by, Some(AnsweredBy::MachineEndBeep));
+    // The call resource only says human or machine; the detail came in the callbacks.
+    assert_eq!(
+        fetched.answered_by.as_ref().map(AnsweredBy::as_str),
+        Some("machine")
+    );
     assert_eq!(fetched.status, Some(CallStatus::Completed));
     carrier.shutdown().await;
 }

@@ -20,8 +20,14 @@ pub const FROM: &str = "+15550000000";
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A carrier with the test credentials and no pacing.
+/// These tests read each call's callbacks in arrival order to check what each one carries,
+/// so callbacks are relaxed to one after the other, once each; the strict default (each its
+/// own request, some twice) is checked by `callbacks::by_default_callbacks_*`.
 pub fn carrier_config() -> CarrierConfig {
-    CarrierConfig::new(ACCOUNT, TOKEN).cps(None)
+    CarrierConfig {
+        callbacks: switchboard_loadtest::CallbackPolicy::in_order(),
+        ..CarrierConfig::new(ACCOUNT, TOKEN).cps(None)
+    }
 }
 
 pub async fn start_carrier(config: CarrierConfig) -> SimCarrier {

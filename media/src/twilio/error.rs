@@ -63,6 +63,15 @@ impl TwilioError {
         }
     }
 
+    /// True when the carrier refused for lack of capacity (429, 20429, 5xx): the request
+    /// was not processed and the callee never heard of it, so it is no failed attempt.
+    /// Unlike [`TwilioError::is_retryable`], a transport error is not one: the call may
+    /// have been placed.
+    pub fn is_capacity(&self) -> bool {
+        matches!(self, Self::Api { status, code, .. }
+            if *status == 429 || *code == Some(CODE_TOO_MANY_REQUESTS) || *status >= 500)
+    }
+
     /// The delay Twilio asked for in a `Retry-After` header, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
