@@ -5,6 +5,7 @@
 //! calls-per-second limit is shared ([`limiter`]).
 #![warn(missing_docs)]
 
+pub mod agent_reach;
 pub mod call;
 pub mod campaign;
 pub mod clock;

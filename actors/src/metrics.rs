@@ -15,6 +15,14 @@ pub fn call_dialed(campaign: CampaignId) {
         .increment(1);
 }
 
+/// A campaign's agent gate opened (the agent answers) or closed (it cannot be reached).
+pub fn agent_gate(campaign: CampaignId, reachable: bool) {
+    let id = campaign.to_string();
+    let change = if reachable { "opened" } else { "closed" };
+    metrics::counter!("switchboard_campaign_agent_gate_total", "campaign_id" => id, "change" => change)
+        .increment(1);
+}
+
 /// A call is over: logged and counted by result and outcome; a person who answered counts towards the
 /// abandonment rate's denominator, and as abandoned when the agent was not heard within
 /// [`ABANDON_AFTER_MS`].

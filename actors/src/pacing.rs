@@ -28,8 +28,9 @@ pub enum PacingMsg {
     Ring(RingEnd),
     /// A ring end told as a person's answer was a machine's (asynchronous detection).
     Reclassified(RingEnd),
-    /// An attempt finished: its call end (when it was answered) and what quality sees.
-    Finished(Option<CallEnd>, QualitySample),
+    /// An attempt finished: its call end (when it was answered) and what quality sees
+    /// (`None`: its agent could not be reached, which the agent gate handles).
+    Finished(Option<CallEnd>, Option<QualitySample>),
     /// How many lines to open now.
     Decide(PacingInput, RpcReplyPort<PacingDecision>),
     /// The pacing figures.
@@ -158,6 +159,11 @@ impl Actor for PacingActor {
                 if let Some(call) = call {
                     state.pacer.record_call(call);
                 }
+                // A call whose agent could not be reached is the agent gate's business (it
+                // stops dialing and resumes by itself), not a quality judgement.
+                let Some(sample) = sample else {
+                    return Ok(());
+                };
                 state.quality.record(sample);
                 let verdict = state
                     .quality

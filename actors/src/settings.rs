@@ -32,6 +32,8 @@ pub struct RuntimeSettings {
     pub lease_ttl: Duration,
     /// This process's instance id: the owner its campaign leases name. Unique per start.
     pub instance: String,
+    /// Delays between probes of an unreachable agent (2 s doubling to 30 s).
+    pub agent_probe: crate::agent_reach::ProbeBackoff,
 }
 
 impl Default for RuntimeSettings {
@@ -46,6 +48,7 @@ impl Default for RuntimeSettings {
             carrier_cps: Some(1.0),
             lease_ttl: Duration::from_secs(15),
             instance: instance_id(),
+            agent_probe: crate::agent_reach::ProbeBackoff::default(),
         }
     }
 }
@@ -81,6 +84,8 @@ pub struct Services {
     /// Places the calls of campaigns whose agent is `sip`, through LiveKit (`None`: LiveKit
     /// is not configured, and such campaigns are not started).
     pub sip: Option<SipDialer>,
+    /// Probes campaigns' agents before and between dials (see [`crate::agent_reach`]).
+    pub agents: crate::agent_reach::AgentProber,
     /// The time.
     pub clock: Arc<dyn Clock>,
     /// Timings and limits.

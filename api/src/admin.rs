@@ -71,7 +71,8 @@ pub struct AdminCampaign {
     pub status: String,
     /// The supervisor's snapshot, flattened: `campaign_id`, `tenant_id`, `live_calls`,
     /// `bridged_calls`, `dialing`, `dialed`, `skipped`, `pacing`, `calls`, and the lease:
-    /// `owner` (this process's instance id) and `lease_expires_at`.
+    /// `owner` (this process's instance id) and `lease_expires_at`; `agent`: whether its
+    /// agent can be reached (`status`, `reachable`, `reason`, `since`, ...).
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub snapshot: CampaignSnapshot,

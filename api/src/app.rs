@@ -12,13 +12,14 @@ use secrecy::{ExposeSecret, SecretString};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use switchboard_actors::agent_reach::AgentProber;
 use switchboard_actors::clock::SystemClock;
 use switchboard_actors::dial::{DialSettings, Dialer, SipDialer};
 use switchboard_actors::urls::PublicUrls;
 use switchboard_actors::{EventWriter, Runtime, RuntimeSettings, Services, WriterSettings};
 use switchboard_engine::store::Store;
 use switchboard_media::livekit::{LiveKitAgents, LiveKitOptions, SipDialOptions};
-use switchboard_media::{TwilioClient, twilio::client::TwilioConfig};
+use switchboard_media::{AgentConnector, TwilioClient, twilio::client::TwilioConfig};
 use tokio::net::TcpListener;
 
 /// What every handler can reach. Cheap to clone.
@@ -167,6 +168,13 @@ impl Application {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{local}"));
+        let extra_roots = match &settings.agent_ca_file {
+            Some(path) => switchboard_media::agent_ws::read_ca_file(path)
+                .map_err(|e| StartError::Setting(format!("agent_ca_file: {e}")))?,
+            None => Vec::new(),
+        };
+        let agent = AgentConnector::new(&extra_roots)
+            .map_err(|e| StartError::Setting(format!("agent_ca_file: {e}")))?;
         let writer = EventWriter::start(store.clone(), WriterSettings::default());
         let candidate = new_secret()?;
         let secret = store
@@ -181,6 +189,7 @@ impl Application {
             campaigns: CampaignCache::default(),
             relays: crate::calls::LiveRelays::default(),
             sessions: crate::sessions::MediaSessions::default(),
+            agent: agent.clone(),
             livekit: match settings.livekit() {
                 Some(config) => {
                     let options = LiveKitOptions {
@@ -219,6 +228,10 @@ impl Application {
                     writer: writer.clone(),
                     dialer,
                     sip,
+                    agents: AgentProber {
+                        connector: agent,
+                        livekit: calls.livekit.clone(),
+                    },
                     clock: Arc::new(SystemClock),
                     settings: RuntimeSettings {
                         carrier_cps: settings.carrier_cps().map_err(StartError::Setting)?,
@@ -255,7 +268,10 @@ impl Application {
         Ok(Application {
             listener,
             state,
-            webhooks: settings.webhook_worker(),
+            webhooks: WorkerSettings {
+                extra_roots,
+                ..settings.webhook_worker()
+            },
             shutdown_grace: std::time::Duration::from_secs(settings.shutdown_grace_secs),
         })
     }

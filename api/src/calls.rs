@@ -33,6 +33,8 @@ pub struct CallServices {
     pub relays: LiveRelays,
     /// The media sessions running now (drained at shutdown).
     pub sessions: crate::sessions::MediaSessions,
+    /// Opens agents' WebSockets (`wss://` with the web PKI and `agent_ca_file`).
+    pub agent: switchboard_media::AgentConnector,
 }
 
 impl CallServices {

@@ -82,6 +82,11 @@ pub struct Settings {
     /// resume, stop or edit made through another process.
     #[serde(default = "default_lease_ttl_secs")]
     pub lease_ttl_secs: u64,
+    /// A PEM file of extra CA certificates trusted, besides the web PKI roots, for
+    /// `wss://` agents, the LiveKit Twilio connector URL and `https` webhooks (private
+    /// agents behind an internal CA). Default: none.
+    #[serde(default)]
+    pub agent_ca_file: Option<PathBuf>,
 }
 
 fn default_shutdown_grace_secs() -> u64 {
@@ -212,6 +217,7 @@ impl Settings {
             webhook_allow_private_addresses: false,
             shutdown_grace_secs: 2,
             lease_ttl_secs: 3,
+            agent_ca_file: None,
         }
     }
 
@@ -226,6 +232,7 @@ impl Settings {
             schedule,
             timeout: std::time::Duration::from_millis(self.webhook_timeout_ms.max(1)),
             allow_private_addresses: self.webhook_allow_private_addresses,
+            extra_roots: Vec::new(),
             ..Default::default()
         }
     }

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use switchboard_actors::Runtime;
+use switchboard_actors::agent_reach::Reach;
 use switchboard_actors::campaign::CampaignSnapshot;
 use switchboard_engine::{AttemptId, CampaignId, TenantId};
 use tokio::sync::{broadcast, watch};
@@ -81,12 +82,22 @@ impl Scope {
     }
 }
 
-/// What the producer last saw: each campaign's tenant and dialing flag, each call's
-/// campaign, tenant and whether it was answered.
+/// What the producer last saw: each campaign's tenant, dialing flag and agent reach, each
+/// call's campaign, tenant and whether it was answered.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Seen {
-    campaigns: HashMap<CampaignId, (TenantId, bool)>,
+    campaigns: HashMap<CampaignId, (TenantId, bool, Reach)>,
     calls: HashMap<AttemptId, (CampaignId, TenantId, bool)>,
+}
+
+/// A change of the agent's reach worth an event: it became unreachable, or reachable
+/// again (the first probe of a starting campaign that succeeds is not news).
+fn agent_change(was: Reach, now: Reach) -> Option<&'static str> {
+    match (was, now) {
+        (Reach::Unreachable, Reach::Reachable) => Some("agent_reachable"),
+        (Reach::Checking | Reach::Reachable, Reach::Unreachable) => Some("agent_unreachable"),
+        _ => None,
+    }
 }
 
 /// The changes that turn `before` into `now`, and the new view.
@@ -94,20 +105,22 @@ pub fn diff(before: &Seen, now: &[CampaignSnapshot]) -> (Vec<LiveEvent>, Seen) {
     let mut events = Vec::new();
     let mut seen = Seen::default();
     for s in now {
-        let change = match before.campaigns.get(&s.campaign_id) {
-            None => Some("running"),
-            Some(&(_, dialing)) if dialing != s.dialing => {
-                Some(if s.dialing { "dialing" } else { "not_dialing" })
-            }
-            Some(_) => None,
+        let reach = s.agent.status;
+        let (change, agent_change) = match before.campaigns.get(&s.campaign_id) {
+            None => (Some("running"), None),
+            Some(&(_, dialing, was)) => (
+                (dialing != s.dialing).then_some(if s.dialing { "dialing" } else { "not_dialing" }),
+                agent_change(was, reach),
+            ),
         };
-        if let Some(change) = change {
+        for change in [change, agent_change].into_iter().flatten() {
             let data = json!({"campaign_id": s.campaign_id, "tenant_id": s.tenant_id,
-                              "change": change, "dialing": s.dialing, "live_calls": s.live_calls});
+                              "change": change, "dialing": s.dialing, "live_calls": s.live_calls,
+                              "agent": s.agent});
             events.push(LiveEvent::new("campaign", s.tenant_id, data));
         }
         seen.campaigns
-            .insert(s.campaign_id, (s.tenant_id, s.dialing));
+            .insert(s.campaign_id, (s.tenant_id, s.dialing, reach));
         for call in &s.calls {
             let answered = call.answered_at.is_some();
             let data = |change: &str| {
@@ -137,7 +150,7 @@ pub fn diff(before: &Seen, now: &[CampaignSnapshot]) -> (Vec<LiveEvent>, Seen) {
             events.push(LiveEvent::new("call", tenant, data));
         }
     }
-    for (campaign, &(tenant, _)) in &before.campaigns {
+    for (campaign, &(tenant, _, _)) in &before.campaigns {
         if !seen.campaigns.contains_key(campaign) {
             let data = json!({"campaign_id": campaign, "tenant_id": tenant, "change": "gone"});
             events.push(LiveEvent::new("campaign", tenant, data));

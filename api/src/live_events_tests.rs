@@ -1,6 +1,7 @@
 use super::*;
 use chrono::Utc;
 use std::sync::atomic::AtomicUsize;
+use switchboard_actors::agent_reach::AgentReach;
 use switchboard_actors::campaign::LiveCall;
 use switchboard_engine::ContactId;
 
@@ -25,7 +26,32 @@ fn snapshot(campaign: i64, tenant: i64, dialing: bool, calls: &[(i64, bool)]) ->
             .collect(),
         owner: "test".into(),
         lease_expires_at: None,
+        agent: reach(Reach::Reachable),
     }
+}
+
+fn reach(status: Reach) -> AgentReach {
+    AgentReach {
+        status,
+        reachable: status == Reach::Reachable,
+        reason: (status == Reach::Unreachable).then(|| "connection refused".into()),
+        since: Utc::now(),
+        failed_probes: 0,
+        next_probe_at: None,
+    }
+}
+
+#[test]
+fn an_agent_that_goes_away_and_comes_back_is_told_as_campaign_changes() {
+    let (_, seen) = diff(&Seen::default(), &[snapshot(7, 1, true, &[])]);
+    let mut down = snapshot(7, 1, true, &[]);
+    down.agent = reach(Reach::Unreachable);
+    let (events, seen) = diff(&seen, std::slice::from_ref(&down));
+    assert_eq!(changes(&events), ["campaign 7 agent_unreachable"]);
+    let (events, seen) = diff(&seen, &[down]);
+    assert!(events.is_empty());
+    let (events, _) = diff(&seen, &[snapshot(7, 1, true, &[])]);
+    assert_eq!(changes(&events), ["campaign 7 agent_reachable"]);
 }
 
 fn change(event: &LiveEvent) -> String {

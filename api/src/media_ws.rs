@@ -16,9 +16,9 @@ use hyper_util::rt::TokioIo;
 use secrecy::ExposeSecret;
 use serde_json::json;
 use std::time::Duration;
-use switchboard_engine::AttemptId;
 use switchboard_engine::campaign::AgentConfig;
 use switchboard_engine::store::{AttemptStatus, CallEvent};
+use switchboard_engine::{AttemptId, CampaignId};
 use switchboard_media::StreamEvent;
 use switchboard_media::streams::{MediaFormat, StartInfo};
 use switchboard_media::twilio::signature;
@@ -29,8 +29,6 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// How long the carrier has to send `connected` and `start` after the upgrade.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the agent has to accept the WebSocket.
-const AGENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Socket settings for both sides of a call. Media frames are about 350 bytes and arrive
 /// one at a time (every 20 ms each way), so a 2 KiB read buffer still takes several per
@@ -142,7 +140,11 @@ enum SessionError {
     #[error("the campaign's agent cannot take a media stream: {0}")]
     Agent(String),
     #[error("the agent at {url} is unreachable: {reason}")]
-    AgentUnreachable { url: String, reason: String },
+    AgentUnreachable {
+        campaign: CampaignId,
+        url: String,
+        reason: String,
+    },
     /// The stream does not prove it belongs to the call it names: nothing is stored with
     /// that call (anyone could name it).
     #[error("the stream is not bound to call {attempt}: {reason}")]
@@ -150,6 +152,28 @@ enum SessionError {
         attempt: AttemptId,
         reason: &'static str,
     },
+}
+
+/// What the attempt and its campaign learn from a call whose agent could not be reached:
+/// the attempt ends with `end_reason` `agent_unreachable` and the reason, and the
+/// campaign's supervisor stops opening lines until its agent answers again.
+async fn record_unreachable(
+    state: &AppState,
+    attempt: AttemptId,
+    campaign: CampaignId,
+    reason: &str,
+) {
+    switchboard_actors::agent_reach::agent_unreachable(campaign, reason.to_owned());
+    let mut detail = serde_json::Map::new();
+    detail.insert("end_reason".into(), json!("agent_unreachable"));
+    detail.insert("end_reason_detail".into(), json!(reason));
+    let update = switchboard_engine::store::AttemptUpdate {
+        detail: Some(detail),
+        ..Default::default()
+    };
+    if let Err(e) = state.writer.update_attempt(attempt, update).await {
+        tracing::error!(error = %e, "could not store why the agent was unreachable");
+    }
 }
 
 async fn run_session<S>(state: AppState, mut carrier: WebSocketStream<S>)
@@ -188,6 +212,15 @@ where
         }
         (attempt, Err(e)) => {
             tracing::warn!(error = %e, "media stream ended before the agent");
+            if let (
+                Some(attempt),
+                SessionError::AgentUnreachable {
+                    campaign, reason, ..
+                },
+            ) = (attempt, &e)
+            {
+                record_unreachable(&state, attempt, *campaign, reason).await;
+            }
             if let Some(attempt) = attempt {
                 let event = CallEvent {
                     attempt_id: attempt,
@@ -319,35 +352,22 @@ where
     };
     let parameters = switchboard_actors::context::stream_parameters(&context);
 
-    let connected = tokio::time::timeout(
-        AGENT_CONNECT_TIMEOUT,
-        tokio_tungstenite::connect_async_with_config(
-            url.as_str(),
-            Some(media_socket_config()),
-            true,
-        ),
-    )
-    .await;
+    let connected = state
+        .calls
+        .agent
+        .connect(&url, Some(media_socket_config()))
+        .await;
     let mut agent = match connected {
-        Ok(Ok((agent, _))) => agent,
-        Ok(Err(e)) => {
+        Ok(agent) => agent,
+        Err(e) => {
             let _ = carrier.close(None).await;
             if let Some(session) = session.take() {
                 let _ = session.close().await;
             }
             return Err(SessionError::AgentUnreachable {
+                campaign: attempt.campaign_id,
                 url,
                 reason: e.to_string(),
-            });
-        }
-        Err(_) => {
-            let _ = carrier.close(None).await;
-            if let Some(session) = session.take() {
-                let _ = session.close().await;
-            }
-            return Err(SessionError::AgentUnreachable {
-                url,
-                reason: "timed out".into(),
             });
         }
     };
@@ -378,6 +398,7 @@ where
             let _ = session.close().await;
         }
         return Err(SessionError::AgentUnreachable {
+            campaign: attempt.campaign_id,
             url,
             reason: e.to_string(),
         });

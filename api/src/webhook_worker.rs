@@ -34,6 +34,8 @@ pub struct WorkerSettings {
     pub batch: u32,
     /// Send to loopback, private and link-local addresses too.
     pub allow_private_addresses: bool,
+    /// CA certificates trusted besides the web PKI roots (`agent_ca_file`).
+    pub extra_roots: Vec<switchboard_media::agent_ws::CertificateDer<'static>>,
 }
 
 impl Default for WorkerSettings {
@@ -44,6 +46,7 @@ impl Default for WorkerSettings {
             poll: Duration::from_millis(500),
             batch: 32,
             allow_private_addresses: false,
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -70,6 +73,9 @@ impl WebhookWorker {
             .user_agent(concat!("Switchboard-Webhooks/", env!("CARGO_PKG_VERSION")));
         if !settings.allow_private_addresses {
             http = http.dns_resolver(GuardedResolver).no_proxy();
+        }
+        for root in &settings.extra_roots {
+            http = http.add_root_certificate(reqwest::Certificate::from_der(root)?);
         }
         let http = http.build()?;
         let (stop, stopped) = watch::channel(false);

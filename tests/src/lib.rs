@@ -12,6 +12,7 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_actors::agent_reach::{AgentProber, ProbeBackoff};
 use switchboard_actors::clock::Clock;
 use switchboard_actors::dial::{DialSettings, Dialer};
 use switchboard_actors::urls::PublicUrls;
@@ -48,7 +49,7 @@ pub fn answering_carrier(ring_ms: u64) -> CarrierConfig {
     config
 }
 
-/// Runtime services with fast ticks for tests, reading time from `clock`, with an event
+/// Runtime services with fast ticks (and agent probes every 200 ms to 1 s) for tests, reading time from `clock`, with an event
 /// writer of their own over `store`.
 pub fn fast_runtime(store: &Store, dialer: Dialer, clock: Arc<dyn Clock>) -> Services {
     let settings = RuntimeSettings {
@@ -56,6 +57,10 @@ pub fn fast_runtime(store: &Store, dialer: Dialer, clock: Arc<dyn Clock>) -> Ser
         call_poll: Duration::from_millis(200),
         outcome_grace: Duration::from_secs(2),
         carrier_cps: None,
+        agent_probe: ProbeBackoff {
+            first: Duration::from_millis(200),
+            max: Duration::from_secs(1),
+        },
         ..RuntimeSettings::default()
     };
     Services {
@@ -63,6 +68,7 @@ pub fn fast_runtime(store: &Store, dialer: Dialer, clock: Arc<dyn Clock>) -> Ser
         writer: EventWriter::start(store.clone(), WriterSettings::default()),
         dialer,
         sip: None,
+        agents: AgentProber::default(),
         clock,
         settings,
     }

@@ -164,7 +164,7 @@ pub(super) async fn call_finished(
     if let Some(pacer) = &state.pacer {
         pacer.cast(PacingMsg::Finished(
             call_end,
-            quality_sample(&attempt, failure.as_deref()),
+            (!agent_unreachable(&attempt)).then(|| quality_sample(&attempt, failure.as_deref())),
         ))?;
     }
     let prior = history(
@@ -201,6 +201,12 @@ pub(super) async fn call_finished(
         }
     }
     Ok(())
+}
+
+/// Whether the call ended because its agent could not be reached (the media path records
+/// `end_reason` `agent_unreachable`).
+fn agent_unreachable(attempt: &switchboard_engine::store::AttemptRecord) -> bool {
+    attempt.detail.get("end_reason").and_then(|v| v.as_str()) == Some("agent_unreachable")
 }
 
 /// A finished attempt as the quality monitor sees it.

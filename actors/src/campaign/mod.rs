@@ -19,14 +19,20 @@
 //! control request (and any edit), ends at once when another process took the lease
 //! over, and releases it when it ends.
 //!
+//! Agent gate: no line is opened while the campaign's agent cannot be reached (probed
+//! before the first dial and again when a call could not reach it; see
+//! [`crate::agent_reach`]); the campaign stays `active` and says why in its snapshot.
+//!
 //! Supervision: a call actor that ends or fails never ends its campaign (its attempt is
 //! closed with the reason and the retry policy applied); a pacing actor that fails ends
 //! the campaign supervisor, which the engine supervisor restarts from the database.
 
 mod finish;
 mod lease;
+mod reach;
 mod tick;
 
+use crate::agent_reach::{AgentGate, AgentReach};
 use crate::call::{CallActor, CallArgs, actor_name};
 use crate::lease::LeaseHold;
 use crate::pacing::{PacingActor, PacingArgs, PacingMsg, PacingSnapshot, ledger_since};
@@ -68,6 +74,13 @@ pub enum CampaignMsg {
     Reconfigure,
     /// Renew the campaign's lease and catch up with its stored status.
     Heartbeat,
+    /// Probe the agent (unless a probe is running).
+    ProbeAgent,
+    /// A probe of the agent answered (`Err`: why it is unreachable).
+    AgentProbed(Result<(), String>),
+    /// A call could not reach the agent (sent by the media path): no new lines until a
+    /// probe reaches it.
+    AgentUnreachable(String),
 }
 
 /// One live call as its supervisor shows it.
@@ -109,6 +122,8 @@ pub struct CampaignSnapshot {
     pub owner: String,
     /// When the lease expires unless renewed again (the database's clock), once renewed.
     pub lease_expires_at: Option<DateTime<Utc>>,
+    /// Whether the agent can be reached; no new lines while it cannot.
+    pub agent: AgentReach,
 }
 
 /// The campaign supervisor.
@@ -145,6 +160,8 @@ pub struct CampaignState {
     lease: LeaseHold,
     /// The campaign's last stored change this supervisor has caught up with.
     seen_update: DateTime<Utc>,
+    /// The agent's reachability: the dialing gate.
+    agent: AgentGate,
 }
 
 /// The registry name of a campaign's supervisor.
@@ -167,7 +184,12 @@ impl Actor for CampaignSupervisor {
         _myself: ActorRef<CampaignMsg>,
         args: CampaignArgs,
     ) -> Result<CampaignState, ActorProcessingErr> {
+        let agent = AgentGate::new(
+            args.services.settings.agent_probe,
+            args.services.clock.now(),
+        );
         Ok(CampaignState {
+            agent,
             window: CallingWindow::for_campaign(&args.campaign.config),
             tenant: args.campaign.tenant_id,
             dialing: args.campaign.status == CampaignStatus::Active,
@@ -231,6 +253,8 @@ impl Actor for CampaignSupervisor {
             return Ok(());
         }
         finish::reconcile(&myself, state).await?;
+        // No dial before the agent answered a probe.
+        reach::probe(&myself, state);
         let settings = &state.services.settings;
         myself.send_interval(settings.heartbeat(), || CampaignMsg::Heartbeat);
         myself.send_interval(settings.tick, || CampaignMsg::Tick);
@@ -283,7 +307,17 @@ impl Actor for CampaignSupervisor {
             CampaignMsg::Snapshot(reply) => {
                 let _ = reply.send(snapshot(state).await);
             }
-            CampaignMsg::Reconfigure => reconfigure(state).await?,
+            CampaignMsg::Reconfigure => {
+                let agent = state.campaign.config.agent.clone();
+                reconfigure(state).await?;
+                if state.campaign.config.agent != agent {
+                    state.agent.reset(state.services.clock.now());
+                    reach::probe(&myself, state);
+                }
+            }
+            CampaignMsg::ProbeAgent => reach::probe(&myself, state),
+            CampaignMsg::AgentProbed(result) => reach::probed(&myself, state, result),
+            CampaignMsg::AgentUnreachable(reason) => reach::call_failed(&myself, state, reason),
         }
         Ok(())
     }
@@ -362,6 +396,7 @@ async fn snapshot(state: &CampaignState) -> CampaignSnapshot {
         calls,
         owner: state.lease.owner.clone(),
         lease_expires_at: state.lease.expires_at(),
+        agent: state.agent.reach().clone(),
     }
 }
 

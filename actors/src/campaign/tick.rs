@@ -42,6 +42,26 @@ pub(super) async fn tick(
         return Ok(());
     }
     let store = state.services.store.clone();
+    // The agent gate: no new line while the agent cannot be reached (live calls go on,
+    // and a campaign with nobody left to call still completes).
+    if state.agent.open() {
+        open_lines(myself, state, now).await?;
+    }
+    if state.live.is_empty() {
+        let counts = store.queue_counts(state.campaign.id).await?;
+        if counts.queued == 0 && counts.in_progress == 0 {
+            return complete(myself, state, "every contact is done").await;
+        }
+    }
+    Ok(())
+}
+
+/// Asks the pacing actor how many lines to open and dials that many due contacts.
+async fn open_lines(
+    myself: &ActorRef<CampaignMsg>,
+    state: &mut CampaignState,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), ActorProcessingErr> {
     let limiter = ractor::registry::where_is(limiter_name(state.services.dialer.account()))
         .map(ActorRef::<LimiterMsg>::from);
     let Some(limiter) = limiter else {
@@ -57,14 +77,9 @@ pub(super) async fn tick(
     let lines = decision.lines;
     if lines > 0 {
         let most = lines.saturating_mul(3).min(MAX_RESERVATIONS as u32);
+        let store = &state.services.store;
         let due = store.due_contacts(state.campaign.id, now, most).await?;
         dial_due(myself, state, &due, lines, &limiter).await?;
-    }
-    if state.live.is_empty() {
-        let counts = store.queue_counts(state.campaign.id).await?;
-        if counts.queued == 0 && counts.in_progress == 0 {
-            return complete(myself, state, "every contact is done").await;
-        }
     }
     Ok(())
 }

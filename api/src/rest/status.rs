@@ -57,7 +57,7 @@ fn progress(queue: QueueCounts) -> Value {
 /// Progress, live calls, pacing, rates and cost of one campaign.
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/status", tag = "campaigns",
     params(("id" = i64, Path, description = "Campaign id")),
-    responses((status = 200, description = "{campaign, progress, live, pacing, calls, rates, cost}", body = Object),
+    responses((status = 200, description = "{campaign, progress, agent, live, pacing, calls, rates, cost}; agent: {status, reachable, reason, since, failed_probes, next_probe_at} while the campaign runs", body = Object),
               (status = 404, description = "No such campaign")))]
 pub async fn campaign_status(
     State(state): State<AppState>,
@@ -106,9 +106,11 @@ pub async fn campaign_status(
     Ok(Json(json!({
         "campaign": {"id": campaign.id, "name": config.name, "status": campaign.status, "status_reason": campaign.status_reason},
         "progress": progress(queue),
+        "agent": snapshot.as_ref().map(|s| &s.agent),
         "live": snapshot.as_ref().map(|s| json!({
             "live_calls": s.live_calls,
             "dialing": s.dialing,
+            "agent": s.agent,
             "dialed_since_start": s.dialed,
             "skipped": s.skipped,
             "bridged_calls": s.bridged_calls,

@@ -204,6 +204,13 @@ async fn upgrade(
             .unwrap_or_default();
         validate(token, &url, &[], signature)
     });
+    // A reachability probe (handshake, then close) is not a call: not recorded.
+    let probe = headers
+        .get(header::USER_AGENT)
+        .is_some_and(|v| v.as_bytes() == switchboard_media::agent_ws::PROBE_USER_AGENT.as_bytes());
+    if probe {
+        return upgrade.on_upgrade(|_| async {});
+    }
     let entry = Arc::new(AgentEntry::new(signature_valid));
     shared
         .calls

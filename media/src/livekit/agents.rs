@@ -216,7 +216,25 @@ impl LiveKitAgents {
         let list = self.api().room().list_participants(room).await?;
         Ok(list.iter().map(LiveKitParticipant::from).collect())
     }
+
+    /// Whether LiveKit's API answers with these credentials: an authenticated request
+    /// about a room that does not exist. Any Twirp answer past authentication (the room's
+    /// participants, `not_found`) means the API answers; a transport failure, a timeout or
+    /// a refused token does not. LiveKit has no way to ask whether a named agent is
+    /// registered short of dispatching it, so that is not checked.
+    pub async fn probe(&self) -> Result<(), LiveKitError> {
+        match self.api().room().list_participants(PROBE_ROOM).await {
+            Ok(_) => Ok(()),
+            Err(error) => match LiveKitError::from(error) {
+                error if error.is_not_found() => Ok(()),
+                error => Err(error),
+            },
+        }
+    }
 }
+
+/// The room a probe asks about (never created).
+const PROBE_ROOM: &str = "switchboard-probe";
 
 fn seconds(d: std::time::Duration) -> u32 {
     u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
