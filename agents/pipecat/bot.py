@@ -28,7 +28,7 @@ from importlib.metadata import version
 
 import aiohttp
 import uvicorn
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from loguru import logger
 from pipecat.frames.frames import Frame, InputAudioRawFrame, TTSAudioRawFrame
 from pipecat.pipeline.pipeline import Pipeline
@@ -112,7 +112,13 @@ async def healthz() -> dict:
 async def media_stream(websocket: WebSocket) -> None:
     await websocket.accept()
     # Reads `connected` and `start`; Twilio's `customParameters` arrive as `body`.
-    transport_type, call_data = await parse_telephony_websocket(websocket)
+    # Switchboard checks that the agent answers (a handshake, then close) before it
+    # dials: a socket closed before `start` is such a probe, not a call.
+    try:
+        transport_type, call_data = await parse_telephony_websocket(websocket)
+    except (WebSocketDisconnect, ValueError) as e:  # pipecat raises ValueError for it
+        logger.debug(f"closed before start (a reachability probe): {e}")
+        return
     if transport_type != "twilio":
         logger.error(f"not a Twilio media stream ({transport_type}); closing")
         await websocket.close(code=1008)

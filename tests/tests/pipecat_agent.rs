@@ -118,18 +118,25 @@ impl PipecatBot {
     }
 }
 
-/// Fails if the carrier refused any frame Switchboard sent it. For now the
-/// simulated carrier counts messages that broke the dialect (binary, bad JSON, wrong
-/// stream SID) as `protocol_errors`; its per-frame validation (Twilio's 31951 rules) will
-/// add its own count here.
+/// Fails if the carrier refused any frame Switchboard sent it: the simulated carrier checks
+/// every frame as Twilio does (31950/31951) and counts what it would refuse, per call and
+/// over the run.
 fn assert_no_rejected_frames(carrier: &SimCarrier) {
     for call in carrier.calls() {
         assert_eq!(
-            call.protocol_errors, 0,
-            "the carrier saw frames it would reject on the call to {}: {call:?}",
-            call.to
+            (call.protocol_errors, call.frame_violations.total()),
+            (0, 0),
+            "the carrier saw frames it would reject on the call to {}: {:?}",
+            call.to,
+            call.frame_violations
         );
     }
+    let refused = carrier.stats().frame_violations;
+    assert_eq!(
+        refused.total(),
+        0,
+        "frames Twilio would refuse: {refused:?}"
+    );
 }
 
 /// Waits until every attempt of the campaign has ended with its relay summary stored.
