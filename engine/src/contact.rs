@@ -166,6 +166,18 @@ pub struct ContactList {
     pub created_at: DateTime<Utc>,
 }
 
+/// Largest a contact's attributes may be, as JSON text: they are rendered into scripts and
+/// sent to agents with every call.
+pub const MAX_ATTRIBUTES_BYTES: usize = 64 * 1024;
+
+/// Why a contact's attributes are too large, if they are.
+pub fn attributes_too_large(attributes: &serde_json::Map<String, Value>) -> Option<String> {
+    let len = serde_json::to_string(attributes).map_or(usize::MAX, |t| t.len());
+    (len > MAX_ATTRIBUTES_BYTES).then(|| {
+        format!("the attributes are {len} bytes of JSON: at most {MAX_ATTRIBUTES_BYTES} allowed")
+    })
+}
+
 /// Checks an IANA timezone name, returning the parsed zone.
 pub fn parse_timezone(name: &str) -> Option<chrono_tz::Tz> {
     name.trim().parse::<chrono_tz::Tz>().ok()

@@ -504,6 +504,9 @@ impl RowParser {
             consent_at,
             opted_out_at,
         } = contact_fields;
+        if let Some(reason) = crate::contact::attributes_too_large(&attributes) {
+            return Err((None, reason));
+        }
         let phone = phone.ok_or_else(|| {
             let column = self
                 .columns

@@ -183,6 +183,26 @@ async fn contacts_lists_dnc_and_previews(db: TestDb) {
         )
         .await;
     assert_eq!(broken.body["errors"][0]["field"], "template");
+    // A contact's attributes are bounded, and so is a JSON body on the contact routes.
+    let fat = api
+        .post(
+            "/api/v1/contacts",
+            json!({"phone": "+14155550999", "attributes": {"notes": "x".repeat(70 * 1024)}}),
+        )
+        .await;
+    assert_eq!(
+        (fat.status.as_u16(), fat.body["errors"][0]["field"].clone()),
+        (422, json!("attributes")),
+        "{:#}",
+        fat.body
+    );
+    let huge = api
+        .post(
+            "/api/v1/contacts",
+            json!({"phone": "+14155550999", "attributes": {"list": vec![0; 200_000]}}),
+        )
+        .await;
+    assert_eq!(huge.status.as_u16(), 413, "{:#}", huge.body);
     // A template that would render gigabytes is refused before it renders, and one that
     // renders past the output limit is refused naming the template.
     let huge_var = "x".repeat(1 << 20);

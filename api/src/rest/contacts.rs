@@ -25,14 +25,21 @@ use utoipa_axum::routes;
 /// Largest CSV body an import accepts.
 pub const MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
 
-/// The contact routes.
+/// Largest JSON body a contact route accepts (a contact's attributes are capped at
+/// [`switchboard_engine::contact::MAX_ATTRIBUTES_BYTES`] of JSON).
+pub const MAX_CONTACT_JSON_BYTES: usize = 256 * 1024;
+
+/// The contact routes: only the CSV import takes a large body.
 pub fn routes() -> OpenApiRouter<AppState> {
+    let import = OpenApiRouter::new()
+        .routes(routes!(import_contacts))
+        .layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES));
     OpenApiRouter::new()
         .routes(routes!(create_contact, list_contacts))
         .routes(routes!(get_contact, replace_contact, delete_contact))
-        .routes(routes!(import_contacts))
         .routes(routes!(export_contacts))
-        .layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_CONTACT_JSON_BYTES))
+        .merge(import)
 }
 
 /// A contact as written in a request.
@@ -78,6 +85,9 @@ impl ContactInput {
                 "timezone",
                 format!("{tz:?} is not an IANA timezone (e.g. America/New_York)"),
             ));
+        }
+        if let Some(reason) = switchboard_engine::contact::attributes_too_large(&self.attributes) {
+            errors.push(FieldError::new("attributes", reason));
         }
         let Some(phone) = phone.filter(|_| errors.is_empty()) else {
             return Err(Problem::with_errors(
