@@ -79,6 +79,11 @@ impl ContactInput {
                 format!("{tz:?} is not an IANA timezone (e.g. America/New_York)"),
             ));
         }
+        if let (Some(phone), Some(tz)) = (&phone, &self.timezone)
+            && let Some(reason) = switchboard_engine::window::zone_mismatch(tz, phone)
+        {
+            errors.push(FieldError::new("timezone", reason));
+        }
         let Some(phone) = phone.filter(|_| errors.is_empty()) else {
             return Err(Problem::with_errors(
                 StatusCode::UNPROCESSABLE_ENTITY,
