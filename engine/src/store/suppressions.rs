@@ -175,17 +175,16 @@ impl Store {
         tenant: TenantId,
         phone: &E164,
     ) -> Result<Vec<SuppressionEvent>> {
-        let rows: Vec<(String, String, Option<String>, Option<String>, i64)> =
-            with_db!(self, |pool| {
-                sqlx::query_as(
-                    "SELECT action, source, actor, reason, at FROM suppression_events \
+        let rows: Vec<Row> = with_db!(self, |pool| {
+            sqlx::query_as(
+                "SELECT action, source, actor, reason, at FROM suppression_events \
                      WHERE tenant_id = $1 AND phone = $2 ORDER BY id",
-                )
-                .bind(tenant.0)
-                .bind(phone.as_str())
-                .fetch_all(pool)
-                .await
-            })?;
+            )
+            .bind(tenant.0)
+            .bind(phone.as_str())
+            .fetch_all(pool)
+            .await
+        })?;
         Ok(rows
             .into_iter()
             .map(|(action, source, actor, reason, at)| SuppressionEvent {
