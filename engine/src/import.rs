@@ -515,6 +515,17 @@ impl RowParser {
                 .map(|(h, _, _)| h.clone());
             (column, "the phone number is empty".to_owned())
         })?;
+        if let Some(reason) = timezone
+            .as_deref()
+            .and_then(|tz| crate::window::zone_mismatch(tz, &phone))
+        {
+            let column = self
+                .columns
+                .iter()
+                .find(|(_, t, _)| *t == Target::Timezone)
+                .map(|(h, _, _)| h.clone());
+            return Err((column, reason));
+        }
         Ok(NewContact {
             phone,
             name,
@@ -786,12 +797,12 @@ mod tests {
             "(415) 555-2671",
             "Ada",
             "mlaqa;taadhi",
-            "Europe/London",
+            "America/Chicago",
         ]);
         let c = p.parse(&rec).unwrap();
         assert_eq!(c.phone.as_str(), "+14155552671");
         assert_eq!(c.name.as_deref(), Some("Ada"));
-        assert_eq!(c.timezone.as_deref(), Some("Europe/London"));
+        assert_eq!(c.timezone.as_deref(), Some("America/Chicago"));
         assert_eq!(c.attributes["neighborhoods"], json!(["mlaqa", "taadhi"]));
     }
 
@@ -816,6 +827,15 @@ mod tests {
             ]))
             .unwrap_err();
         assert_eq!(col.as_deref(), Some("timezone"));
+        let (col, reason) = p
+            .parse(&csv::StringRecord::from(vec![
+                "+12125550123",
+                "",
+                "Asia/Tokyo",
+            ]))
+            .unwrap_err();
+        assert_eq!(col.as_deref(), Some("timezone"));
+        assert!(reason.contains("outside the country"), "{reason}");
         let (col, reason) = p
             .parse(&csv::StringRecord::from(vec!["", "", ""]))
             .unwrap_err();

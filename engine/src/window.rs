@@ -5,13 +5,15 @@
 //! (`compliance.legal_window_start..legal_window_end`, never wider than 08:00–21:00) and
 //! outside every do-not-disturb range; every end is exclusive.
 //!
-//! Which zone is the callee's ([`zones_for`]), in order: the contact's own valid
-//! `timezone`; then, when the policy uses the number's region, the zone of the number: for
-//! +1 numbers the area code ([`nanp_zones`]), else a single-zone country's zone
-//! ([`region_zone`]); when the number belongs to a country with several zones and its area
-//! is unknown, the window must be open in EVERY zone of that country
-//! ([`ZoneChoice::AllOf`], the most restrictive choice); then the policy's default zone.
-//! Area codes that straddle a zone line map to every zone they touch.
+//! Which zones are the callee's ([`zones_for`]): the contact's own valid `timezone` AND
+//! every zone of the number, whatever the campaign says; the window must be open in all of
+//! them ([`ZoneChoice::AllOf`]). The number's zones: for +1 numbers the area code
+//! ([`nanp_zones`]; area codes that straddle a zone line map to every zone they touch), else
+//! a single-zone country's zone ([`region_zone`]), else EVERY zone of a country with
+//! several ([`region_zones`], the most restrictive choice). Only when neither the contact
+//! nor the number gives a zone (a country in none of the tables) is the policy's default
+//! zone used. A contact zone may not lie outside the number's country
+//! ([`zone_fits_number`]): imports and the contacts API refuse it.
 //!
 //! Local time is only ever computed from a UTC instant, which is always well defined; so a
 //! nonexistent local time (02:30 on a spring-forward day) is simply never seen, and a
@@ -50,25 +52,80 @@ impl ZoneChoice {
     }
 }
 
-/// The callee's zone(s) for a contact, in the order the module doc gives.
+/// The callee's zones for a contact: its own and its number's (see the module doc).
 pub fn zones_for(contact: &Contact, policy: &TimezonePolicy) -> ZoneChoice {
     zones_for_number(contact.timezone.as_deref(), &contact.phone, policy)
 }
 
-/// [`zones_for`] from a contact's `timezone` field and phone number.
+/// [`zones_for`] from a contact's `timezone` field and phone number: the contact's zone
+/// and every zone of the number; the policy's default zone only when neither gives one.
 pub fn zones_for_number(
     timezone: Option<&str>,
     phone: &E164,
     policy: &TimezonePolicy,
 ) -> ZoneChoice {
-    if let Some(zone) = timezone.and_then(parse_timezone) {
-        return ZoneChoice::Exact(zone);
+    let mut zones: Vec<Tz> = timezone.and_then(parse_timezone).into_iter().collect();
+    for zone in number_zones(phone)
+        .as_ref()
+        .map_or(&[][..], ZoneChoice::zones)
+    {
+        if !zones.contains(zone) {
+            zones.push(*zone);
+        }
     }
-    match number_zones(phone).filter(|_| policy.use_number_region) {
-        Some(ZoneChoice::Exact(zone)) => ZoneChoice::Exact(policy.zone_for(None, Some(zone))),
-        Some(all) => all,
-        None => ZoneChoice::Exact(policy.zone_for(None, None)),
+    match zones.as_slice() {
+        [] => ZoneChoice::Exact(policy.default_zone()),
+        [zone] => ZoneChoice::Exact(*zone),
+        _ => ZoneChoice::AllOf(zones),
     }
+}
+
+/// Every zone of the number's country: its region's zone or zones (for a +1 number, its
+/// country's, not only its area code's); `None` when the country is in neither table.
+pub fn country_zones(phone: &E164) -> Option<Vec<Tz>> {
+    match phone.region() {
+        Some(region) => match region_zone(region.code()) {
+            Some(zone) => Some(vec![zone]),
+            None => Some(region_zones(region.code()).to_vec()).filter(|z| !z.is_empty()),
+        },
+        None => number_zones(phone).map(|choice| choice.zones().to_vec()),
+    }
+}
+
+/// Instants at which two zones are compared by offset: mid-winter and mid-summer, both
+/// hemispheres' daylight saving covered.
+const OFFSET_PROBES: [i64; 4] = [1_736_942_400, 1_752_580_800, 1_768_478_400, 1_784_116_800];
+
+/// Whether a contact zone lies inside the number's country: it is one of the country's
+/// zones, or keeps the same clock as one of them in winter and summer (`America/Detroit`
+/// for a New York number). True when the country is in no table (nothing to compare).
+pub fn zone_fits_number(zone: Tz, phone: &E164) -> bool {
+    let Some(country) = country_zones(phone) else {
+        return true;
+    };
+    let offsets = |z: Tz| {
+        OFFSET_PROBES.map(|secs| {
+            let at = DateTime::from_timestamp(secs, 0).unwrap_or_default();
+            z.offset_from_utc_datetime(&at.naive_utc()).fix()
+        })
+    };
+    let mine = offsets(zone);
+    country.iter().any(|c| *c == zone || offsets(*c) == mine)
+}
+
+/// Why a contact zone is refused for a number, `None` when it fits (see
+/// [`zone_fits_number`]); invalid zone names are left to the caller.
+pub fn zone_mismatch(timezone: &str, phone: &E164) -> Option<String> {
+    let zone = parse_timezone(timezone)?;
+    (!zone_fits_number(zone, phone)).then(|| {
+        let region = phone
+            .region()
+            .map_or("?".to_owned(), |r| r.code().to_owned());
+        format!(
+            "{timezone:?} is outside the country of {phone} ({region}): calls must respect \
+             the number's own local time"
+        )
+    })
 }
 
 /// The zone(s) of a phone number: its area code for +1 numbers, else its country's zone
@@ -431,10 +488,59 @@ mod tests {
     }
 
     #[test]
-    fn the_contacts_own_timezone_wins() {
+    fn the_contacts_own_timezone_adds_to_the_numbers_zone() {
         let p = TimezonePolicy::default();
-        let z = zones("+14155552671", Some("Europe/London"), &p);
-        assert_eq!(z, ZoneChoice::Exact(Eu::London));
+        let z = zones("+14155552671", Some("America/Phoenix"), &p);
+        assert_eq!(z, ZoneChoice::AllOf(vec![Am::Phoenix, Am::Los_Angeles]));
+        let same = zones("+14155552671", Some("America/Los_Angeles"), &p);
+        assert_eq!(same, ZoneChoice::Exact(Am::Los_Angeles));
+    }
+
+    #[test]
+    fn new_yorkers_tagged_tokyo_are_never_dialed_at_new_york_night() {
+        let z = zones(
+            "+12125550123",
+            Some("Asia/Tokyo"),
+            &TimezonePolicy::default(),
+        );
+        assert_eq!(z, ZoneChoice::AllOf(vec![Asia::Tokyo, NY]));
+        let mut config = CampaignConfig::default();
+        config.schedule.days = Weekday::ALL.to_vec();
+        config.schedule.start = hm("00:00");
+        config.schedule.end = hm("23:59");
+        let w = CallingWindow::for_campaign(&config);
+        // 2025-01-15 02:00 UTC is 11:00 in Tokyo and 21:00 in New York: closed.
+        assert!(!w.is_open(&z, at("2025-01-15 02:00")));
+        // Every minute of a week: never open outside 08:00-21:00 in New York.
+        let mut t = at("2025-01-13 00:00");
+        while t < at("2025-01-20 00:00") {
+            let ny = t.with_timezone(&NY).time();
+            if w.is_open(&z, t) {
+                assert!(ny >= hm("08:00").time() && ny < hm("21:00").time(), "{t}");
+            }
+            t += TimeDelta::minutes(1);
+        }
+        assert!(!zone_fits_number(
+            Asia::Tokyo,
+            &E164::parse("+12125550123", None).unwrap()
+        ));
+    }
+
+    #[test]
+    fn a_zone_fits_a_number_of_its_country_or_one_keeping_the_same_clock() {
+        let ny = E164::parse("+12125550123", None).unwrap();
+        assert!(zone_fits_number(Am::Los_Angeles, &ny));
+        assert!(zone_fits_number(Am::Detroit, &ny));
+        assert!(!zone_fits_number(Eu::London, &ny));
+        let london = E164::parse("+442079460958", None).unwrap();
+        assert!(zone_fits_number(Eu::London, &london));
+        assert!(!zone_fits_number(Eu::Paris, &london));
+        let why = zone_mismatch("Asia/Tokyo", &ny).unwrap();
+        assert!(
+            why.contains("\"Asia/Tokyo\"") && why.contains("(US)"),
+            "{why}"
+        );
+        assert_eq!(zone_mismatch("America/Chicago", &ny), None);
     }
 
     #[test]
@@ -463,18 +569,17 @@ mod tests {
 
     #[test]
     fn a_single_zone_country_gives_its_zone_and_others_fall_back_to_the_default() {
-        let riyadh = "Asia/Riyadh".to_owned();
-        let mut p = TimezonePolicy {
-            default_timezone: riyadh,
+        let p = TimezonePolicy {
+            default_timezone: "Asia/Riyadh".to_owned(),
             use_number_region: true,
         };
         let london = zones("+442079460958", None, &p);
         assert_eq!(london, ZoneChoice::Exact(Eu::London));
         assert_eq!(region_zone("in"), Some(Asia::Kolkata));
         assert_eq!(region_zone("US"), None);
-        p.use_number_region = false;
-        let riyadh = zones("+442079460958", None, &p);
-        assert_eq!(riyadh, ZoneChoice::Exact(Asia::Riyadh));
+        // Iceland-adjacent Faroe Islands (+298) are in no table: the default applies.
+        let faroe = zones("+298201234", None, &p);
+        assert_eq!(faroe, ZoneChoice::Exact(Asia::Riyadh));
         let nowhere = ZoneChoice::AllOf(vec![]);
         assert!(!campaign().is_open(&nowhere, at("2025-07-16 15:00")));
     }
@@ -616,6 +721,63 @@ mod tests {
             while m < span && m < t + TimeDelta::days(4) {
                 prop_assert!(!w.is_open(&zones, m), "open at {m} before {next:?}");
                 m += TimeDelta::minutes(1);
+            }
+        }
+    }
+
+    /// Numbers of one zone, a split area, an unknown area, single- and multi-zone countries.
+    const NUMBERS: &[&str] = &[
+        "+12125550123",
+        "+14155552671",
+        "+18505550123",
+        "+18005550199",
+        "+442079460958",
+        "+61291234567",
+        "+74951234567",
+        "+5511912345678",
+        "+919876543210",
+        "+16045550123",
+    ];
+
+    #[rustfmt::skip]
+    const CONTACT_ZONES: &[&str] = &["Asia/Tokyo", "America/New_York", "America/Los_Angeles",
+        "Europe/London", "Australia/Sydney", "Asia/Kolkata", "Pacific/Chatham", "Asia/Kathmandu"];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// For any instant the campaign window says open, the local time in the contact's
+        /// zone and in every zone of its number is inside the legal and campaign windows.
+        #[test]
+        fn open_means_open_in_every_zone_involved(
+            phone in proptest::sample::select(NUMBERS),
+            own in proptest::option::of(proptest::sample::select(CONTACT_ZONES)),
+            (start, end) in (0u32..24, 0u32..24).prop_map(|(a, b)| (a.min(b), a.max(b) + 1)),
+            mask in 1u8..128,
+            t in any_instant(),
+        ) {
+            let mut config = CampaignConfig::default();
+            config.schedule.start = LocalTime::hm(start, 0);
+            config.schedule.end = LocalTime::hm(end.min(23), if end > 23 { 59 } else { 0 });
+            let days = Weekday::ALL.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0);
+            config.schedule.days = days.map(|(_, d)| *d).collect();
+            let w = CallingWindow::for_campaign(&config);
+            let phone = E164::parse(phone, None).unwrap();
+            let chosen = zones_for_number(own, &phone, &config.timezone);
+            let mut involved: Vec<Tz> = own.and_then(parse_timezone).into_iter().collect();
+            involved.extend(number_zones(&phone).map_or(vec![], |z| z.zones().to_vec()));
+            prop_assert!(!involved.is_empty());
+            for zone in &involved {
+                prop_assert!(chosen.zones().contains(zone), "{zone} missing from {chosen:?}");
+            }
+            if w.is_open(&chosen, t) {
+                let low = hm("08:00").time().max(config.schedule.start.time());
+                let high = hm("21:00").time().min(config.schedule.end.time());
+                for zone in involved {
+                    let local = t.with_timezone(&zone);
+                    prop_assert!(low <= local.time() && local.time() < high, "{zone} at {local}");
+                    let day = Weekday::from(local.weekday());
+                    prop_assert!(config.schedule.days.contains(&day), "{zone} on {day:?}");
+                }
             }
         }
     }

@@ -18,11 +18,11 @@ use switchboard_engine::store::testing::TestDb;
 use switchboard_engine::{CampaignId, E164, TenantId};
 use switchboard_loadtest::{AgentConfig, CallScript, DialResult, ScriptedAgent, SimCarrier};
 
-const BUSY: &str = "+14155550301";
-const LISTED: &str = "+14155550302";
-const OPTED_OUT: &str = "+14155550303";
-const OPTS_OUT_ON_CALL: &str = "+14155550304";
-const TOKYO: &str = "+14155550305";
+const BUSY: &str = "+12125550301";
+const LISTED: &str = "+12125550302";
+const OPTED_OUT: &str = "+12125550303";
+const OPTS_OUT_ON_CALL: &str = "+12125550304";
+const TOKYO: &str = "+81312345678";
 
 /// Monday 2026-11-23 15:00 UTC: 10:00 in New York, midnight in Tokyo.
 fn monday_afternoon() -> DateTime<Utc> {
@@ -82,7 +82,7 @@ pub async fn a_campaign_runs_to_completion_with_retries_and_compliance(db: TestD
     let mut contacts: Vec<NewContact> = (0..6)
         .map(|i| {
             let mut c =
-                NewContact::new(E164::parse(&format!("+1415555{:04}", 2000 + i), None).unwrap());
+                NewContact::new(E164::parse(&format!("+1212555{:04}", 2000 + i), None).unwrap());
             c.timezone = Some("America/New_York".into());
             c.attributes = json!({"segment": "spring"}).as_object().unwrap().clone();
             c
@@ -109,7 +109,7 @@ pub async fn a_campaign_runs_to_completion_with_retries_and_compliance(db: TestD
         }
         contacts.push(c);
     }
-    let mut outside = NewContact::new(E164::parse("+14155550399", None).unwrap());
+    let mut outside = NewContact::new(E164::parse("+12125550399", None).unwrap());
     outside.attributes = json!({"segment": "autumn"}).as_object().unwrap().clone();
     contacts.push(outside);
     store.upsert_contacts(tenant, &contacts).await.unwrap();
@@ -170,7 +170,7 @@ pub async fn a_campaign_runs_to_completion_with_retries_and_compliance(db: TestD
         "never at midnight local time"
     );
     assert_eq!(
-        calls_to(&carrier, "+14155550399").await,
+        calls_to(&carrier, "+12125550399").await,
         0,
         "outside the audience"
     );
@@ -250,7 +250,7 @@ pub async fn a_campaign_with_poor_quality_pauses_itself(db: TestDb) {
     let contacts: Vec<NewContact> = (0..30)
         .map(|i| {
             let mut c =
-                NewContact::new(E164::parse(&format!("+1415555{:04}", 3000 + i), None).unwrap());
+                NewContact::new(E164::parse(&format!("+1212555{:04}", 3000 + i), None).unwrap());
             c.timezone = Some("America/New_York".into());
             c.attributes = json!({"agent_outcome": "not_interested"})
                 .as_object()

@@ -35,7 +35,7 @@ pub async fn call_actors_that_panic_do_not_end_their_campaign(db: TestDb) {
     let tenant = store.create_tenant("acme").await.unwrap().id;
     let contacts: Vec<NewContact> = (0..6)
         .map(|i| {
-            let phone = format!("+1415555{:04}", 4000 + i);
+            let phone = format!("+1212555{:04}", 4000 + i);
             let mut c = NewContact::new(E164::parse(&phone, None).unwrap());
             c.timezone = Some("America/New_York".into());
             c

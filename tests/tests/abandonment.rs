@@ -148,8 +148,8 @@ impl World {
     }
 }
 
-const PROMPT: &str = "+14155557001";
-const LATE: &str = "+14155557002";
+const PROMPT: &str = "+298317001";
+const LATE: &str = "+298317002";
 
 async fn a_late_agent_abandons_the_person_who_then_hears_who_called(db: TestDb) {
     let _turn = RUNTIME_TURN.lock().await;
@@ -275,9 +275,9 @@ async fn a_late_agent_abandons_the_person_who_then_hears_who_called(db: TestDb) 
     world.stop().await;
 }
 
-const MACHINE_EARLY: &str = "+14155557101";
-const MACHINE_LATE: &str = "+14155557102";
-const PERSON: &str = "+14155557103";
+const MACHINE_EARLY: &str = "+298317101";
+const MACHINE_LATE: &str = "+298317102";
+const PERSON: &str = "+298317103";
 
 async fn machines_are_found_after_the_answer_and_pacing_learns_them(db: TestDb) {
     let _turn = RUNTIME_TURN.lock().await;

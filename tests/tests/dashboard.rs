@@ -99,7 +99,7 @@ async fn the_dashboard_shows_a_campaign_and_its_live_calls_in_a_browser() {
     let admin = Api::new_tenant_with_scope(&server, "operators", ApiKeyScope::Admin).await;
 
     for i in 0..3 {
-        let contact = json!({"phone": format!("+1415555{:04}", 7000 + i), "timezone": zone_at_noon(),
+        let contact = json!({"phone": format!("+29831{:04}", 7000 + i), "timezone": zone_at_noon(),
                              "name": format!("Caller {i}"), "attributes": {"segment": "demo"}});
         ok(&admin.post("/api/v1/contacts", contact).await, 201);
     }

@@ -147,7 +147,7 @@ async fn the_scrape_counts_the_calls_of_a_running_campaign() {
     let contacts: Vec<NewContact> = (0..4)
         .map(|i| {
             let mut c =
-                NewContact::new(E164::parse(&format!("+1415555{:04}", 4000 + i), None).unwrap());
+                NewContact::new(E164::parse(&format!("+29831{:04}", 4000 + i), None).unwrap());
             c.timezone = Some(zone.clone());
             if i == 3 {
                 // The agent speaks after 2.5 s: this caller was abandoned.

@@ -180,7 +180,7 @@ async fn a_pipecat_bot_answers_a_campaign(db: TestDb) {
     let zone = zone_at_noon();
     for i in 0..CONTACTS {
         let contact = json!({
-            "phone": format!("+1415555{:04}", 3100 + i),
+            "phone": format!("+29831{:04}", 3100 + i),
             "name": format!("Caller {i}"),
             "timezone": zone,
             "attributes": {"segment": "pipecat"},

@@ -92,7 +92,7 @@ async fn the_campaign_routes_drive_a_real_campaign(db: TestDb) {
         let created = api
             .post(
                 "/api/v1/contacts",
-                json!({"phone": format!("+1415555{:04}", 4000 + i), "name": format!("Contact {i}"),
+                json!({"phone": format!("+29831{:04}", 4000 + i), "name": format!("Contact {i}"),
                        "timezone": zone, "attributes": {"segment": "spring", "agent_outcome": outcome}}),
             )
             .await;
@@ -103,7 +103,7 @@ async fn the_campaign_routes_drive_a_real_campaign(db: TestDb) {
     let night = api
         .post(
             "/api/v1/contacts",
-            json!({"phone": "+14155554999", "timezone": zone_at(0), "attributes": {"segment": "spring"}}),
+            json!({"phone": "+298314999", "timezone": zone_at(0), "attributes": {"segment": "spring"}}),
         )
         .await;
     ok(&night, 201);
@@ -311,7 +311,7 @@ async fn concurrent_starts_within_a_tenant_limit_of_one_let_exactly_one_through(
     let night = api
         .post(
             "/api/v1/contacts",
-            json!({"phone": "+14155554998", "timezone": zone_at(0), "attributes": {"segment": "night"}}),
+            json!({"phone": "+298314998", "timezone": zone_at(0), "attributes": {"segment": "night"}}),
         )
         .await;
     ok(&night, 201);
@@ -382,7 +382,7 @@ async fn a_running_campaign_paces_by_its_edited_limits(db: TestDb) {
         let created = api
             .post(
                 "/api/v1/contacts",
-                json!({"phone": format!("+1415555{:04}", 4100 + i), "timezone": zone,
+                json!({"phone": format!("+29831{:04}", 4100 + i), "timezone": zone,
                        "attributes": {"segment": "spring"}}),
             )
             .await;

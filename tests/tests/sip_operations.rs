@@ -33,7 +33,7 @@ async fn actors_gone() {
     .await;
 }
 
-const ANSWERED: &str = "+14155550601";
+const ANSWERED: &str = "+298310601";
 
 async fn sip_campaigns_start_and_hang_up_through_the_api(db: TestDb) {
     let _turn = TURN.lock().await;
@@ -148,9 +148,9 @@ async fn sip_campaigns_start_and_hang_up_through_the_api(db: TestDb) {
     actors_gone().await;
 }
 
-const FOLLOWED: &str = "+14155550701";
-const NEVER_PLACED: &str = "+14155550702";
-const GONE: &str = "+14155550703";
+const FOLLOWED: &str = "+298310701";
+const NEVER_PLACED: &str = "+298310702";
+const GONE: &str = "+298310703";
 
 async fn sip_calls_in_flight_at_a_restart_are_reconciled_with_livekit(db: TestDb) {
     let _turn = TURN.lock().await;

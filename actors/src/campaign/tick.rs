@@ -196,7 +196,9 @@ async fn dial_due(
         let store = store.clone();
         async move {
             let contact = store.contact(tenant, entry.contact_id).await?;
-            let listed = store.dnc_check(tenant, &contact.phone).await?.is_some();
+            // A number whose callee asked not to be called is listed whatever its contact says.
+            let listed = store.dnc_check(tenant, &contact.phone).await?.is_some()
+                || store.suppression(tenant, &contact.phone).await?.is_some();
             Ok::<_, switchboard_engine::Error>((contact, listed))
         }
     }))

@@ -89,6 +89,11 @@ impl ContactInput {
         if let Some(reason) = switchboard_engine::contact::attributes_too_large(&self.attributes) {
             errors.push(FieldError::new("attributes", reason));
         }
+        if let (Some(phone), Some(tz)) = (&phone, &self.timezone)
+            && let Some(reason) = switchboard_engine::window::zone_mismatch(tz, phone)
+        {
+            errors.push(FieldError::new("timezone", reason));
+        }
         let Some(phone) = phone.filter(|_| errors.is_empty()) else {
             return Err(Problem::with_errors(
                 StatusCode::UNPROCESSABLE_ENTITY,

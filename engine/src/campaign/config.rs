@@ -506,7 +506,7 @@ mod tests {
             "audience": {"query": {"neighborhoods": ["mlaqa", "taadhi"]}, "lists": [4, 7]},
             "schedule": {"days": ["monday", "saturday"], "start": "10:00", "end": "18:30",
                          "do_not_disturb": [{"start": "12:00", "end": "13:00"}]},
-            "timezone": {"default_timezone": "Asia/Riyadh", "use_number_region": false},
+            "timezone": {"default_timezone": "Asia/Riyadh", "use_number_region": true},
             "retry": {"max_attempts": 5, "busy": {"max_attempts": 4}},
             "priority": 8, "max_concurrent_calls": 50, "daily_cap": 1000, "max_calls_per_minute": null,
             "agent": {"mode": "sip", "agent_name": "sarah", "trunk_id": "ST_1"},

@@ -215,15 +215,16 @@ impl Default for Schedule {
     }
 }
 
-/// Which timezone a contact's calling window is read in: the contact's own `timezone`,
-/// else the zone of the phone number's region (when `use_number_region` and the region
-/// has one zone), else `default_timezone`.
+/// Which timezone a contact's calling window is read in when neither the contact nor its
+/// number gives one. The contact's zone and every zone of the number's region always
+/// apply together (see `window`): a campaign cannot turn the number's region off.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimezonePolicy {
-    /// IANA zone used last; default `"UTC"`.
+    /// IANA zone used when nothing else gives one; default `"UTC"`.
     pub default_timezone: String,
-    /// Whether to derive a zone from the number's region; default `true`.
+    /// Must be `true` (the default): the number's region always applies, and validation
+    /// refuses `false`. Kept so that stored configurations still read.
     pub use_number_region: bool,
 }
 
@@ -237,17 +238,9 @@ impl Default for TimezonePolicy {
 }
 
 impl TimezonePolicy {
-    /// Applies the documented order; invalid names are skipped, UTC is the last resort.
-    pub fn zone_for(
-        &self,
-        contact_timezone: Option<&str>,
-        number_region_zone: Option<chrono_tz::Tz>,
-    ) -> chrono_tz::Tz {
-        contact_timezone
-            .and_then(crate::contact::parse_timezone)
-            .or(number_region_zone.filter(|_| self.use_number_region))
-            .or_else(|| crate::contact::parse_timezone(&self.default_timezone))
-            .unwrap_or(chrono_tz::UTC)
+    /// The default zone; UTC when its name is not a zone.
+    pub fn default_zone(&self) -> chrono_tz::Tz {
+        crate::contact::parse_timezone(&self.default_timezone).unwrap_or(chrono_tz::UTC)
     }
 }
 
@@ -305,24 +298,14 @@ mod tests {
     }
 
     #[test]
-    fn the_timezone_is_the_contacts_then_the_regions_then_the_default() {
-        let policy = TimezonePolicy {
+    fn the_default_zone_falls_back_to_utc() {
+        let mut policy = TimezonePolicy {
             default_timezone: "Asia/Riyadh".into(),
             use_number_region: true,
         };
-        let region = Some(chrono_tz::Europe::London);
-        let new_york = chrono_tz::America::New_York;
-        assert_eq!(policy.zone_for(Some("America/New_York"), region), new_york);
-        assert_eq!(
-            policy.zone_for(Some("Mars/Base"), region),
-            chrono_tz::Europe::London
-        );
-        assert_eq!(policy.zone_for(None, None), chrono_tz::Asia::Riyadh);
-        let off = TimezonePolicy {
-            use_number_region: false,
-            ..policy
-        };
-        assert_eq!(off.zone_for(None, region), chrono_tz::Asia::Riyadh);
+        assert_eq!(policy.default_zone(), chrono_tz::Asia::Riyadh);
+        policy.default_timezone = "Mars/Base".into();
+        assert_eq!(policy.default_zone(), chrono_tz::UTC);
     }
 
     #[test]

@@ -99,6 +99,14 @@ impl CampaignConfig {
             "timezone.default_timezone",
             || format!("`{tz}` is not an IANA timezone (e.g. `America/New_York`)"),
         );
+        p.check(
+            self.timezone.use_number_region,
+            "timezone.use_number_region",
+            || {
+                "false is not allowed: the number's own local time always applies (omit the field)"
+                    .to_owned()
+            },
+        );
         p.range("priority", self.priority.into(), 1, 10);
     }
 
@@ -445,6 +453,14 @@ mod tests {
             reason(c.validate(), "schedule.days[1]"),
             "`monday` is listed twice"
         );
+    }
+
+    #[test]
+    fn turning_the_numbers_region_off_is_refused() {
+        let mut c = ready();
+        c.timezone.use_number_region = false;
+        assert_eq!(fields(c.validate()), ["timezone.use_number_region"]);
+        assert!(reason(c.validate(), "timezone.use_number_region").contains("false"));
     }
 
     #[test]

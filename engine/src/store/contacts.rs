@@ -1,7 +1,7 @@
 //! Contacts: upsert by phone per tenant (single or in bulk), read, search, update, delete.
 
 use super::BeginWrite as _;
-use super::{Db, Store, with_db};
+use super::{Db, Store, in_write_tx, with_db};
 use crate::contact::{Contact, NewContact};
 use crate::error::{Error, Result};
 use crate::time::{from_millis, now, to_millis};
@@ -123,9 +123,16 @@ impl ContactWriter {
 
     /// Makes every batch visible at once.
     pub async fn commit(self) -> Result<UpsertReport> {
+        // What callees asked for applies to every written contact with their number.
         match self.tx {
-            WriterTx::Sqlite(tx) => tx.commit().await?,
-            WriterTx::Postgres(tx) => tx.commit().await?,
+            WriterTx::Sqlite(mut tx) => {
+                super::suppressions::sync(super::Conn::Sqlite(&mut tx), self.tenant).await?;
+                tx.commit().await?
+            }
+            WriterTx::Postgres(mut tx) => {
+                super::suppressions::sync(super::Conn::Postgres(&mut tx), self.tenant).await?;
+                tx.commit().await?
+            }
         }
         Ok(self.report)
     }
@@ -254,7 +261,15 @@ impl Store {
         Ok(super::count(n))
     }
 
+    /// Records opted-out contacts as suppressions and opts out contacts of suppressed
+    /// numbers (see `suppressions`).
+    pub async fn sync_suppressions(&self, tenant: TenantId) -> Result<()> {
+        in_write_tx!(self, |conn| super::suppressions::sync(conn, tenant).await)
+    }
+
     /// Replaces every field of a contact (the phone may change, to a number not yet used).
+    /// An opt-out is kept when the input has none: only removing the number's suppression
+    /// makes it callable again.
     pub async fn update_contact(
         &self,
         tenant: TenantId,
@@ -264,7 +279,7 @@ impl Store {
         let result = with_db!(self, |pool| {
             sqlx::query(
                 "UPDATE contacts SET phone = $3, name = $4, email = $5, company = $6, timezone = $7, \
-                 attributes = $8, consent_at = $9, opted_out_at = $10, updated_at = $11 \
+                 attributes = $8, consent_at = $9, opted_out_at = COALESCE($10, opted_out_at), updated_at = $11 \
                  WHERE tenant_id = $1 AND id = $2",
             )
             .bind(tenant.0)
@@ -284,7 +299,10 @@ impl Store {
         });
         match result {
             Ok(0) => Err(Error::not_found("contact", id)),
-            Ok(_) => self.contact(tenant, id).await,
+            Ok(_) => {
+                self.sync_suppressions(tenant).await?;
+                self.contact(tenant, id).await
+            }
             Err(e) if is_unique_violation(&e) => Err(Error::Conflict(format!(
                 "another contact already has phone {}",
                 contact.phone
@@ -329,7 +347,7 @@ impl Store {
         if n == 0 {
             Err(Error::not_found("contact", id))
         } else {
-            Ok(())
+            self.sync_suppressions(tenant).await
         }
     }
 

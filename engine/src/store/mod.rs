@@ -25,6 +25,8 @@ mod outbox;
 mod outcomes;
 mod reservations;
 mod settings;
+mod suppressions;
+pub use suppressions::{Suppression, SuppressionEvent};
 mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;

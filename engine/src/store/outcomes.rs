@@ -330,6 +330,21 @@ pub(super) async fn record_outcome(
             .bind(at)
             .execute(&mut *tx)
             .await?;
+            for sql in [
+                "INSERT INTO suppression_events (tenant_id, phone, action, source, actor, reason, at) \
+                 SELECT $1, $2, 'added', 'agent', $3, 'do_not_call outcome', $4 WHERE NOT EXISTS \
+                 (SELECT 1 FROM suppressions WHERE tenant_id = $1 AND phone = $2)",
+                "INSERT INTO suppressions (tenant_id, phone, source, reason, requested_by, created_at) \
+                 VALUES ($1, $2, 'agent', 'do_not_call outcome', $3, $4) ON CONFLICT (tenant_id, phone) DO NOTHING",
+            ] {
+                sqlx::query(sql)
+                    .bind(tenant.0)
+                    .bind(&phone)
+                    .bind(format!("call {id}"))
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let opted_out = sqlx::query("UPDATE contacts SET opted_out_at = $2, updated_at = $2 WHERE id = $1 AND opted_out_at IS NULL")
                 .bind(contact.0)
                 .bind(at)
