@@ -57,7 +57,7 @@ async fn server_through(db: &TestDb, carrier: &SimCarrier) -> TestServer {
 async fn campaign(api: &Api, contacts: usize, lines: u32, agent: SocketAddr) -> i64 {
     let zone = zone_at_noon();
     let rows: Vec<Value> = (0..contacts)
-        .map(|i| json!({"phone": format!("+1415556{:04}", i), "timezone": zone, "attributes": {"segment": "reach"}}))
+        .map(|i| json!({"phone": format!("+29832{:04}", i), "timezone": zone, "attributes": {"segment": "reach"}}))
         .collect();
     for row in rows {
         api.post("/api/v1/contacts", row).await.expect(201);

@@ -44,7 +44,7 @@ async fn a_full_carrier_slows_the_dialer_and_burns_no_attempt() {
     let contacts: Vec<NewContact> = (0..CONTACTS)
         .map(|i| {
             let mut c =
-                NewContact::new(E164::parse(&format!("+1415556{:04}", 1000 + i), None).unwrap());
+                NewContact::new(E164::parse(&format!("+1212556{:04}", 1000 + i), None).unwrap());
             c.timezone = Some("America/New_York".into());
             c.attributes = json!({"segment": "busy-day"}).as_object().unwrap().clone();
             c
