@@ -6,7 +6,7 @@
 //! closing the stream.
 //!
 //! The bot runs in the virtual environment `scripts/test` builds
-//! (`SWITCHBOARD_PIPECAT_PYTHON`, else `target/venv-pipecat`). Without one the test skips
+//! (`PIPECAT_AGENT_PYTHON`, else `target/venv-pipecat`). Without one the test skips
 //! with a message, and fails under `CI=true`.
 
 use serde_json::{Value, json};
@@ -36,7 +36,7 @@ fn workspace_root() -> PathBuf {
 /// The Python of the bot's virtual environment, or `None` (skip) when there is none
 /// outside CI.
 fn pipecat_python() -> Option<PathBuf> {
-    let candidates = std::env::var_os("SWITCHBOARD_PIPECAT_PYTHON")
+    let candidates = std::env::var_os("PIPECAT_AGENT_PYTHON")
         .map(PathBuf::from)
         .into_iter()
         .chain(
@@ -49,7 +49,7 @@ fn pipecat_python() -> Option<PathBuf> {
     if found.is_none() {
         let why = "no Python environment for the Pipecat bot: run scripts/test (it builds \
                    target/venv-pipecat from agents/pipecat/requirements.txt) or set \
-                   SWITCHBOARD_PIPECAT_PYTHON";
+                   PIPECAT_AGENT_PYTHON";
         assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
         eprintln!("skipping the Pipecat agent test: {why}");
     }
