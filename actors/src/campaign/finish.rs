@@ -64,6 +64,12 @@ pub(super) async fn reconcile(
             call_finished(state, attempt.id, attempt.contact_id, failure).await?;
         }
     }
+    // Calls that ended while nobody followed them (their last callback landed between
+    // the old process's death and this start) still owe their contact its next step.
+    for attempt in store.ended_unsettled_attempts(state.campaign.id).await? {
+        tracing::info!(call_id = %attempt.id, "settling a call that ended before this supervisor started");
+        call_finished(state, attempt.id, attempt.contact_id, None).await?;
+    }
     Ok(())
 }
 

@@ -357,6 +357,32 @@ impl Store {
         rows.into_iter().map(AttemptRow::into_record).collect()
     }
 
+    /// A campaign's attempts that ended while no supervisor followed them: the newest
+    /// attempt of a contact whose queue entry is still `in_progress`. A process that died
+    /// mid-call leaves such attempts when the carrier's last callback (or the agent's
+    /// report) lands before the next supervisor starts; that supervisor finishes them
+    /// (retry policy, queue) as it finishes the ones it follows.
+    pub async fn ended_unsettled_attempts(
+        &self,
+        campaign: crate::CampaignId,
+    ) -> Result<Vec<AttemptRecord>> {
+        let sql = format!(
+            "{ATTEMPT_SELECT} a WHERE a.campaign_id = $1 AND a.status = 'ended' \
+             AND EXISTS (SELECT 1 FROM campaign_contacts q WHERE q.campaign_id = a.campaign_id \
+                 AND q.contact_id = a.contact_id AND q.state = 'in_progress') \
+             AND a.id = (SELECT MAX(b.id) FROM call_attempts b \
+                 WHERE b.campaign_id = a.campaign_id AND b.contact_id = a.contact_id) \
+             ORDER BY a.id"
+        );
+        let rows: Vec<AttemptRow> = with_db!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            sql.clone()
+        ))
+        .bind(campaign.0)
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter().map(AttemptRow::into_record).collect()
+    }
+
     /// Attempts that did not reach `ended` (after a crash, these are reconciled).
     pub async fn unfinished_attempts(&self) -> Result<Vec<AttemptRecord>> {
         let sql = format!("{ATTEMPT_SELECT} WHERE status <> 'ended' ORDER BY id");

@@ -91,7 +91,11 @@ pub fn check_agent_frame(text: &str, stream_sid: &str) -> Outbound {
     if is_canonical_media(text, stream_sid) {
         return Outbound::Forward(EventKind::Media);
     }
-    normalize(text, stream_sid)
+    match normalize(text, stream_sid) {
+        // A mark or clear already in its canonical form goes as it came.
+        Outbound::Rewrite(kind, canonical) if canonical == text => Outbound::Forward(kind),
+        other => other,
+    }
 }
 
 /// `{"event":"media","streamSid":"<sid>","media":{"payload":"<base64>"}}`, exactly.
@@ -214,6 +218,19 @@ mod tests {
 
     fn media(payload: &str) -> String {
         format!(r#"{{"event":"media","streamSid":"{SID}","media":{{"payload":"{payload}"}}}}"#)
+    }
+
+    #[test]
+    fn canonical_marks_and_clears_are_forwarded_as_they_came() {
+        for frame in [
+            StreamEvent::mark(SID, "greeting").to_json(),
+            StreamEvent::clear(SID).to_json(),
+        ] {
+            assert!(
+                matches!(check_agent_frame(&frame, SID), Outbound::Forward(_)),
+                "{frame}"
+            );
+        }
     }
 
     #[test]
