@@ -41,12 +41,16 @@ pub struct SuppressionPage {
     pub next_cursor: Option<String>,
 }
 
-/// One suppression and every addition and removal of its number.
+/// A number's suppression, if any, and every addition and removal of it (so a removed
+/// suppression still shows who lifted it and why).
 #[derive(Debug, Serialize)]
 pub struct SuppressionDetail {
-    /// The suppression.
-    #[serde(flatten)]
-    pub suppression: Suppression,
+    /// The number, E.164.
+    pub phone: E164,
+    /// Whether the number may not be called now.
+    pub suppressed: bool,
+    /// The suppression in force, if any.
+    pub current: Option<Suppression>,
     /// Who added or removed it, when, why and from where; oldest first.
     pub history: Vec<SuppressionEvent>,
 }
@@ -78,12 +82,12 @@ pub async fn list_suppressions(
     Ok(Json(SuppressionPage { items, next_cursor }))
 }
 
-/// One suppressed number with its history.
+/// A number's suppression and its history; also after the suppression was removed.
 #[utoipa::path(get, path = "/api/v1/suppressions/{phone}", tag = "suppressions",
     params(("phone" = String, Path, description = "The number, URL-encoded, e.g. %2B14155550123")),
-    responses((status = 200, description = "{phone, source, reason, requested_by, created_at, history: [{action, source, actor, reason, at}]}", body = Object),
+    responses((status = 200, description = "{phone, suppressed, current: {source, reason, requested_by, created_at} or null, history: [{action, source, actor, reason, at}]}", body = Object),
               (status = 400, description = "Not a phone number"),
-              (status = 404, description = "The number is not suppressed")))]
+              (status = 404, description = "The number was never suppressed")))]
 pub async fn get_suppression(
     State(state): State<AppState>,
     auth: Auth,
@@ -91,14 +95,15 @@ pub async fn get_suppression(
     Path(raw): Path<String>,
 ) -> Result<Json<SuppressionDetail>, Problem> {
     let number = phone(&raw, &params, &state)?;
-    let suppression = state
-        .store
-        .suppression(auth.tenant, &number)
-        .await?
-        .ok_or_else(|| Problem::not_found("suppression", &number))?;
+    let current = state.store.suppression(auth.tenant, &number).await?;
     let history = state.store.suppression_history(auth.tenant, &number).await?;
+    if current.is_none() && history.is_empty() {
+        return Err(Problem::not_found("suppression", &number));
+    }
     Ok(Json(SuppressionDetail {
-        suppression,
+        phone: number,
+        suppressed: current.is_some(),
+        current,
         history,
     }))
 }
