@@ -28,11 +28,17 @@ async fn dialer_would_call(store: &Store, tenant: TenantId, phone: &str) -> bool
 }
 
 async fn contact_of(api: &Api, phone: &str) -> Value {
-    let found = api.get(&format!("/api/v1/contacts?q={}", &phone[1..])).await;
+    let found = api
+        .get(&format!("/api/v1/contacts?q={}", &phone[1..]))
+        .await;
     found.expect(200)["items"][0].clone()
 }
 
-async fn delete_with(api: &Api, path: &str, body: Option<Value>) -> switchboard_tests::api_client::Answer {
+async fn delete_with(
+    api: &Api,
+    path: &str,
+    body: Option<Value>,
+) -> switchboard_tests::api_client::Answer {
     let body = body.map(|b| ("application/json", serde_json::to_vec(&b).unwrap()));
     api.raw(Method::DELETE, path, body).await
 }
@@ -51,7 +57,12 @@ async fn a_callees_no_outlives_the_contact(db: TestDb) {
     // The agent reports do_not_call with its call's token.
     let secret = {
         use secrecy::ExposeSecret;
-        server.state.calls.call_token_secret.expose_secret().to_owned()
+        server
+            .state
+            .calls
+            .call_token_secret
+            .expose_secret()
+            .to_owned()
     };
     let token = switchboard_engine::call_token::issue(secret.as_bytes(), attempts[0].id);
     let reported = reqwest::Client::new()
@@ -88,7 +99,10 @@ async fn a_callees_no_outlives_the_contact(db: TestDb) {
     assert_eq!(listed.expect(200)["items"][0]["phone"], AGENT_SAID_NO);
     let cursor = listed.body["next_cursor"].as_str().unwrap().to_owned();
     let next = api
-        .get(&format!("/api/v1/suppressions?limit=1&cursor={}", cursor.replace('+', "%2B")))
+        .get(&format!(
+            "/api/v1/suppressions?limit=1&cursor={}",
+            cursor.replace('+', "%2B")
+        ))
         .await;
     assert_eq!(next.expect(200)["items"][0]["phone"], OPTED_OUT_BY_API);
 
@@ -102,7 +116,11 @@ async fn a_callees_no_outlives_the_contact(db: TestDb) {
             )
             .await;
         assert_eq!(put.status, 200, "{:#}", put.body);
-        assert!(put.body["opted_out_at"].is_string(), "{phone}: {:#}", put.body);
+        assert!(
+            put.body["opted_out_at"].is_string(),
+            "{phone}: {:#}",
+            put.body
+        );
         assert!(!dialer_would_call(&store, tenant, phone).await, "{phone}");
     }
 
@@ -113,7 +131,9 @@ async fn a_callees_no_outlives_the_contact(db: TestDb) {
         assert_eq!(api.delete(&path).await.status, 204);
     }
     let csv = format!("phone,name\n{AGENT_SAID_NO},Ann\n{OPTED_OUT_BY_API},Ben\n");
-    let imported = api.post_text("/api/v1/contacts/import", "text/csv", &csv).await;
+    let imported = api
+        .post_text("/api/v1/contacts/import", "text/csv", &csv)
+        .await;
     assert_eq!(imported.status, 200, "{:#}", imported.body);
     for phone in [AGENT_SAID_NO, OPTED_OUT_BY_API] {
         let contact = contact_of(&api, phone).await;
@@ -137,13 +157,20 @@ async fn a_callees_no_outlives_the_contact(db: TestDb) {
         refused.body
     );
     assert!(!dialer_would_call(&store, tenant, AGENT_SAID_NO).await);
-    let ours = api.post("/api/v1/dnc", json!({"pattern": "+14155550009"})).await;
+    let ours = api
+        .post("/api/v1/dnc", json!({"pattern": "+14155550009"}))
+        .await;
     assert_eq!(ours.status, 201, "{:#}", ours.body);
     assert_eq!(api.delete("/api/v1/dnc/%2B14155550009").await.status, 204);
 
     // (d) Removing a suppression needs a reason, and the history keeps who and why.
     let path = "/api/v1/suppressions/%2B14155550001";
-    for body in [None, Some(json!({})), Some(json!({"reason": ""})), Some(json!({"reason": "x".repeat(501)}))] {
+    for body in [
+        None,
+        Some(json!({})),
+        Some(json!({"reason": ""})),
+        Some(json!({"reason": "x".repeat(501)})),
+    ] {
         let missing = delete_with(&api, path, body.clone()).await;
         assert_eq!(missing.status, 422, "{body:?}: {:#}", missing.body);
         assert_eq!(missing.body["errors"][0]["field"], "reason");
@@ -159,13 +186,19 @@ async fn a_callees_no_outlives_the_contact(db: TestDb) {
     assert_eq!(detail["suppressed"], false);
     let history = detail["history"].as_array().unwrap();
     let (added, lifted) = (&history[0], history.last().unwrap());
-    assert_eq!((added["action"].as_str(), added["source"].as_str()), (Some("added"), Some("agent")));
+    assert_eq!(
+        (added["action"].as_str(), added["source"].as_str()),
+        (Some("added"), Some("agent"))
+    );
     assert_eq!(lifted["action"], "removed");
     assert_eq!(lifted["reason"], reason);
     assert!(lifted["actor"].as_str().unwrap().starts_with("api key "));
     let again = delete_with(&api, path, Some(json!({"reason": reason}))).await;
     assert_eq!(again.status, 404, "{:#}", again.body);
-    assert_eq!(api.get("/api/v1/suppressions/%2B14155550077").await.status, 404);
+    assert_eq!(
+        api.get("/api/v1/suppressions/%2B14155550077").await.status,
+        404
+    );
     // The other callee is still not called.
     assert!(!dialer_would_call(&store, tenant, OPTED_OUT_BY_API).await);
     server.stop().await;

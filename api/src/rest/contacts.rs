@@ -144,7 +144,11 @@ pub async fn create_contact(
 /// An opt-out written through the API is the callee's request: it is kept as a suppression
 /// of the number (source `api`, by this API key) before the contact is written, so it
 /// outlives the contact. A number already suppressed keeps its first request.
-async fn record_opt_out(state: &AppState, auth: &Auth, contact: &NewContact) -> Result<(), Problem> {
+async fn record_opt_out(
+    state: &AppState,
+    auth: &Auth,
+    contact: &NewContact,
+) -> Result<(), Problem> {
     if contact.opted_out_at.is_some() {
         state
             .store

@@ -117,7 +117,11 @@ async fn callee_request(
         .dnc_check(auth.tenant, &number)
         .await?
         .is_some_and(|e| e.pattern == *p && e.source == "agent");
-    let suppressed = state.store.suppression(auth.tenant, &number).await?.is_some();
+    let suppressed = state
+        .store
+        .suppression(auth.tenant, &number)
+        .await?
+        .is_some();
     Ok((by_agent || suppressed).then_some(number))
 }
 

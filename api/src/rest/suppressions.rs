@@ -96,7 +96,10 @@ pub async fn get_suppression(
 ) -> Result<Json<SuppressionDetail>, Problem> {
     let number = phone(&raw, &params, &state)?;
     let current = state.store.suppression(auth.tenant, &number).await?;
-    let history = state.store.suppression_history(auth.tenant, &number).await?;
+    let history = state
+        .store
+        .suppression_history(auth.tenant, &number)
+        .await?;
     if current.is_none() && history.is_empty() {
         return Err(Problem::not_found("suppression", &number));
     }
