@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 #[openapi(
     info(title = "Switchboard", description = "Outbound voice campaigns: campaigns, contacts, audiences, do-not-call, webhooks, and the administrators' live view. Every route needs `Authorization: Bearer <api key>` (the `/admin` routes a key with the admin scope); errors are RFC 9457 problem details."),
     modifiers(&BearerKey),
-    tags((name = "campaigns"), (name = "controls"), (name = "contacts"), (name = "lists"), (name = "dnc"), (name = "audience"), (name = "webhooks"), (name = "agents"), (name = "admin"))
+    tags((name = "campaigns"), (name = "controls"), (name = "contacts"), (name = "lists"), (name = "dnc"), (name = "suppressions"), (name = "audience"), (name = "webhooks"), (name = "agents"), (name = "admin"))
 )]
 struct ApiDoc;
 

@@ -56,6 +56,9 @@ const CONTRACT: &[(&str, &str)] = &[
     ("post", "/api/v1/dnc/import"),
     ("get", "/api/v1/dnc/check"),
     ("get", "/api/v1/dnc"),
+    ("get", "/api/v1/suppressions"),
+    ("get", "/api/v1/suppressions/{phone}"),
+    ("delete", "/api/v1/suppressions/{phone}"),
     ("post", "/api/v1/webhooks"),
     ("get", "/api/v1/webhooks"),
     ("delete", "/api/v1/webhooks/{id}"),
@@ -214,6 +217,12 @@ async fn the_spec_matches_the_router(db: TestDb) {
             .status,
         201
     );
+    let suppressed = switchboard_engine::E164::parse("+14155550198", None).unwrap();
+    server
+        .store()
+        .suppress(api.tenant, &suppressed, "api", None, None)
+        .await
+        .unwrap();
     let hook = json!({"url": "http://127.0.0.1:9/hooks", "events": ["contact.opted_out"]});
     let webhook = api.post("/api/v1/webhooks", hook).await.expect(201)["id"]
         .as_i64()
@@ -237,6 +246,7 @@ async fn the_spec_matches_the_router(db: TestDb) {
         path.replace("{id}", &id.to_string())
             .replace("{attempt_id}", &attempts[0].id.to_string())
             .replace("{pattern}", "%2B14155550199")
+            .replace("{phone}", "%2B14155550198")
     };
 
     // Deletes last, members before their list.

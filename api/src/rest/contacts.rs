@@ -126,6 +126,7 @@ pub async fn create_contact(
 ) -> Result<Response, Problem> {
     let input: ContactInput = json_body(&body)?;
     let contact = input.into_contact(&state.api)?;
+    record_opt_out(&state, &auth, &contact).await?;
     let existed = state
         .store
         .contact_by_phone(auth.tenant, &contact.phone)
@@ -138,6 +139,29 @@ pub async fn create_contact(
         StatusCode::CREATED
     };
     Ok((status, Json(stored)).into_response())
+}
+
+/// An opt-out written through the API is the callee's request: it is kept as a suppression
+/// of the number (source `api`, by this API key) before the contact is written, so it
+/// outlives the contact. A number already suppressed keeps its first request.
+async fn record_opt_out(
+    state: &AppState,
+    auth: &Auth,
+    contact: &NewContact,
+) -> Result<(), Problem> {
+    if contact.opted_out_at.is_some() {
+        state
+            .store
+            .suppress(
+                auth.tenant,
+                &contact.phone,
+                "api",
+                Some(&super::suppressions::actor(auth)),
+                Some("contact opted out through the API"),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// Lists contacts by id: all, a text search (`q`), or an audience query (`query`, JSON).
@@ -224,6 +248,8 @@ pub async fn replace_contact(
     let id: ContactId = path_id(&id, "id")?;
     let input: ContactInput = json_body(&body)?;
     let contact = input.into_contact(&state.api)?;
+    state.store.contact(auth.tenant, id).await?;
+    record_opt_out(&state, &auth, &contact).await?;
     Ok(Json(
         state
             .store

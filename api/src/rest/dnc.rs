@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchboard_engine::dnc::{DncEntry, DncPattern, parse_list};
+use switchboard_engine::dnc::{DncEntry, DncKind, DncPattern, parse_list};
 use switchboard_engine::{DncEntryId, E164, FieldError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -79,7 +79,9 @@ pub async fn add_entry(
 /// Removes an entry (the pattern as listed, URL-encoded).
 #[utoipa::path(delete, path = "/api/v1/dnc/{pattern}", tag = "dnc",
     params(("pattern" = String, Path, description = "The number or prefix, e.g. %2B14155550123")),
-    responses((status = 204, description = "Removed"), (status = 404, description = "Not listed")))]
+    responses((status = 204, description = "Removed"), (status = 404, description = "Not listed"),
+              (status = 409, description = "The callee asked not to be called (a do_not_call outcome or a suppression): remove it with DELETE /api/v1/suppressions/{phone}"),
+              (status = 422, description = "Bad pattern")))]
 pub async fn remove_entry(
     State(state): State<AppState>,
     auth: Auth,
@@ -87,8 +89,40 @@ pub async fn remove_entry(
     Path(raw): Path<String>,
 ) -> Result<StatusCode, Problem> {
     let p = pattern(&raw, "pattern", &params, &state)?;
+    if let Some(number) = callee_request(&state, &auth, &p).await? {
+        return Err(Problem::conflict(format!(
+            "{number} is suppressed at its callee's request: remove it with \
+             DELETE /api/v1/suppressions/{number} and a reason"
+        )));
+    }
     state.store.remove_dnc(auth.tenant, &p).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The number of an exact entry its callee asked for: added by a `do_not_call` outcome, or
+/// a suppressed number. Such an entry is lifted only through the suppression routes.
+async fn callee_request(
+    state: &AppState,
+    auth: &Auth,
+    p: &DncPattern,
+) -> Result<Option<E164>, Problem> {
+    if p.kind() != DncKind::Exact {
+        return Ok(None);
+    }
+    let Ok(number) = E164::parse(p.digits(), None) else {
+        return Ok(None);
+    };
+    let by_agent = state
+        .store
+        .dnc_check(auth.tenant, &number)
+        .await?
+        .is_some_and(|e| e.pattern == *p && e.source == "agent");
+    let suppressed = state
+        .store
+        .suppression(auth.tenant, &number)
+        .await?
+        .is_some();
+    Ok((by_agent || suppressed).then_some(number))
 }
 
 /// Bulk import: one number or prefix per line (or the first CSV column). With a bad line

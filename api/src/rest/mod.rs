@@ -10,6 +10,7 @@ pub mod controls;
 pub mod dnc;
 pub mod lists;
 pub mod status;
+pub mod suppressions;
 pub mod timeseries;
 
 use crate::app::AppState;
@@ -50,6 +51,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(contacts::routes())
         .merge(lists::routes())
         .merge(dnc::routes())
+        .merge(suppressions::routes())
         .merge(audience::routes())
 }
 

@@ -79,7 +79,6 @@ pub(super) async fn sync(conn: Conn<'_>, tenant: TenantId) -> Result<()> {
 }
 
 /// Suppresses a number at a callee's request (no-op when already suppressed).
-#[allow(dead_code)]
 pub(super) async fn add(
     conn: Conn<'_>,
     tenant: TenantId,
@@ -146,6 +145,27 @@ impl Store {
             .await
         })?;
         Ok(row.map(from_row))
+    }
+
+    /// Suppresses a number at its callee's request, recording where the request came from
+    /// (`api`, `sms`, ...), who passed it on and why, and opts out the number's contacts.
+    /// Returns false when the number was already suppressed (the first request is kept).
+    pub async fn suppress(
+        &self,
+        tenant: TenantId,
+        phone: &E164,
+        source: &str,
+        by: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<bool> {
+        let at = to_millis(now());
+        let was = self.suppression(tenant, phone).await?.is_some();
+        let added: Result<()> = in_write_tx!(self, |conn| {
+            add(conn, tenant, phone.as_str(), source, by, reason, at).await
+        });
+        added?;
+        self.sync_suppressions(tenant).await?;
+        Ok(!was)
     }
 
     /// A page of the tenant's suppressions, by phone.
