@@ -86,7 +86,7 @@ pub struct CallRecord {
     pub from: String,
     /// Current (or final) status.
     pub status: CallStatus,
-    /// When the create request was accepted.
+    /// When the create request arrived (what the account's calls-per-second counts).
     pub created_at: Instant,
     /// When dialling began, after queueing for the calls-per-second limit.
     pub dial_started_at: Option<Instant>,

@@ -232,6 +232,9 @@ async fn create(
     headers: HeaderMap,
     form: FormResult,
 ) -> Result<Response, ApiError> {
+    // A create counts against the account's calls-per-second when it arrives, not when
+    // the carrier gets round to answering it.
+    let received_at = std::time::Instant::now();
     let path = format!("/2010-04-01/Accounts/{account}/Calls.json");
     authorize(&shared, &headers, &account, &path)?;
     // Held until the answer is written: the request counts against the account's API
@@ -244,7 +247,7 @@ async fn create(
     let entry = Arc::new(CallEntry {
         sid: shared.new_sid("CA"),
         account_sid: shared.config.account_sid.clone(),
-        created_at: std::time::Instant::now(),
+        created_at: received_at,
         created_wall: chrono::Utc::now(),
         plan,
         counters: Counters::default(),
