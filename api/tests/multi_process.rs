@@ -142,7 +142,7 @@ async fn one_owner_dials_and_the_other_takes_over_when_it_dies(db: TestDb) {
     assert!(
         calls
             .iter()
-            .all(|c| &c.from != dead || c.created_at < killed + Duration::from_secs(1)),
+            .all(|c| &c.from != dead || c.requested_at < killed + Duration::from_secs(1)),
         "nothing dialed from the killed process"
     );
     let first_taken_over = calls
@@ -239,7 +239,7 @@ async fn two_processes_keep_to_one_carrier_limit_together(db: TestDb) {
     )
     .await;
     let calls = carrier.calls();
-    let busiest = max_in_any_second(calls.iter().map(|c| c.created_at).collect());
+    let busiest = max_in_any_second(calls.iter().map(|c| c.requested_at).collect());
     eprintln!(
         "calls per second: {} calls in {:?} ({} from {A}, {} from {B}), at most {busiest} in one second",
         calls.len(),
@@ -256,12 +256,12 @@ async fn two_processes_keep_to_one_carrier_limit_together(db: TestDb) {
             server.admin_campaigns(&admin).await
         );
     }
-    let t0 = calls.iter().map(|c| c.created_at).min().unwrap();
+    let t0 = calls.iter().map(|c| c.requested_at).min().unwrap();
     let timeline: Vec<String> = calls
         .iter()
         .map(|c| {
             let who = if c.from == A { "A" } else { "B" };
-            format!("{}{who}", c.created_at.duration_since(t0).as_millis())
+            format!("{}{who}", c.requested_at.duration_since(t0).as_millis())
         })
         .collect();
     assert_eq!(

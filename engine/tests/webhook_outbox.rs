@@ -265,8 +265,13 @@ async fn opting_out_is_an_event_once(store: &Store) {
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0].payload["source"], json!("api"));
     assert_eq!(sent[0].payload["phone"], json!("+14155550001"));
-    // Opted back in, then out by the agent's do_not_call outcome.
-    store.set_opted_out(t, a.contact_id, None).await.unwrap();
+    // Opted back in (a suppression is lifted only with a reason), then out by the
+    // agent's do_not_call outcome.
+    let phone = switchboard_engine::E164::parse("+14155550001", None).unwrap();
+    store
+        .remove_suppression(t, &phone, "test", "asked to be called again")
+        .await
+        .unwrap();
     let report = OutcomeReport {
         call_id: None,
         outcome: Outcome::DoNotCall,

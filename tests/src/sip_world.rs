@@ -53,6 +53,8 @@ pub struct SipWorld {
     pub clock: Arc<ManualClock>,
     /// Dials through the simulated LiveKit with the server's call token secret.
     pub dialer: SipDialer,
+    /// The simulated LiveKit's API, as the runtime's agent prober asks it.
+    pub agents: LiveKitAgents,
 }
 
 impl SipWorld {
@@ -84,7 +86,7 @@ impl SipWorld {
             .call_token_secret
             .expose_secret()
             .to_owned();
-        let dialer = SipDialer::new(agents, PublicUrls::new(&server.url("")), options)
+        let dialer = SipDialer::new(agents.clone(), PublicUrls::new(&server.url("")), options)
             .with_token_secret(secret.as_bytes());
         SipWorld {
             store: server.store().clone(),
@@ -92,6 +94,7 @@ impl SipWorld {
             livekit,
             clock: Arc::new(ManualClock::new(monday_morning_in_new_york())),
             dialer,
+            agents,
         }
     }
 
@@ -101,6 +104,8 @@ impl SipWorld {
         let nowhere = self.server.dialer("http://127.0.0.1:9");
         let mut services = fast_runtime(&self.store, nowhere, self.clock.clone());
         services.sip = sip.then(|| self.dialer.clone());
+        // A SIP campaign dials only once LiveKit answers its agent probe.
+        services.agents.livekit = sip.then(|| self.agents.clone());
         Runtime::start(services).await.unwrap()
     }
 

@@ -35,12 +35,12 @@ async fn actors_gone() {
     .await;
 }
 
-const ANSWERED: &str = "+14155550601";
-const BUSY: &str = "+14155550602";
-const DECLINED: &str = "+14155550603";
-const CAPACITY: &str = "+14155550604";
-const NO_ANSWER: &str = "+14155550605";
-const HANGS_UP: &str = "+14155550606";
+const ANSWERED: &str = "+12125550601";
+const BUSY: &str = "+12125550602";
+const DECLINED: &str = "+12125550603";
+const CAPACITY: &str = "+12125550604";
+const NO_ANSWER: &str = "+12125550605";
+const HANGS_UP: &str = "+12125550606";
 
 fn retry_policy() -> Value {
     json!({"max_attempts": 3, "min_gap_minutes": 1,

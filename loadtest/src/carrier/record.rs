@@ -87,6 +87,8 @@ pub struct CallRecord {
     /// Current (or final) status.
     pub status: CallStatus,
     /// When the create request arrived (what the account's calls-per-second counts).
+    pub requested_at: Instant,
+    /// When the create request was accepted (after the carrier's answer latency).
     pub created_at: Instant,
     /// When dialling began, after queueing for the calls-per-second limit.
     pub dial_started_at: Option<Instant>,
@@ -204,6 +206,7 @@ pub(crate) struct CallState {
 pub(crate) struct CallEntry {
     pub sid: String,
     pub account_sid: String,
+    pub requested_at: Instant,
     pub created_at: Instant,
     pub created_wall: DateTime<Utc>,
     pub request: CallRequest,
@@ -264,6 +267,7 @@ impl CallEntry {
             to: self.request.to.clone(),
             from: self.request.from.clone(),
             status: state.status.clone(),
+            requested_at: self.requested_at,
             created_at: self.created_at,
             dial_started_at: state.dial_started_at,
             queue_time_ms: state.dial_started_at.map(|at| self.queue_ms(at)),

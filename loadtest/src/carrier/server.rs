@@ -247,7 +247,8 @@ async fn create(
     let entry = Arc::new(CallEntry {
         sid: shared.new_sid("CA"),
         account_sid: shared.config.account_sid.clone(),
-        created_at: received_at,
+        requested_at: received_at,
+        created_at: std::time::Instant::now(),
         created_wall: chrono::Utc::now(),
         plan,
         counters: Counters::default(),

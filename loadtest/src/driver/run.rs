@@ -116,7 +116,8 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Er
     let answer_to_audio = answer_to_agent_audio(&carrier);
     let stats = carrier.stats();
     let bridged = agent.stats().accepted;
-    let busiest_second = max_in_any_second(carrier.calls().iter().map(|c| c.created_at).collect());
+    let busiest_second =
+        max_in_any_second(carrier.calls().iter().map(|c| c.requested_at).collect());
     carrier.shutdown().await;
     // Let the last frames and stops drain before reading the probe; the relays end with
     // the carrier's streams and add their figures to the server's totals.
