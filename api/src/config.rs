@@ -87,6 +87,10 @@ pub struct Settings {
     /// agents behind an internal CA). Default: none.
     #[serde(default)]
     pub agent_ca_file: Option<PathBuf>,
+    /// What one tenant may take of the server (`[limits]`; in the environment
+    /// `SWITCHBOARD_LIMITS__RATE_PER_SEC` and so on): see [`crate::limits::Limits`].
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
 }
 
 fn default_shutdown_grace_secs() -> u64 {
@@ -183,12 +187,11 @@ impl Settings {
             // LiveKit's own variable names work too; SWITCHBOARD_LIVEKIT_* wins. SWITCHBOARD_URL
             // and SWITCHBOARD_API_KEY belong to the API client commands.
             .merge(Env::raw().only(&["LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"]))
-            .merge(Env::prefixed("SWITCHBOARD_").ignore(&[
-                "CONFIG",
-                "TEST_POSTGRES",
-                "URL",
-                "API_KEY",
-            ]))
+            .merge(
+                Env::prefixed("SWITCHBOARD_")
+                    .ignore(&["CONFIG", "TEST_POSTGRES", "URL", "API_KEY"])
+                    .split("__"),
+            )
     }
 
     /// Settings for tests: defaults with this database and an ephemeral port.
@@ -218,6 +221,7 @@ impl Settings {
             shutdown_grace_secs: 2,
             lease_ttl_secs: 3,
             agent_ca_file: None,
+            limits: crate::limits::Limits::default(),
         }
     }
 
@@ -364,6 +368,31 @@ mod tests {
             jail.set_env("SWITCHBOARD_TWILIO_CPS", "0");
             let s: Settings = Settings::figment("absent.toml".into()).extract()?;
             assert_eq!(s.carrier_cps(), Ok(None), "0: no limit");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn limits_come_from_their_table_or_the_environment_and_zero_is_refused() {
+        Jail::expect_with(|jail| {
+            let s: Settings = Settings::figment("absent.toml".into()).extract()?;
+            assert_eq!(s.limits, crate::limits::Limits::default());
+            jail.create_file("sb.toml", "[limits]\nrate_per_sec = 7\n")?;
+            jail.set_env("SWITCHBOARD_LIMITS__RATE_BURST", "9");
+            let s: Settings = Settings::figment("sb.toml".into()).extract()?;
+            assert_eq!((s.limits.rate_per_sec, s.limits.rate_burst), (7, 9));
+            assert_eq!(s.limits.check(), Ok(()));
+            jail.set_env("SWITCHBOARD_LIMITS__MEDIA_SESSIONS", "0");
+            let s: Settings = Settings::figment("sb.toml".into()).extract()?;
+            assert_eq!(
+                s.limits.check(),
+                Err("limits.media_sessions: must be at least 1".to_owned())
+            );
+            jail.set_env("SWITCHBOARD_LIMITS__RATE_PER_SECOND", "9");
+            let err = Settings::figment("sb.toml".into())
+                .extract::<Settings>()
+                .unwrap_err();
+            assert!(err.to_string().contains("rate_per_second"), "{err}");
             Ok(())
         });
     }
