@@ -210,8 +210,11 @@ impl Application {
                 .map_err(|e| StartError::Setting(format!("agent_ca_file: {e}")))?,
             None => Vec::new(),
         };
-        let agent = AgentConnector::new(&extra_roots)
+        let mut agent = AgentConnector::new(&extra_roots)
             .map_err(|e| StartError::Setting(format!("agent_ca_file: {e}")))?;
+        if !settings.agent_allow_private_addresses {
+            agent = agent.with_guard(crate::webhook_guard::agent_guard());
+        }
         let writer = EventWriter::start(store.clone(), WriterSettings::default());
         let candidate = new_secret()?;
         let secret = store

@@ -71,6 +71,12 @@ pub struct Settings {
     /// on the same network (on-premises) and tests.
     #[serde(default)]
     pub webhook_allow_private_addresses: bool,
+    /// Let campaigns' agent URLs reach loopback, private, link-local and other internal
+    /// addresses (default false: refused when a campaign is saved and again when a call
+    /// connects). For agents on the same network (on-premises) and tests. The operator's
+    /// own LiveKit URLs are not judged.
+    #[serde(default)]
+    pub agent_allow_private_addresses: bool,
     /// On shutdown, how long live calls may go on being relayed before their media streams
     /// are closed, in seconds (default 30). Dialing stops at once either way.
     #[serde(default = "default_shutdown_grace_secs")]
@@ -218,6 +224,8 @@ impl Settings {
             webhook_backoff_ms: default_webhook_backoff_ms(),
             webhook_timeout_ms: default_webhook_timeout_ms(),
             webhook_allow_private_addresses: false,
+            // Test agents listen on loopback.
+            agent_allow_private_addresses: true,
             shutdown_grace_secs: 2,
             lease_ttl_secs: 3,
             agent_ca_file: None,

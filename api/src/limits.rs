@@ -41,6 +41,8 @@ pub struct Limits {
     pub media_sessions: usize,
     /// Rows one CSV import may hold.
     pub import_max_rows: u64,
+    /// Bytes one contacts CSV upload may hold (413 beyond).
+    pub import_max_bytes: u64,
     /// Database connections of the REST API.
     pub api_db_connections: u32,
     /// Database connections of the campaign runtime (dialing, carrier callbacks, the event
@@ -62,6 +64,7 @@ impl Default for Limits {
             event_streams_per_key: 4,
             media_sessions: 4000,
             import_max_rows: 1_000_000,
+            import_max_bytes: 256 * 1024 * 1024,
             api_db_connections: 8,
             runtime_db_connections: 16,
             api_statement_timeout_ms: 10_000,
@@ -82,6 +85,7 @@ impl Limits {
             ("event_streams_per_key", self.event_streams_per_key as u64),
             ("media_sessions", self.media_sessions as u64),
             ("import_max_rows", self.import_max_rows),
+            ("import_max_bytes", self.import_max_bytes),
             ("api_db_connections", u64::from(self.api_db_connections)),
             (
                 "runtime_db_connections",

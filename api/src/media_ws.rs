@@ -370,11 +370,21 @@ where
     };
     let parameters = switchboard_actors::context::stream_parameters(&context);
 
-    let connected = state
-        .calls
-        .agent
-        .connect(&url, Some(media_socket_config()))
-        .await;
+    // A LiveKit session's connector URL is the operator's; a campaign's URL is the
+    // tenant's and passes the destination guard.
+    let connected = if session.is_some() {
+        state
+            .calls
+            .agent
+            .connect_trusted(&url, Some(media_socket_config()))
+            .await
+    } else {
+        state
+            .calls
+            .agent
+            .connect(&url, Some(media_socket_config()))
+            .await
+    };
     let mut agent = match connected {
         Ok(agent) => agent,
         Err(e) => {

@@ -22,9 +22,6 @@ use switchboard_engine::{ContactId, E164, FieldError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// Largest CSV body an import accepts.
-pub const MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
-
 /// Largest JSON body a contact route accepts (a contact's attributes are capped at
 /// [`switchboard_engine::contact::MAX_ATTRIBUTES_BYTES`] of JSON).
 pub const MAX_CONTACT_JSON_BYTES: usize = 256 * 1024;
@@ -272,8 +269,8 @@ pub async fn delete_contact(
 
 /// Imports contacts from a CSV body. `all_or_nothing` (default) stores nothing when a row
 /// is bad (422 with the report); `skip_bad_rows` stores the good rows (200 with the report).
-/// The body is read as it arrives into a temporary file (at most [`MAX_IMPORT_BYTES`]; 413
-/// beyond), then imported (at most `limits.import_max_rows` rows; 422 beyond). The report
+/// The body is read as it arrives into a temporary file (at most `limits.import_max_bytes`,
+/// 256 MiB by default; 413 beyond), then imported (at most `limits.import_max_rows` rows; 422 beyond). The report
 /// lists the first 1000 bad rows and counts the rest.
 #[utoipa::path(post, path = "/api/v1/contacts/import", tag = "contacts",
     params(("mode" = Option<String>, Query, description = "all_or_nothing (default) or skip_bad_rows"),
@@ -309,7 +306,8 @@ pub async fn import_contacts(
         Some(name) => Some(super::lists::list_by_name(&state, auth, name).await?),
         None => None,
     };
-    let upload = spool(body, MAX_IMPORT_BYTES).await?;
+    let max_bytes = usize::try_from(state.guards.limits().import_max_bytes).unwrap_or(usize::MAX);
+    let upload = spool(body, max_bytes).await?;
     let report = import_csv_file(
         &state.store,
         auth.tenant,
