@@ -185,6 +185,13 @@ impl Actor for CallActor {
             myself.send_interval(state.services.settings.call_poll, || CallMsg::Check);
             return Ok(());
         }
+        if let Some(refusal) = livekit_refusal(state).await? {
+            // A campaign stored before its tenant's LiveKit allowlist changed: never dial
+            // an unallowed trunk or agent; the supervisor ends the attempt with the reason.
+            tracing::warn!(call_id = %state.attempt.id, %refusal, "dial refused");
+            myself.stop(Some(format!("dial failed: {refusal}")));
+            return Ok(());
+        }
         if state.sip.is_some() {
             sip::dial(&myself, state).await?;
             myself.send_interval(state.services.settings.call_poll, || CallMsg::Check);
@@ -244,6 +251,27 @@ impl Actor for CallActor {
             }
         }
         Ok(())
+    }
+}
+
+/// Why the campaign's LiveKit trunk or agent name may not be used by its tenant now (the
+/// operator's allowlist is read at every dial), or `None` when it may.
+async fn livekit_refusal(state: &CallState) -> Result<Option<String>, ActorProcessingErr> {
+    let checked = state
+        .services
+        .store
+        .check_livekit_agent(state.attempt.tenant_id, state.config.agent.as_ref())
+        .await;
+    match checked {
+        Ok(()) => Ok(None),
+        Err(switchboard_engine::Error::Invalid { errors, .. }) => Ok(Some(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -68,13 +68,13 @@ async fn tenants_and_their_api_keys(store: &Store) {
     ));
 
     let key = store
-        .create_api_key(a.id, "ops", "sb_1234", "hash-1", ApiKeyScope::Admin)
+        .create_api_key(a.id, "ops", "sb_1234", "hash-1", ApiKeyScope::Supervisor)
         .await
         .unwrap();
     let found = store.api_key_by_hash("hash-1").await.unwrap().unwrap();
     assert_eq!(
         (found.id, found.tenant_id, found.scope),
-        (key.id, a.id, ApiKeyScope::Admin)
+        (key.id, a.id, ApiKeyScope::Supervisor)
     );
     assert!(store.api_key_by_hash("hash-2").await.unwrap().is_none());
     store.revoke_api_key(a.id, key.id).await.unwrap();

@@ -96,7 +96,7 @@ async fn the_dashboard_shows_a_campaign_and_its_live_calls_in_a_browser() {
     settings.twilio_from = Some(CALLER_ID.to_owned());
     settings.twilio_api_base = carrier.base_url();
     let server = TestServer::start_with(settings).await;
-    let admin = Api::new_tenant_with_scope(&server, "operators", ApiKeyScope::Admin).await;
+    let admin = Api::new_tenant_with_scope(&server, "operators", ApiKeyScope::Supervisor).await;
 
     for i in 0..3 {
         let contact = json!({"phone": format!("+29831{:04}", 7000 + i), "timezone": zone_at_noon(),

@@ -8,12 +8,14 @@
 //! then hung up by the callee (the `participant_left` webhook ends it, the outcome is
 //! derived). Retries follow the policy, every attempt is exactly one SIP call in the
 //! simulator's own record, and every room is deleted at the end. A callee answered with
-//! no agent in the room is abandoned (judged by the agent's presence) and hung up.
+//! no agent in the room is abandoned (judged by the agent's presence) and hung up. A
+//! campaign whose trunk the operator stopped allowing its tenant after it was stored never
+//! reaches LiveKit: its attempt ends as failed, naming the trunk.
 //! `sip_operations.rs` covers starting, hanging up and recovering SIP calls.
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use switchboard_engine::campaign::CampaignStatus;
+use switchboard_engine::campaign::{CampaignStatus, LivekitAllowlist};
 use switchboard_engine::store::AttemptStatus;
 use switchboard_engine::store::testing::TestDb;
 use switchboard_loadtest::Outcome;
@@ -259,6 +261,59 @@ async fn a_callee_answered_with_no_agent_in_the_room_is_abandoned_and_hung_up(db
     );
     world.stop(runtime).await;
     actors_gone().await;
+}
+
+async fn a_trunk_no_longer_allowed_is_never_dialed(db: TestDb) {
+    let _turn = TURN.lock().await;
+    let config = SimLiveKitConfig::new(LIVEKIT_KEY, LIVEKIT_SECRET)
+        .sip_default(SipScript::answered(50))
+        .sip_agent(SipAgentScript::default());
+    let world = SipWorld::start(&db, config).await;
+    let store = world.store.clone();
+    let tenant = world.tenant_with_contacts(&[(ANSWERED, json!({}))]).await;
+    let config = sip_campaign("Stored earlier", json!({"failed": {"max_attempts": 1}}));
+    let config = switchboard_engine::campaign::CampaignConfig::from_json(config).unwrap();
+    let campaign = store.create_campaign(tenant, &config).await.unwrap().id;
+    // The operator moves the tenant to another trunk after the campaign was stored.
+    let moved = LivekitAllowlist {
+        trunks: ["ST_other".to_owned()].into(),
+        agent_names: ["outbound-sales".to_owned()].into(),
+    };
+    store.set_livekit_allowlist(tenant, &moved).await.unwrap();
+    let runtime = world.runtime(true).await;
+    runtime.start_campaign(tenant, campaign).await.unwrap();
+    wait_until(
+        "the campaign completes",
+        Duration::from_secs(30),
+        async || {
+            store.campaign(tenant, campaign).await.unwrap().status == CampaignStatus::Completed
+        },
+    )
+    .await;
+    let attempts = world.attempts_to(campaign, ANSWERED).await;
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    let attempt = &attempts[0];
+    assert_eq!(attempt.result.as_deref(), Some("failed"), "{attempt:?}");
+    let failure = attempt.detail["failure"].as_str().unwrap();
+    assert!(
+        failure.contains("agent.trunk_id") && failure.contains("`ST_trunk`"),
+        "{failure}"
+    );
+    assert!(
+        world.livekit.sip_calls().is_empty(),
+        "LiveKit was asked to dial"
+    );
+    assert!(world.livekit.rooms().is_empty(), "a room was made");
+    world.stop(runtime).await;
+    actors_gone().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_no_longer_allowed_is_never_dialed_on_sqlite_and_postgres() {
+    a_trunk_no_longer_allowed_is_never_dialed(TestDb::sqlite().await).await;
+    if let Some(db) = TestDb::postgres().await {
+        a_trunk_no_longer_allowed_is_never_dialed(db).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
