@@ -111,9 +111,19 @@ async fn operator_keys_and_livekit_allowlists(store: &Store) {
         Err(Error::Invalid { .. })
     ));
     store.revoke_operator_key(key.id).await.unwrap();
-    assert!(store.operator_key_by_hash("op-hash-1").await.unwrap().is_none());
+    assert!(
+        store
+            .operator_key_by_hash("op-hash-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(!store.operator_key_is_live(key.id).await.unwrap());
-    assert!(store.list_operator_keys().await.unwrap()[0].revoked_at.is_some());
+    assert!(
+        store.list_operator_keys().await.unwrap()[0]
+            .revoked_at
+            .is_some()
+    );
     assert!(matches!(
         store.revoke_operator_key(key.id).await,
         Err(Error::NotFound { .. })
@@ -143,7 +153,10 @@ async fn operator_keys_and_livekit_allowlists(store: &Store) {
         .await
         .unwrap();
     assert!(
-        store.check_livekit_agent(b, sip("ST_2").as_ref()).await.is_err(),
+        store
+            .check_livekit_agent(b, sip("ST_2").as_ref())
+            .await
+            .is_err(),
         "one tenant's allowlist is not another's"
     );
     // Setting replaces, all at once; a blank value changes nothing.

@@ -351,7 +351,11 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
     let refused = reqwest::get(server.url(&format!("/api/v1/events?key={operator_key}")))
         .await
         .unwrap();
-    assert_eq!(refused.status(), 403, "an operator key belongs to no tenant");
+    assert_eq!(
+        refused.status(),
+        403,
+        "an operator key belongs to no tenant"
+    );
     assert_eq!(
         tenant
             .post_empty(&format!("/admin/calls/{attempt}/hangup"))
