@@ -67,6 +67,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .merge(crate::agent_api::routes())
         .merge(crate::admin::routes())
         .merge(crate::admin_events::routes())
+        .merge(crate::operator::routes())
 }
 
 /// The spec alone (for tests and tools).

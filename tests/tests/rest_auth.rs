@@ -1,9 +1,11 @@
 //! API keys over real HTTP: a tenant key reaches tenant routes, only a supervisor or an
 //! operator key passes `AdminAuth`, only an operator key `OperatorAuth` (and an operator
-//! key no tenant route), and a missing, unknown or revoked key is a 401 problem.
+//! key no tenant route), and a missing, unknown or revoked key is a 401 problem. Only an
+//! operator sets a tenant's LiveKit allowlist, which its campaigns then follow.
 
 use axum::Router;
 use axum::routing::get;
+use serde_json::json;
 use switchboard_api::Settings;
 use switchboard_api::auth::{AdminAuth, Auth, OperatorAuth};
 use switchboard_engine::store::ApiKeyScope;
@@ -137,5 +139,82 @@ async fn tenant_supervisor_and_operator_keys_reach_only_their_routes_and_revoked
         401,
         "a revoked key stops at once"
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_operator_sets_what_livekit_a_tenant_may_use_and_campaigns_follow_it() {
+    let db = TestDb::sqlite().await;
+    let server = TestServer::start_with(Settings::for_tests(db.url())).await;
+    let tenant = Api::new_tenant(&server, "acme").await;
+    let supervisor = Api::for_tenant(
+        server.store(),
+        &server.url(""),
+        tenant.tenant,
+        ApiKeyScope::Supervisor,
+    )
+    .await;
+    let (_, key) = switchboard_api::auth::create_operator_key(server.store(), "ops")
+        .await
+        .unwrap();
+    let operator = tenant.with_key(Some(&key));
+    let path = format!("/admin/tenants/{}/livekit", tenant.tenant);
+    let sip = |trunk: &str| {
+        json!({"name": format!("via {trunk}"),
+               "agent": {"mode": "sip", "agent_name": "sarah", "trunk_id": trunk}})
+    };
+
+    assert_eq!(
+        operator.get(&path).await.expect(200),
+        &json!({"trunks": [], "agent_names": []})
+    );
+    tenant
+        .post("/api/v1/campaigns", sip("ST_1"))
+        .await
+        .expect(422);
+    let wanted = json!({"trunks": ["ST_1"], "agent_names": ["sarah"]});
+    for (who, status) in [
+        (&tenant, 403),
+        (&supervisor, 403),
+        (&tenant.with_key(None), 401),
+    ] {
+        let refused = who.put(&path, wanted.clone()).await;
+        assert_eq!(refused.status, status, "{:#}", refused.body);
+    }
+    assert_eq!(
+        operator.put(&path, wanted.clone()).await.expect(200),
+        &wanted
+    );
+    assert_eq!(operator.get(&path).await.expect(200), &wanted);
+    tenant
+        .post("/api/v1/campaigns", sip("ST_1"))
+        .await
+        .expect(201);
+    let refused = tenant.post("/api/v1/campaigns", sip("ST_2")).await;
+    let body = refused.expect(422);
+    assert_eq!(body["errors"][0]["field"], "agent.trunk_id", "{body:#}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`ST_2`"),
+        "{body:#}"
+    );
+
+    // Bad input changes nothing: a blank value (422 naming the list), an unknown field
+    // (400), an unknown tenant (404).
+    let blank = operator
+        .put(&path, json!({"trunks": [" "], "agent_names": []}))
+        .await;
+    assert_eq!(blank.expect(422)["errors"][0]["field"], "trunks");
+    operator
+        .put(&path, json!({"trunk": ["ST_9"]}))
+        .await
+        .expect(400);
+    operator
+        .put("/admin/tenants/999999/livekit", wanted.clone())
+        .await
+        .expect(404);
+    assert_eq!(operator.get(&path).await.expect(200), &wanted);
     server.stop().await;
 }

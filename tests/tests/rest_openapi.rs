@@ -71,6 +71,8 @@ const CONTRACT: &[(&str, &str)] = &[
     ("post", "/admin/calls/{attempt_id}/hangup"),
     ("get", "/admin/engine"),
     ("get", "/admin/events"),
+    ("get", "/admin/tenants/{tenant_id}/livekit"),
+    ("put", "/admin/tenants/{tenant_id}/livekit"),
 ];
 
 /// The routes deliberately left out of the spec, and why. A route the server adds outside
@@ -260,6 +262,7 @@ async fn the_spec_matches_the_router(db: TestDb) {
         };
         path.replace("{id}", &id.to_string())
             .replace("{attempt_id}", &attempts[0].id.to_string())
+            .replace("{tenant_id}", &api.tenant.to_string())
             .replace("{pattern}", "%2B14155550199")
             .replace("{phone}", "%2B14155550198")
     };
