@@ -185,11 +185,11 @@ impl Actor for CallActor {
             myself.send_interval(state.services.settings.call_poll, || CallMsg::Check);
             return Ok(());
         }
-        if let Some(refusal) = livekit_refusal(state).await? {
-            // A campaign stored before its tenant's LiveKit allowlist changed: never dial
-            // an unallowed trunk or agent; the supervisor ends the attempt with the reason.
-            tracing::warn!(call_id = %state.attempt.id, %refusal, "dial refused");
-            myself.stop(Some(format!("dial failed: {refusal}")));
+        let tenant = state.attempt.tenant_id;
+        if let Some(refusal) =
+            livekit_refusal(&state.services.store, tenant, state.config.agent.as_ref()).await?
+        {
+            refuse(&myself, state, refusal).await?;
             return Ok(());
         }
         if state.sip.is_some() {
@@ -254,15 +254,14 @@ impl Actor for CallActor {
     }
 }
 
-/// Why the campaign's LiveKit trunk or agent name may not be used by its tenant now (the
-/// operator's allowlist is read at every dial), or `None` when it may.
-async fn livekit_refusal(state: &CallState) -> Result<Option<String>, ActorProcessingErr> {
-    let checked = state
-        .services
-        .store
-        .check_livekit_agent(state.attempt.tenant_id, state.config.agent.as_ref())
-        .await;
-    match checked {
+/// Why `agent` names a LiveKit trunk or agent name the operator does not allow `tenant`
+/// now (the allowlist is read at every dial and every probe of the agent), or `None`.
+pub(crate) async fn livekit_refusal(
+    store: &switchboard_engine::store::Store,
+    tenant: switchboard_engine::TenantId,
+    agent: Option<&switchboard_engine::campaign::AgentConfig>,
+) -> Result<Option<String>, switchboard_engine::Error> {
+    match store.check_livekit_agent(tenant, agent).await {
         Ok(()) => Ok(None),
         Err(switchboard_engine::Error::Invalid { errors, .. }) => Ok(Some(
             errors
@@ -271,8 +270,33 @@ async fn livekit_refusal(state: &CallState) -> Result<Option<String>, ActorProce
                 .collect::<Vec<_>>()
                 .join("; "),
         )),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
+}
+
+/// The campaign's LiveKit trunk or agent is no longer allowed (the allowlist changed
+/// after the gate opened): nothing is dialed. The reservation is withdrawn (the contact
+/// keeps its place and its attempt budget) and the supervisor's agent gate closes with the
+/// reason, so that no line opens until the operator allows it again. A reservation that
+/// moved on meanwhile ends as failed with the reason.
+async fn refuse(
+    myself: &ActorRef<CallMsg>,
+    state: &CallState,
+    refusal: String,
+) -> Result<(), ActorProcessingErr> {
+    tracing::warn!(call_id = %state.attempt.id, %refusal, "dial refused");
+    crate::agent_reach::agent_unreachable(state.attempt.campaign_id, refusal.clone());
+    let withdrawn = state
+        .services
+        .store
+        .withdraw_reservations(&[state.attempt.id])
+        .await?;
+    if withdrawn == 0 {
+        myself.stop(Some(format!("dial failed: {refusal}")));
+    } else {
+        myself.stop(Some(format!("withdrawn: {refusal}")));
+    }
+    Ok(())
 }
 
 /// The exit reason of a call actor whose reservation was withdrawn (the carrier was full).
