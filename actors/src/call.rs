@@ -185,6 +185,13 @@ impl Actor for CallActor {
             myself.send_interval(state.services.settings.call_poll, || CallMsg::Check);
             return Ok(());
         }
+        let tenant = state.attempt.tenant_id;
+        if let Some(refusal) =
+            livekit_refusal(&state.services.store, tenant, state.config.agent.as_ref()).await?
+        {
+            refuse(&myself, state, refusal).await?;
+            return Ok(());
+        }
         if state.sip.is_some() {
             sip::dial(&myself, state).await?;
             myself.send_interval(state.services.settings.call_poll, || CallMsg::Check);
@@ -245,6 +252,51 @@ impl Actor for CallActor {
         }
         Ok(())
     }
+}
+
+/// Why `agent` names a LiveKit trunk or agent name the operator does not allow `tenant`
+/// now (the allowlist is read at every dial and every probe of the agent), or `None`.
+pub(crate) async fn livekit_refusal(
+    store: &switchboard_engine::store::Store,
+    tenant: switchboard_engine::TenantId,
+    agent: Option<&switchboard_engine::campaign::AgentConfig>,
+) -> Result<Option<String>, switchboard_engine::Error> {
+    match store.check_livekit_agent(tenant, agent).await {
+        Ok(()) => Ok(None),
+        Err(switchboard_engine::Error::Invalid { errors, .. }) => Ok(Some(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// The campaign's LiveKit trunk or agent is no longer allowed (the allowlist changed
+/// after the gate opened): nothing is dialed. The reservation is withdrawn (the contact
+/// keeps its place and its attempt budget) and the supervisor's agent gate closes with the
+/// reason, so that no line opens until the operator allows it again. A reservation that
+/// moved on meanwhile ends as failed with the reason.
+async fn refuse(
+    myself: &ActorRef<CallMsg>,
+    state: &CallState,
+    refusal: String,
+) -> Result<(), ActorProcessingErr> {
+    tracing::warn!(call_id = %state.attempt.id, %refusal, "dial refused");
+    crate::agent_reach::agent_unreachable(state.attempt.campaign_id, refusal.clone());
+    let withdrawn = state
+        .services
+        .store
+        .withdraw_reservations(&[state.attempt.id])
+        .await?;
+    if withdrawn == 0 {
+        myself.stop(Some(format!("dial failed: {refusal}")));
+    } else {
+        myself.stop(Some(format!("withdrawn: {refusal}")));
+    }
+    Ok(())
 }
 
 /// The exit reason of a call actor whose reservation was withdrawn (the carrier was full).

@@ -1,13 +1,17 @@
 //! The admin live view: every running campaign supervisor with its pacing figures, every
 //! live call with its state and timings, one call's snapshot and stored events, and the
 //! operator's hands (hang up a call at the carrier, pause a campaign), and the engine's
-//! shared parts (the event writer's counters). Admin scope only
-//! ([`AdminAuth`]): a tenant key is refused with 403. The live stream of changes is in
-//! [`crate::admin_events`]. Every route is described in the OpenAPI spec under the
+//! shared parts (the event writer's counters).
+//!
+//! Who sees what ([`AdminAuth`]): an operator key sees and controls every tenant; a
+//! tenant's supervisor key only its own tenant, as if the others did not exist (another
+//! tenant's call or campaign is a 404, so ids do not leak); a plain tenant key is refused
+//! with 403. The engine's shared parts need an operator key. The live stream of changes
+//! is in [`crate::admin_events`]. Every route is described in the OpenAPI spec under the
 //! `admin_key` security scheme.
 
 use crate::app::AppState;
-use crate::auth::AdminAuth;
+use crate::auth::{AdminAuth, OperatorAuth};
 use crate::calls::RelayLive;
 use crate::problem::Problem;
 use crate::rest::path_id;
@@ -62,6 +66,29 @@ pub async fn snapshots(state: &AppState) -> Result<Vec<CampaignSnapshot>, Proble
     Ok(snapshots)
 }
 
+/// The running campaign supervisors' snapshots the caller sees.
+async fn visible_snapshots(
+    state: &AppState,
+    admin: &AdminAuth,
+) -> Result<Vec<CampaignSnapshot>, Problem> {
+    let mut all = snapshots(state).await?;
+    all.retain(|s| admin.sees(s.tenant_id));
+    Ok(all)
+}
+
+/// The attempt, when the caller sees its tenant; otherwise the same 404 as no attempt.
+async fn visible_attempt(
+    state: &AppState,
+    admin: &AdminAuth,
+    id: AttemptId,
+) -> Result<AttemptRecord, Problem> {
+    let attempt = state.store.attempt(id).await?;
+    if !admin.sees(attempt.tenant_id) {
+        return Err(switchboard_engine::Error::not_found("attempt", id).into());
+    }
+    Ok(attempt)
+}
+
 /// A running campaign as the admin view shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AdminCampaign {
@@ -96,10 +123,10 @@ pub struct AdminCampaigns {
     security(("admin_key" = [])))]
 async fn campaigns(
     State(state): State<AppState>,
-    _admin: AdminAuth,
+    admin: AdminAuth,
 ) -> Result<Json<AdminCampaigns>, Problem> {
     let mut items = Vec::new();
-    for snapshot in snapshots(&state).await? {
+    for snapshot in visible_snapshots(&state, &admin).await? {
         let record = state
             .store
             .campaign(snapshot.tenant_id, snapshot.campaign_id)
@@ -220,10 +247,10 @@ pub struct AdminCalls {
     security(("admin_key" = [])))]
 async fn calls(
     State(state): State<AppState>,
-    _admin: AdminAuth,
+    admin: AdminAuth,
 ) -> Result<Json<AdminCalls>, Problem> {
     let mut items = Vec::new();
-    for snapshot in snapshots(&state).await? {
+    for snapshot in visible_snapshots(&state, &admin).await? {
         let mut attempts = unfinished_attempts(&state, &snapshot).await?;
         for live in &snapshot.calls {
             let known = attempts.remove(&live.attempt_id);
@@ -256,13 +283,13 @@ pub struct CallDetail {
     security(("admin_key" = [])))]
 async fn call(
     State(state): State<AppState>,
-    _admin: AdminAuth,
+    admin: AdminAuth,
     Path(id): Path<String>,
 ) -> Result<Json<CallDetail>, Problem> {
     let id: AttemptId = path_id(&id, "attempt_id")?;
-    let attempt = state.store.attempt(id).await?;
+    let attempt = visible_attempt(&state, &admin, id).await?;
     let mut live = None;
-    for snapshot in snapshots(&state).await? {
+    for snapshot in visible_snapshots(&state, &admin).await? {
         if let Some(call) = snapshot.calls.iter().find(|c| c.attempt_id == id) {
             let known = Some(attempt.clone());
             live = Some(admin_call(&state, snapshot.campaign_id, call, known).await?);
@@ -294,7 +321,7 @@ async fn hangup(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
     let id: AttemptId = path_id(&id, "attempt_id")?;
-    let attempt = state.store.attempt(id).await?;
+    let attempt = visible_attempt(&state, &admin, id).await?;
     if attempt.status == AttemptStatus::Ended {
         return Err(Problem::conflict(format!("call {id} is already over")));
     }
@@ -325,7 +352,7 @@ async fn hangup(
         attempt_id: id,
         at: Utc::now(),
         kind: "admin.hangup".into(),
-        data: json!({ "by_key": admin.0.key }),
+        data: admin.actor(),
     };
     state.writer.append_events(vec![event]).await?;
     Ok((
@@ -334,7 +361,7 @@ async fn hangup(
     ))
 }
 
-/// Pauses a running campaign of any tenant.
+/// Pauses a running campaign (an operator: of any tenant; a supervisor: of its own).
 #[utoipa::path(post, path = "/admin/campaigns/{id}/pause", tag = "admin",
     params(("id" = i64, Path, description = "Campaign id")),
     responses((status = 200, description = "The campaign, paused", body = Object),
@@ -345,11 +372,11 @@ async fn hangup(
     security(("admin_key" = [])))]
 async fn pause_campaign(
     State(state): State<AppState>,
-    _admin: AdminAuth,
+    admin: AdminAuth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     let id: CampaignId = path_id(&id, "id")?;
-    let snapshot = snapshots(&state)
+    let snapshot = visible_snapshots(&state, &admin)
         .await?
         .into_iter()
         .find(|s| s.campaign_id == id)
@@ -377,12 +404,12 @@ pub struct AdminEngine {
 }
 
 /// The engine's shared parts: the event writer's counters (answers without the campaign
-/// runtime too: the HTTP handlers write through the same writer).
+/// runtime too: the HTTP handlers write through the same writer). Operator keys only.
 #[utoipa::path(get, path = "/admin/engine", tag = "admin",
     responses((status = 200, description = "The engine's shared parts", body = AdminEngine),
-              (status = 403, description = "Not an admin key")),
-    security(("admin_key" = [])))]
-async fn engine(State(state): State<AppState>, _admin: AdminAuth) -> Json<AdminEngine> {
+              (status = 403, description = "Not an operator key")),
+    security(("operator_key" = [])))]
+async fn engine(State(state): State<AppState>, _operator: OperatorAuth) -> Json<AdminEngine> {
     Json(AdminEngine {
         writer: state.writer.snapshot(),
     })

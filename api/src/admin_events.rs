@@ -1,5 +1,6 @@
-//! The live changes as Server-Sent Events: `GET /admin/events` (an admin key: every
-//! tenant's) and `GET /api/v1/events` (any key: its tenant's). Both read the one shared
+//! The live changes as Server-Sent Events: `GET /admin/events` (an operator key: every
+//! tenant's; a supervisor key: its own tenant's) and `GET /api/v1/events` (any tenant
+//! key: its tenant's). Both read the one shared
 //! producer of [`crate::live_events`]:
 //!
 //! - `campaign`: `{campaign_id, tenant_id, change: "running" | "dialing" | "not_dialing" | "gone"}`
@@ -14,7 +15,7 @@
 //! that its key is still live, and ends (after a `revoked` event) once it is not.
 
 use crate::app::AppState;
-use crate::auth::{Auth, hash_key};
+use crate::auth::{AdminAuth, Caller};
 use crate::live_events::{Received, Scope, Subscription};
 use crate::problem::Problem;
 use crate::rest::Params;
@@ -25,7 +26,6 @@ use futures_util::Stream;
 use serde_json::json;
 use std::convert::Infallible;
 use std::time::Duration;
-use switchboard_engine::store::ApiKeyScope;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -43,7 +43,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// The caller of an event stream: the usual bearer key, or `?key=`.
-pub struct StreamAuth(pub Auth);
+pub struct StreamAuth(pub Caller);
 
 impl FromRequestParts<AppState> for StreamAuth {
     type Rejection = Problem;
@@ -51,39 +51,33 @@ impl FromRequestParts<AppState> for StreamAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
         let params = Params::from_request_parts(parts, state).await?;
         let Some(key) = params.get("key") else {
-            return Ok(StreamAuth(Auth::from_request_parts(parts, state).await?));
+            return Ok(StreamAuth(Caller::from_request_parts(parts, state).await?));
         };
-        let record = state
-            .store
-            .api_key_by_hash(&hash_key(key))
-            .await?
-            .ok_or_else(|| Problem::unauthorized("unknown or revoked api key"))?;
-        state.guards.admit(record.id)?;
-        Ok(StreamAuth(Auth {
-            tenant: record.tenant_id,
-            key: record.id,
-            scope: record.scope,
-        }))
+        Ok(StreamAuth(
+            Caller::resolve(&state.store, key)
+                .await?
+                .admitted(&state.guards)?,
+        ))
     }
 }
 
-/// Every tenant's live changes (an admin key).
+/// Live changes across tenants: an operator key sees every tenant's, a supervisor key
+/// its own tenant's.
 #[utoipa::path(get, path = "/admin/events", tag = "admin",
-    params(("key" = Option<String>, Query, description = "The admin key, for clients that cannot send headers (EventSource)")),
+    params(("key" = Option<String>, Query, description = "The operator or supervisor key, for clients that cannot send headers (EventSource)")),
     responses((status = 200, description = "Server-Sent Events: `campaign`, `call`, `lagged` (then the stream ends)", content_type = "text/event-stream", body = String),
               (status = 401, description = "Missing, unknown or revoked key"),
               (status = 403, description = "Not an admin key")),
     security(("admin_key" = [])))]
 pub async fn admin_events(
     State(state): State<AppState>,
-    StreamAuth(auth): StreamAuth,
+    StreamAuth(caller): StreamAuth,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
-    if auth.scope != ApiKeyScope::Admin {
-        return Err(Problem::forbidden(
-            "this route needs an api key with the admin scope",
-        ));
-    }
-    sse(state.events.subscribe(Scope::All), state, auth)
+    let scope = match caller.admin()? {
+        AdminAuth::Operator(_) => Scope::All,
+        AdminAuth::Supervisor(auth) => Scope::Tenant(auth.tenant),
+    };
+    sse(state.events.subscribe(scope), state, caller)
 }
 
 /// The tenant's live changes: its running campaigns and their calls.
@@ -93,12 +87,13 @@ pub async fn admin_events(
               (status = 401, description = "Missing, unknown or revoked key")))]
 pub async fn tenant_events(
     State(state): State<AppState>,
-    StreamAuth(auth): StreamAuth,
+    StreamAuth(caller): StreamAuth,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
+    let auth = caller.tenant()?;
     sse(
         state.events.subscribe(Scope::Tenant(auth.tenant)),
         state,
-        auth,
+        caller,
     )
 }
 
@@ -107,9 +102,13 @@ pub async fn tenant_events(
 fn sse(
     subscription: Subscription,
     state: AppState,
-    auth: Auth,
+    caller: Caller,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
-    let slot = state.guards.stream_slot(auth.key)?;
+    // A tenant's key holds a bounded number of streams; the operator's is not limited.
+    let slot = match &caller {
+        Caller::Tenant(auth) => Some(state.guards.stream_slot(auth.key)?),
+        Caller::Operator(_) => None,
+    };
     let mut check = tokio::time::interval(KEY_CHECK_EVERY);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let open = Some((subscription, check, slot));
@@ -122,8 +121,8 @@ fn sse(
                     received = subscription.next() => break received?,
                     _ = check.tick() => {
                         // A database that does not answer is not a revocation.
-                        if let Ok(false) = state.store.api_key_is_live(auth.key).await {
-                            tracing::info!(key_id = %auth.key, "api key revoked; ending its event stream");
+                        if let Ok(false) = caller.is_live(&state.store).await {
+                            tracing::info!(?caller, "api key revoked; ending its event stream");
                             let event = Event::default().event("revoked").data("{}");
                             return Some((Ok(event), None));
                         }

@@ -1,13 +1,15 @@
-//! The operator commands of the `switchboard` binary: tenants and keys straight in the
-//! database, contacts and campaigns through the REST API over HTTP.
+//! The operator commands of the `switchboard` binary: tenants, their keys and LiveKit
+//! allowlists, and operator keys straight in the database; contacts and campaigns through
+//! the REST API over HTTP.
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use switchboard_engine::TenantId;
+use switchboard_engine::campaign::LivekitAllowlist;
 use switchboard_engine::store::{ApiKeyScope, Store};
+use switchboard_engine::{OperatorKeyId, TenantId};
 
 /// Where the API is and how to authenticate.
 #[derive(Debug, Clone, Args)]
@@ -37,12 +39,47 @@ pub enum TenantsCommand {
     Create {
         /// The tenant's name.
         name: String,
-        /// Give the key the admin scope (supervisor routes).
-        #[arg(long)]
-        admin: bool,
+        /// Give the key the supervisor scope: the live view of this tenant's calls
+        /// (`--admin` is its former name).
+        #[arg(long, alias = "admin")]
+        supervisor: bool,
     },
     /// Lists tenants.
     List,
+    /// Sets which LiveKit SIP trunk ids and agent names the tenant may use (replacing what
+    /// was set; no flag: nothing is allowed, and its LiveKit agents are refused), or prints
+    /// them with `--show`.
+    Livekit {
+        /// The tenant's id.
+        id: i64,
+        /// An outbound SIP trunk id the tenant may name (repeat for several).
+        #[arg(long = "trunk")]
+        trunks: Vec<String>,
+        /// An agent name the tenant may dispatch (repeat for several).
+        #[arg(long = "agent-name")]
+        agent_names: Vec<String>,
+        /// Print the current allowlist and change nothing.
+        #[arg(long, conflicts_with_all = ["trunks", "agent_names"])]
+        show: bool,
+    },
+}
+
+/// `switchboard operators ...` (direct database access): keys of whoever runs
+/// Switchboard, which reach every tenant's live view and no tenant's data routes.
+#[derive(Debug, Subcommand)]
+pub enum OperatorsCommand {
+    /// Creates an operator key and prints it (shown only once).
+    Create {
+        /// Who holds it.
+        name: String,
+    },
+    /// Lists operator keys (never the keys themselves).
+    List,
+    /// Revokes an operator key; it stops working at once.
+    Revoke {
+        /// The key's id (from `operators list`).
+        id: i64,
+    },
 }
 
 /// `switchboard keys ...` (direct database access).
@@ -56,9 +93,9 @@ pub enum KeysCommand {
         /// A label for the key.
         #[arg(long, default_value = "cli")]
         name: String,
-        /// Give the key the admin scope.
-        #[arg(long)]
-        admin: bool,
+        /// Give the key the supervisor scope (`--admin` is its former name).
+        #[arg(long, alias = "admin")]
+        supervisor: bool,
     },
 }
 
@@ -125,9 +162,9 @@ pub enum CampaignsCommand {
 /// Runs a tenants command against the database.
 pub async fn tenants(store: &Store, command: TenantsCommand) -> anyhow::Result<()> {
     match command {
-        TenantsCommand::Create { name, admin } => {
+        TenantsCommand::Create { name, supervisor } => {
             let tenant = store.create_tenant(&name).await?;
-            let key = new_key(store, tenant.id, "initial", admin).await?;
+            let key = new_key(store, tenant.id, "initial", supervisor).await?;
             println!("tenant_id: {}", tenant.id);
             println!("api_key: {key}");
             eprintln!("keep the key: it is shown only once");
@@ -140,6 +177,55 @@ pub async fn tenants(store: &Store, command: TenantsCommand) -> anyhow::Result<(
                 println!("{}\t{}\tmax_running_campaigns={limit}", t.id, t.name);
             }
         }
+        TenantsCommand::Livekit {
+            id,
+            trunks,
+            agent_names,
+            show,
+        } => {
+            let tenant = TenantId(id);
+            let list = if show {
+                store.tenant(tenant).await?;
+                store.livekit_allowlist(tenant).await?
+            } else {
+                let list = LivekitAllowlist {
+                    trunks: trunks.into_iter().collect(),
+                    agent_names: agent_names.into_iter().collect(),
+                };
+                store.set_livekit_allowlist(tenant, &list).await?
+            };
+            let join = |set: &std::collections::BTreeSet<String>| {
+                set.iter().cloned().collect::<Vec<_>>().join(",")
+            };
+            println!("tenant_id: {tenant}");
+            println!("trunks: {}", join(&list.trunks));
+            println!("agent_names: {}", join(&list.agent_names));
+        }
+    }
+    Ok(())
+}
+
+/// Runs an operators command against the database.
+pub async fn operators(store: &Store, command: OperatorsCommand) -> anyhow::Result<()> {
+    match command {
+        OperatorsCommand::Create { name } => {
+            let (record, key) = crate::auth::create_operator_key(store, &name).await?;
+            println!("operator_key_id: {}", record.id);
+            println!("operator_key: {key}");
+            eprintln!("keep the key: it is shown only once");
+        }
+        OperatorsCommand::List => {
+            for k in store.list_operator_keys().await? {
+                let state = k
+                    .revoked_at
+                    .map_or_else(|| "live".to_owned(), |at| format!("revoked {at}"));
+                println!("{}\t{}\t{}...\t{state}", k.id, k.name, k.prefix);
+            }
+        }
+        OperatorsCommand::Revoke { id } => {
+            store.revoke_operator_key(OperatorKeyId(id)).await?;
+            println!("operator key {id} revoked");
+        }
     }
     Ok(())
 }
@@ -150,10 +236,10 @@ pub async fn keys(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Create {
             tenant,
             name,
-            admin,
+            supervisor,
         } => {
             let tenant = store.tenant(TenantId(tenant)).await?;
-            let key = new_key(store, tenant.id, &name, admin).await?;
+            let key = new_key(store, tenant.id, &name, supervisor).await?;
             println!("api_key: {key}");
             eprintln!("keep the key: it is shown only once");
         }
@@ -165,10 +251,10 @@ async fn new_key(
     store: &Store,
     tenant: TenantId,
     name: &str,
-    admin: bool,
+    supervisor: bool,
 ) -> anyhow::Result<String> {
-    let scope = if admin {
-        ApiKeyScope::Admin
+    let scope = if supervisor {
+        ApiKeyScope::Supervisor
     } else {
         ApiKeyScope::Tenant
     };

@@ -19,6 +19,7 @@ pub mod livekit_hooks;
 pub mod media_ws;
 pub mod metrics;
 pub mod openapi;
+pub mod operator;
 pub mod problem;
 pub mod relay;
 pub mod request_id;

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use switchboard_api::cli::{
-    CampaignsCommand, ContactsCommand, KeysCommand, Remote, TenantsCommand,
+    CampaignsCommand, ContactsCommand, KeysCommand, OperatorsCommand, Remote, TenantsCommand,
 };
 use switchboard_api::config::LogFormat;
 use switchboard_api::{Application, Settings};
@@ -31,9 +31,12 @@ enum Command {
     /// Tenants (direct database access).
     #[command(subcommand)]
     Tenants(TenantsCommand),
-    /// API keys (direct database access).
+    /// API keys of a tenant (direct database access).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Operator keys: every tenant's live view, no tenant's data (direct database access).
+    #[command(subcommand)]
+    Operators(OperatorsCommand),
     /// Contacts, through the API (--url, --key).
     #[command(subcommand)]
     Contacts(ContactsCommand),
@@ -75,6 +78,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys(command) => {
             switchboard_api::cli::keys(&open(&settings).await?, command).await
+        }
+        Command::Operators(command) => {
+            switchboard_api::cli::operators(&open(&settings).await?, command).await
         }
         Command::Serve => serve(settings).await,
         Command::Migrate => {

@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "Switchboard", description = "Outbound voice campaigns: campaigns, contacts, audiences, do-not-call, webhooks, and the administrators' live view. Every route needs `Authorization: Bearer <api key>` (the `/admin` routes a key with the admin scope); errors are RFC 9457 problem details."),
+    info(title = "Switchboard", description = "Outbound voice campaigns: campaigns, contacts, audiences, do-not-call, webhooks, and the administrators' live view. Every route needs `Authorization: Bearer <api key>` (the `/admin` routes a tenant's supervisor key, which sees its own tenant, or an operator key, which sees every tenant); errors are RFC 9457 problem details."),
     modifiers(&BearerKey),
     tags((name = "campaigns"), (name = "controls"), (name = "contacts"), (name = "lists"), (name = "dnc"), (name = "suppressions"), (name = "audience"), (name = "webhooks"), (name = "agents"), (name = "admin"))
 )]
@@ -41,7 +41,11 @@ impl Modify for BearerKey {
         );
         components.add_security_scheme(
             "admin_key",
-            bearer("An API key with the admin scope (`switchboard keys create --tenant ID --admin`); a tenant key gets 403"),
+            bearer("A tenant's supervisor key (`switchboard keys create --tenant ID --supervisor`), which sees and controls only its own tenant (another tenant's call or campaign is 404), or an operator key, which sees every tenant; a plain tenant key gets 403"),
+        );
+        components.add_security_scheme(
+            "operator_key",
+            bearer("An operator key (`switchboard operators create NAME`, prefix `sb_op_`): held by whoever runs Switchboard, never by a tenant; it reaches across tenants and nothing tenant-scoped. A tenant's key, supervisor or not, gets 403"),
         );
         components.add_security_scheme(
             "call_token",
@@ -63,6 +67,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .merge(crate::agent_api::routes())
         .merge(crate::admin::routes())
         .merge(crate::admin_events::routes())
+        .merge(crate::operator::routes())
 }
 
 /// The spec alone (for tests and tools).

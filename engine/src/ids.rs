@@ -73,6 +73,11 @@ id_type!(
     "key"
 );
 id_type!(
+    /// An operator key: held by whoever runs Switchboard, never by a tenant.
+    OperatorKeyId,
+    "operator_key"
+);
+id_type!(
     /// An entry in a tenant's do-not-call list.
     DncEntryId,
     "dnc"

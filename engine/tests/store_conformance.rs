@@ -2,7 +2,9 @@
 //! (127.0.0.1:5432, a fresh database per case), and both must behave the same.
 
 use serde_json::json;
-use switchboard_engine::campaign::{CampaignConfig, CampaignStatus, Cause};
+use switchboard_engine::campaign::{
+    AgentConfig, CampaignConfig, CampaignStatus, Cause, LivekitAllowlist,
+};
 use switchboard_engine::contact::NewContact;
 use switchboard_engine::dnc::DncPattern;
 use switchboard_engine::store::{
@@ -13,6 +15,7 @@ use switchboard_engine::{ContactId, E164, Error, TenantId, conformance};
 
 conformance!(
     tenants_and_their_api_keys,
+    operator_keys_and_livekit_allowlists,
     upserting_contacts_merges_by_phone_within_a_tenant,
     an_upsert_never_clears_an_opt_out,
     contacts_of_one_tenant_are_invisible_to_another,
@@ -68,13 +71,13 @@ async fn tenants_and_their_api_keys(store: &Store) {
     ));
 
     let key = store
-        .create_api_key(a.id, "ops", "sb_1234", "hash-1", ApiKeyScope::Admin)
+        .create_api_key(a.id, "ops", "sb_1234", "hash-1", ApiKeyScope::Supervisor)
         .await
         .unwrap();
     let found = store.api_key_by_hash("hash-1").await.unwrap().unwrap();
     assert_eq!(
         (found.id, found.tenant_id, found.scope),
-        (key.id, a.id, ApiKeyScope::Admin)
+        (key.id, a.id, ApiKeyScope::Supervisor)
     );
     assert!(store.api_key_by_hash("hash-2").await.unwrap().is_none());
     store.revoke_api_key(a.id, key.id).await.unwrap();
@@ -85,6 +88,102 @@ async fn tenants_and_their_api_keys(store: &Store) {
     assert_eq!(store.list_api_keys(a.id).await.unwrap().len(), 1);
     assert!(matches!(
         store.revoke_api_key(a.id, key.id).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+async fn operator_keys_and_livekit_allowlists(store: &Store) {
+    let key = store
+        .create_operator_key("night shift", "sb_op_1234", "op-hash-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.operator_key_by_hash("op-hash-1").await.unwrap(),
+        Some(key.clone())
+    );
+    assert!(store.operator_key_is_live(key.id).await.unwrap());
+    assert!(
+        store.api_key_by_hash("op-hash-1").await.unwrap().is_none(),
+        "an operator key is no tenant's key"
+    );
+    assert!(matches!(
+        store.create_operator_key(" ", "sb_op_", "op-hash-2").await,
+        Err(Error::Invalid { .. })
+    ));
+    store.revoke_operator_key(key.id).await.unwrap();
+    assert!(
+        store
+            .operator_key_by_hash("op-hash-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!store.operator_key_is_live(key.id).await.unwrap());
+    assert!(
+        store.list_operator_keys().await.unwrap()[0]
+            .revoked_at
+            .is_some()
+    );
+    assert!(matches!(
+        store.revoke_operator_key(key.id).await,
+        Err(Error::NotFound { .. })
+    ));
+
+    let a = tenant(store, "a").await;
+    let b = tenant(store, "b").await;
+    let sip = |trunk: &str| {
+        Some(AgentConfig::Sip {
+            agent_name: "sarah".into(),
+            trunk_id: trunk.into(),
+        })
+    };
+    assert_eq!(
+        store.livekit_allowlist(a).await.unwrap(),
+        LivekitAllowlist::default()
+    );
+    let refused = store.check_livekit_agent(a, sip("ST_1").as_ref()).await;
+    assert!(matches!(refused, Err(Error::Invalid { ref errors, .. }) if errors.len() == 2));
+    let list = LivekitAllowlist {
+        trunks: ["ST_1".to_owned(), "ST_2".to_owned()].into(),
+        agent_names: ["sarah".to_owned()].into(),
+    };
+    assert_eq!(store.set_livekit_allowlist(a, &list).await.unwrap(), list);
+    store
+        .check_livekit_agent(a, sip("ST_2").as_ref())
+        .await
+        .unwrap();
+    assert!(
+        store
+            .check_livekit_agent(b, sip("ST_2").as_ref())
+            .await
+            .is_err(),
+        "one tenant's allowlist is not another's"
+    );
+    // Setting replaces, all at once; a blank value changes nothing.
+    let narrower = LivekitAllowlist {
+        trunks: ["ST_1".to_owned()].into(),
+        agent_names: ["sarah".to_owned()].into(),
+    };
+    store.set_livekit_allowlist(a, &narrower).await.unwrap();
+    let blank = LivekitAllowlist {
+        trunks: [" ".to_owned()].into(),
+        agent_names: Default::default(),
+    };
+    assert!(matches!(
+        store.set_livekit_allowlist(a, &blank).await,
+        Err(Error::Invalid { .. })
+    ));
+    assert_eq!(store.livekit_allowlist(a).await.unwrap(), narrower);
+    let refused = store.check_livekit_agent(a, sip("ST_2").as_ref()).await;
+    assert!(
+        matches!(&refused, Err(Error::Invalid { errors, .. })
+            if errors.len() == 1 && errors[0].field == "agent.trunk_id"),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        store
+            .set_livekit_allowlist(TenantId(999_999), &narrower)
+            .await,
         Err(Error::NotFound { .. })
     ));
 }

@@ -15,6 +15,7 @@ use switchboard_actors::clock::ManualClock;
 use switchboard_actors::dial::SipDialer;
 use switchboard_actors::urls::PublicUrls;
 use switchboard_api::Settings;
+use switchboard_engine::campaign::LivekitAllowlist;
 use switchboard_engine::contact::NewContact;
 use switchboard_engine::store::testing::TestDb;
 use switchboard_engine::store::{AttemptRecord, Store};
@@ -109,9 +110,11 @@ impl SipWorld {
         Runtime::start(services).await.unwrap()
     }
 
-    /// A tenant with one New York contact per `(phone, attributes)`.
+    /// A tenant with one New York contact per `(phone, attributes)`, allowed the trunk and
+    /// agent of [`sip_campaign`].
     pub async fn tenant_with_contacts(&self, contacts: &[(&str, Value)]) -> TenantId {
         let tenant = self.store.create_tenant("acme").await.unwrap().id;
+        allow_livekit(&self.store, tenant).await;
         let new: Vec<NewContact> = contacts
             .iter()
             .map(|(phone, attributes)| {
@@ -156,6 +159,16 @@ impl SipWorld {
         self.livekit.shutdown().await;
         self.server.stop().await;
     }
+}
+
+/// Allows the tenant the trunk (`ST_trunk`) and agent (`outbound-sales`) of
+/// [`sip_campaign`], as the operator does with `switchboard tenants livekit`.
+pub async fn allow_livekit(store: &Store, tenant: TenantId) {
+    let list = LivekitAllowlist {
+        trunks: ["ST_trunk".to_owned()].into(),
+        agent_names: ["outbound-sales".to_owned()].into(),
+    };
+    store.set_livekit_allowlist(tenant, &list).await.unwrap();
 }
 
 /// A SIP campaign's configuration: agent `outbound-sales` through trunk `ST_trunk`, every

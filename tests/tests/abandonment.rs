@@ -62,7 +62,13 @@ impl World {
         settings.twilio_api_base = carrier.base_url();
         let server = TestServer::start_with(settings).await;
         let tenant = Api::new_tenant(&server, "acme").await;
-        let admin = Api::new_tenant_with_scope(&server, "operators", ApiKeyScope::Admin).await;
+        let admin = Api::for_tenant(
+            server.store(),
+            &server.url(""),
+            tenant.tenant,
+            ApiKeyScope::Supervisor,
+        )
+        .await;
         let zone = zone_at_noon();
         for (phone, attributes) in contacts {
             let mut attributes = attributes.clone();

@@ -1,7 +1,9 @@
 //! The admin live view over real HTTP, with the real runtime dialing through the simulated
-//! carrier to a scripted agent that keeps talking: the running campaign and its live calls
-//! with their states, one call's detail, the event stream, a hang-up that reaches the
-//! carrier, an administrator's pause, and a tenant key refused.
+//! carrier to a scripted agent that keeps talking, for two tenants at once: the running
+//! campaigns and their live calls with their states, one call's detail, the event stream,
+//! a hang-up that reaches the carrier, a pause, and who sees what: an operator key every
+//! tenant, a tenant's supervisor key only its own tenant (another tenant's call is a 404,
+//! its calls absent from lists and streams), a plain tenant key nothing (403).
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -92,7 +94,18 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
     settings.twilio_api_base = carrier.base_url();
     let server = TestServer::start_with(settings).await;
     let tenant = Api::new_tenant(&server, "acme").await;
-    let admin = Api::new_tenant_with_scope(&server, "operators", ApiKeyScope::Admin).await;
+    let supervisor = Api::for_tenant(
+        server.store(),
+        &server.url(""),
+        tenant.tenant,
+        ApiKeyScope::Supervisor,
+    )
+    .await;
+    let (_, operator_key) = switchboard_api::auth::create_operator_key(server.store(), "ops")
+        .await
+        .unwrap();
+    let operator = tenant.with_key(Some(&operator_key));
+    let beta = Api::new_tenant(&server, "beta").await;
 
     let zone = zone_at_noon();
     for i in 0..2 {
@@ -100,33 +113,45 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
                              "attributes": {"segment": "live"}});
         ok(&tenant.post("/api/v1/contacts", contact).await, 201);
     }
-    let config = json!({
-        "name": "Live view",
-        "objective": "renewals",
-        "audience": {"query": {"segment": "live"}},
-        "agent": {"mode": "media_stream", "url": agent.ws_url()},
-        "script": {"template": "Hello {name|there}."},
-        "schedule": {"days": ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"], "start": "09:00", "end": "17:00"},
-        "success": {"outcomes": ["interested"]},
-        "max_concurrent_calls": 2,
-        "max_calls_per_minute": null
-    });
-    let id = tenant.start_new_campaign(config).await;
+    let contact =
+        json!({"phone": "+298317000", "timezone": zone, "attributes": {"segment": "live"}});
+    ok(&beta.post("/api/v1/contacts", contact).await, 201);
+    let config = |name: &str| {
+        json!({
+            "name": name,
+            "objective": "renewals",
+            "audience": {"query": {"segment": "live"}},
+            "agent": {"mode": "media_stream", "url": agent.ws_url()},
+            "script": {"template": "Hello {name|there}."},
+            "schedule": {"days": ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"], "start": "09:00", "end": "17:00"},
+            "success": {"outcomes": ["interested"]},
+            "max_concurrent_calls": 2,
+            "max_calls_per_minute": null
+        })
+    };
+    let id = tenant.start_new_campaign(config("Live view")).await;
+    let beta_id = beta.start_new_campaign(config("Beta's")).await;
 
-    // Both calls are bridged to the agent, which keeps talking: the live view shows them.
-    let mut calls = Vec::new();
+    // Every call is bridged to the agent, which keeps talking: the operator sees all three.
+    let mut everything = Vec::new();
     wait_until(
-        "both calls are bridged",
+        "every call is bridged",
         Duration::from_secs(20),
         async || {
-            calls = ok(&admin.get("/admin/calls").await, 200)["items"]
+            everything = ok(&operator.get("/admin/calls").await, 200)["items"]
                 .as_array()
                 .unwrap()
                 .clone();
-            calls.len() == 2 && calls.iter().all(|c| c["state"] == "bridged")
+            everything.len() == 3 && everything.iter().all(|c| c["state"] == "bridged")
         },
     )
     .await;
+    let (calls, beta_calls): (Vec<Value>, Vec<Value>) =
+        everything.into_iter().partition(|c| c["campaign_id"] == id);
+    assert_eq!((calls.len(), beta_calls.len()), (2, 1));
+    assert_eq!(beta_calls[0]["campaign_id"], beta_id);
+    assert_eq!(beta_calls[0]["tenant_id"], beta.tenant.get());
+    let beta_attempt = beta_calls[0]["attempt_id"].as_i64().unwrap();
     for call in &calls {
         assert_eq!(call["campaign_id"], id);
         assert!(call["carrier_call_id"].as_str().unwrap().starts_with("CA"));
@@ -135,8 +160,69 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
         assert!(call["relay"]["bridged_at"].is_string(), "{call:#}");
     }
 
-    // The running campaign with its pacing figures.
-    let campaigns = ok(&admin.get("/admin/campaigns").await, 200)["items"].clone();
+    // The tenant's supervisor sees its own calls and campaign only; another tenant's call
+    // or campaign does not exist for it.
+    let own = ok(&supervisor.get("/admin/calls").await, 200)["items"].clone();
+    let mut own_ids: Vec<i64> = own
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["attempt_id"].as_i64().unwrap())
+        .collect();
+    own_ids.sort();
+    let mut acme_ids: Vec<i64> = calls
+        .iter()
+        .map(|c| c["attempt_id"].as_i64().unwrap())
+        .collect();
+    acme_ids.sort();
+    assert_eq!(own_ids, acme_ids, "{own:#}");
+    let own_campaigns = ok(&supervisor.get("/admin/campaigns").await, 200)["items"].clone();
+    assert_eq!(
+        own_campaigns.as_array().unwrap().len(),
+        1,
+        "{own_campaigns:#}"
+    );
+    assert_eq!(own_campaigns[0]["campaign_id"], id);
+    for answer in [
+        supervisor
+            .get(&format!("/admin/calls/{beta_attempt}"))
+            .await,
+        supervisor
+            .post_empty(&format!("/admin/calls/{beta_attempt}/hangup"))
+            .await,
+        supervisor
+            .post_empty(&format!("/admin/campaigns/{beta_id}/pause"))
+            .await,
+    ] {
+        assert_eq!(answer.status, 404, "{:#}", answer.body);
+    }
+    let unknown = supervisor.get("/admin/calls/999999").await;
+    assert_eq!(
+        (unknown.status, unknown.body["title"].clone()),
+        (
+            reqwest::StatusCode::NOT_FOUND,
+            supervisor
+                .get(&format!("/admin/calls/{beta_attempt}"))
+                .await
+                .body["title"]
+                .clone()
+        ),
+        "another tenant's call reads exactly like no call"
+    );
+    assert_eq!(
+        ok(
+            &operator.get(&format!("/admin/calls/{beta_attempt}")).await,
+            200
+        )["attempt"]["id"],
+        beta_attempt
+    );
+    let engine_refused = supervisor.get("/admin/engine").await;
+    assert_eq!(engine_refused.status, 403, "{:#}", engine_refused.body);
+
+    // The running campaigns with their pacing figures.
+    let campaigns = ok(&operator.get("/admin/campaigns").await, 200)["items"].clone();
+    assert_eq!(campaigns.as_array().unwrap().len(), 2, "{campaigns:#}");
+    assert_eq!(campaigns[1]["campaign_id"], beta_id);
     assert_eq!(campaigns[0]["campaign_id"], id);
     assert_eq!(campaigns[0]["name"], "Live view");
     assert_eq!(campaigns[0]["status"], "active");
@@ -168,7 +254,11 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
 
     // One call: its attempt, live snapshot and stored events.
     let attempt = calls[0]["attempt_id"].as_i64().unwrap();
-    let detail = ok(&admin.get(&format!("/admin/calls/{attempt}")).await, 200).clone();
+    let detail = ok(
+        &supervisor.get(&format!("/admin/calls/{attempt}")).await,
+        200,
+    )
+    .clone();
     assert_eq!(detail["attempt"]["id"], attempt);
     assert_eq!(detail["live"]["state"], "bridged");
     assert!(
@@ -181,18 +271,17 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
     );
 
     // Two event stream clients share one producer and read the same changes.
-    let attempts: Vec<i64> = calls
-        .iter()
-        .map(|c| c["attempt_id"].as_i64().unwrap())
-        .collect();
-    let started: Vec<String> = attempts
-        .iter()
-        .map(|a| format!("{{\"attempt_id\":{a},"))
-        .collect();
-    let mut browser = open_stream(&server, &admin.key, true).await;
-    let first = read_until(&mut browser, &started).await;
-    let mut script = open_stream(&server, &admin.key, false).await;
-    let second = read_until(&mut script, &started).await;
+    let started_of = |ids: &[i64]| -> Vec<String> {
+        ids.iter()
+            .map(|a| format!("{{\"attempt_id\":{a},"))
+            .collect()
+    };
+    let started = started_of(&acme_ids);
+    let all_started = started_of(&[acme_ids.clone(), vec![beta_attempt]].concat());
+    let mut browser = open_stream(&server, &operator.key, true).await;
+    let first = read_until(&mut browser, &all_started).await;
+    let mut script = open_stream(&server, &operator.key, false).await;
+    let second = read_until(&mut script, &all_started).await;
     assert_eq!(
         server.state.events.producer_starts(),
         1,
@@ -208,7 +297,19 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
     first_calls.sort();
     second_calls.sort();
     assert_eq!(first_calls, second_calls, "the same live calls");
-    drop((browser, script));
+    // The supervisor's stream, on the same route, carries its own tenant's calls only.
+    let mut watched = open_stream(&server, &supervisor.key, true).await;
+    let mut text = read_until(&mut watched, &started).await;
+    let until = Instant::now() + Duration::from_millis(500);
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(until.into(), watched.chunk()).await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        !text.contains(&format!("\"attempt_id\":{beta_attempt},"))
+            && !text.contains(&format!("\"campaign_id\":{beta_id},")),
+        "another tenant's changes: {text}"
+    );
+    drop((browser, script, watched));
     wait_until("the producer idles", Duration::from_secs(30), async || {
         !server.state.events.producing()
     })
@@ -233,7 +334,7 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
     assert!(!seen.contains("event:"), "another tenant's changes: {seen}");
     drop((own, foreign));
 
-    // A tenant key sees none of it.
+    // A plain tenant key sees none of it.
     for path in [
         "/admin/calls",
         "/admin/campaigns",
@@ -247,6 +348,14 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(refused.status(), 403);
+    let refused = reqwest::get(server.url(&format!("/api/v1/events?key={operator_key}")))
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        403,
+        "an operator key belongs to no tenant"
+    );
     assert_eq!(
         tenant
             .post_empty(&format!("/admin/calls/{attempt}/hangup"))
@@ -255,9 +364,9 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
         403
     );
 
-    // The hang-up reaches the carrier, and the call ends.
+    // The supervisor's hang-up reaches the carrier, and the call ends.
     let sid = calls[0]["carrier_call_id"].as_str().unwrap().to_owned();
-    let hung = admin
+    let hung = supervisor
         .post_empty(&format!("/admin/calls/{attempt}/hangup"))
         .await;
     assert_eq!(ok(&hung, 202)["carrier_call_id"], sid);
@@ -268,17 +377,28 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
     )
     .await;
     wait_until("the attempt is over", Duration::from_secs(10), async || {
-        ok(&admin.get(&format!("/admin/calls/{attempt}")).await, 200)["attempt"]["status"]
+        ok(
+            &supervisor.get(&format!("/admin/calls/{attempt}")).await,
+            200,
+        )["attempt"]["status"]
             == "ended"
     })
     .await;
-    let again = admin
+    let again = supervisor
         .post_empty(&format!("/admin/calls/{attempt}/hangup"))
         .await;
     assert_eq!(again.status, 409, "{:#}", again.body);
 
-    // An administrator pauses the tenant's campaign.
-    let paused = admin
+    // The operator hangs up another tenant's call, and pauses the first tenant's campaign.
+    let beta_sid = beta_calls[0]["carrier_call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hung = operator
+        .post_empty(&format!("/admin/calls/{beta_attempt}/hangup"))
+        .await;
+    assert_eq!(ok(&hung, 202)["carrier_call_id"], beta_sid);
+    let paused = operator
         .post_empty(&format!("/admin/campaigns/{id}/pause"))
         .await;
     assert_eq!(ok(&paused, 200)["status"], "paused");
@@ -289,7 +409,7 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
 
     // The calls' writes (the runtime's and the carrier callbacks') went through the event
     // writer, which the engine view shows.
-    let engine = ok(&admin.get("/admin/engine").await, 200).clone();
+    let engine = ok(&operator.get("/admin/engine").await, 200).clone();
     let writer = &engine["writer"];
     assert_eq!(
         (&writer["name"], &writer["running"]),
@@ -305,7 +425,7 @@ async fn an_administrator_watches_and_handles_live_calls(db: TestDb) {
         200,
     );
     // A stream still open does not hold the server's shutdown: it is ended.
-    let mut open = open_stream(&server, &admin.key, true).await;
+    let mut open = open_stream(&server, &operator.key, true).await;
     tokio::time::timeout(Duration::from_secs(20), server.stop())
         .await
         .expect("the server stops with an event stream open");
@@ -337,24 +457,8 @@ async fn postgres_an_administrator_watches_and_handles_live_calls() {
     an_administrator_watches_and_handles_live_calls(db).await
 }
 
-#[tokio::test]
-async fn an_event_stream_ends_once_its_key_is_revoked() {
-    let db = TestDb::sqlite().await;
-    let server = TestServer::start(&db).await;
-    let tenant = Api::new_tenant(&server, "revoked").await;
-    let mut stream = reqwest::Client::new()
-        .get(server.url(&format!("/api/v1/events?key={}", tenant.key)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stream.status(), 200);
-    let keys = server.store().list_api_keys(tenant.tenant).await.unwrap();
-    server
-        .store()
-        .revoke_api_key(tenant.tenant, keys[0].id)
-        .await
-        .unwrap();
-    // The stream checks its key every 5 s: it ends with a `revoked` event well within 15.
+/// Reads the stream until it ends (within 15 s: it checks its key every 5 s); the text.
+async fn read_to_end(mut stream: reqwest::Response) -> String {
     let mut text = String::new();
     let ended = tokio::time::timeout(Duration::from_secs(15), async {
         while let Some(chunk) = stream.chunk().await.unwrap() {
@@ -363,6 +467,42 @@ async fn an_event_stream_ends_once_its_key_is_revoked() {
     })
     .await;
     assert!(ended.is_ok(), "the stream outlived its key: {text}");
-    assert!(text.contains("event: revoked"), "{text}");
+    text
+}
+
+#[tokio::test]
+async fn an_event_stream_ends_once_its_key_is_revoked() {
+    let db = TestDb::sqlite().await;
+    let server = TestServer::start(&db).await;
+    let tenant = Api::new_tenant(&server, "revoked").await;
+    let (operator, operator_key) =
+        switchboard_api::auth::create_operator_key(server.store(), "ops")
+            .await
+            .unwrap();
+    let open = |path: String| reqwest::Client::new().get(server.url(&path)).send();
+    let stream = open(format!("/api/v1/events?key={}", tenant.key))
+        .await
+        .unwrap();
+    let watched = open(format!("/admin/events?key={operator_key}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (stream.status().as_u16(), watched.status().as_u16()),
+        (200, 200)
+    );
+    let keys = server.store().list_api_keys(tenant.tenant).await.unwrap();
+    server
+        .store()
+        .revoke_api_key(tenant.tenant, keys[0].id)
+        .await
+        .unwrap();
+    server
+        .store()
+        .revoke_operator_key(operator.id)
+        .await
+        .unwrap();
+    let (tenant_text, operator_text) = tokio::join!(read_to_end(stream), read_to_end(watched));
+    assert!(tenant_text.contains("event: revoked"), "{tenant_text}");
+    assert!(operator_text.contains("event: revoked"), "{operator_text}");
     server.stop().await;
 }

@@ -1,8 +1,9 @@
 //! The dashboard in a real browser: headless Chromium loads `/` from a running server with
 //! a campaign whose calls are live (the simulated carrier and a scripted agent that keeps
-//! talking), signs in with the admin key passed in the URL fragment, and shows the
+//! talking), signs in with the tenant's supervisor key passed in the URL fragment, and shows the
 //! campaign's name, its status and its live calls. A screenshot is saved to
-//! `target/dashboard.png`.
+//! `target/dashboard.png`. Signed in with an operator key, it shows the running campaign
+//! with its tenant and live calls.
 //!
 //! Without `chromium` on the PATH the test skips with a message, or fails under CI=true
 //! (`scripts/test` installs it).
@@ -96,7 +97,7 @@ async fn the_dashboard_shows_a_campaign_and_its_live_calls_in_a_browser() {
     settings.twilio_from = Some(CALLER_ID.to_owned());
     settings.twilio_api_base = carrier.base_url();
     let server = TestServer::start_with(settings).await;
-    let admin = Api::new_tenant_with_scope(&server, "operators", ApiKeyScope::Admin).await;
+    let admin = Api::new_tenant_with_scope(&server, "acme", ApiKeyScope::Supervisor).await;
 
     for i in 0..3 {
         let contact = json!({"phone": format!("+29831{:04}", 7000 + i), "timezone": zone_at_noon(),
@@ -168,6 +169,26 @@ async fn the_dashboard_shows_a_campaign_and_its_live_calls_in_a_browser() {
     .await;
     let written = std::fs::metadata(&shot).expect("the screenshot is written");
     assert!(written.len() > 10_000, "a blank screenshot: {written:?}");
+
+    // An operator key, which belongs to no tenant, sees the running campaign and its
+    // live calls with the tenant they belong to.
+    let (_, operator) = switchboard_api::auth::create_operator_key(server.store(), "ops")
+        .await
+        .unwrap();
+    let url = server.url(&format!("/#key={operator}&campaign={id}"));
+    let dom = chromium(url, vec!["--dump-dom".into()]).await;
+    assert!(dom.contains("operator key (every tenant)"), "{dom}");
+    assert!(
+        dom.contains(&format!("#{id} · tenant {}", admin.tenant)),
+        "the campaign and its tenant: {dom}"
+    );
+    assert!(dom.contains(r#"id="live-calls""#), "the live calls: {dom}");
+    for attempt in &attempts {
+        assert!(
+            dom.contains(&format!(r#"data-attempt="{attempt}""#)),
+            "live call {attempt}: {dom}"
+        );
+    }
 
     ok(
         &admin

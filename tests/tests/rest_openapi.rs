@@ -71,6 +71,8 @@ const CONTRACT: &[(&str, &str)] = &[
     ("post", "/admin/calls/{attempt_id}/hangup"),
     ("get", "/admin/engine"),
     ("get", "/admin/events"),
+    ("get", "/admin/tenants/{tenant_id}/livekit"),
+    ("put", "/admin/tenants/{tenant_id}/livekit"),
 ];
 
 /// The routes deliberately left out of the spec, and why. A route the server adds outside
@@ -112,11 +114,19 @@ fn is_stream(operation: &Value) -> bool {
         .is_some()
 }
 
-/// Whether the operation needs an admin key.
+/// Whether the operation needs an admin key (a supervisor's or an operator's).
 fn is_admin(operation: &Value) -> bool {
+    operation["security"].as_array().is_some_and(|s| {
+        s.iter()
+            .any(|r| r.get("admin_key").is_some() || r.get("operator_key").is_some())
+    })
+}
+
+/// Whether the operation needs an operator key.
+fn is_operator(operation: &Value) -> bool {
     operation["security"]
         .as_array()
-        .is_some_and(|s| s.iter().any(|r| r.get("admin_key").is_some()))
+        .is_some_and(|s| s.iter().any(|r| r.get("operator_key").is_some()))
 }
 
 /// The status (and content type) of a request, without reading the body (streams never end).
@@ -141,7 +151,14 @@ async fn the_spec_matches_the_router(db: TestDb) {
     settings.webhook_allow_private_addresses = true;
     let server = TestServer::start_with(settings).await;
     let api = Api::new_tenant(&server, "acme").await;
-    let admin = Api::new_tenant_with_scope(&server, "operators", ApiKeyScope::Admin).await;
+    // The admin routes are called with an operator key (every tenant); a supervisor key
+    // must be refused where the spec asks for an operator key.
+    let (_, operator_key) = switchboard_api::auth::create_operator_key(server.store(), "ops")
+        .await
+        .unwrap();
+    let admin = api.with_key(Some(&operator_key));
+    let supervisor =
+        Api::new_tenant_with_scope(&server, "operators", ApiKeyScope::Supervisor).await;
     let spec: Value = reqwest::get(server.url("/openapi.json"))
         .await
         .unwrap()
@@ -149,7 +166,7 @@ async fn the_spec_matches_the_router(db: TestDb) {
         .await
         .unwrap();
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
-    for scheme in ["api_key", "admin_key", "call_token"] {
+    for scheme in ["api_key", "admin_key", "operator_key", "call_token"] {
         assert_eq!(
             spec["components"]["securitySchemes"][scheme]["scheme"],
             "bearer"
@@ -245,6 +262,7 @@ async fn the_spec_matches_the_router(db: TestDb) {
         };
         path.replace("{id}", &id.to_string())
             .replace("{attempt_id}", &attempts[0].id.to_string())
+            .replace("{tenant_id}", &api.tenant.to_string())
             .replace("{pattern}", "%2B14155550199")
             .replace("{phone}", "%2B14155550198")
     };
@@ -273,6 +291,11 @@ async fn the_spec_matches_the_router(db: TestDb) {
                 api.raw(m, &fill(path), None).await.status.as_u16()
             };
             assert_eq!(refused, 403, "{method} {path} refuses a tenant key");
+        }
+        if is_operator(operation) {
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let refused = supervisor.raw(m, &fill(path), None).await.status.as_u16();
+            assert_eq!(refused, 403, "{method} {path} refuses a supervisor key");
         }
         if is_stream(operation) {
             let (status, kind) = head_of(caller, &server, &fill(path)).await;

@@ -8,18 +8,22 @@
 //! then hung up by the callee (the `participant_left` webhook ends it, the outcome is
 //! derived). Retries follow the policy, every attempt is exactly one SIP call in the
 //! simulator's own record, and every room is deleted at the end. A callee answered with
-//! no agent in the room is abandoned (judged by the agent's presence) and hung up.
+//! no agent in the room is abandoned (judged by the agent's presence) and hung up. A
+//! campaign whose trunk the operator stops allowing its tenant while it runs dials no more:
+//! its next reservation is withdrawn before LiveKit is asked and its agent gate closes,
+//! naming the trunk, until the operator allows it again.
 //! `sip_operations.rs` covers starting, hanging up and recovering SIP calls.
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use switchboard_engine::campaign::CampaignStatus;
+use switchboard_engine::CampaignId;
+use switchboard_engine::campaign::{CampaignStatus, LivekitAllowlist};
 use switchboard_engine::store::AttemptStatus;
 use switchboard_engine::store::testing::TestDb;
 use switchboard_loadtest::Outcome;
 use switchboard_loadtest::livekit::{SimLiveKitConfig, SipAgentScript, SipScript};
 use switchboard_tests::sip_world::{
-    LIVEKIT_KEY, LIVEKIT_SECRET, SipWorld, sip_campaign, wait_until,
+    self as world, LIVEKIT_KEY, LIVEKIT_SECRET, SipWorld, sip_campaign, wait_until,
 };
 
 /// Actors are named per process and every test database numbers from 1: scenarios take
@@ -259,6 +263,117 @@ async fn a_callee_answered_with_no_agent_in_the_room_is_abandoned_and_hung_up(db
     );
     world.stop(runtime).await;
     actors_gone().await;
+}
+
+/// The campaign's agent gate, from its supervisor's snapshot: whether it is open, why not,
+/// and how many probes failed in a row.
+async fn gate(runtime: &switchboard_actors::Runtime, campaign: CampaignId) -> (bool, String, u32) {
+    let snapshots = runtime.snapshots().await.unwrap();
+    let Some(snapshot) = snapshots.iter().find(|s| s.campaign_id == campaign) else {
+        return (false, String::new(), 0);
+    };
+    let reach = &snapshot.agent;
+    let reason = reach.reason.clone().unwrap_or_default();
+    (reach.reachable, reason, reach.failed_probes)
+}
+
+async fn a_trunk_taken_off_the_allowlist_is_not_dialed_until_allowed_again(db: TestDb) {
+    let _turn = TURN.lock().await;
+    let config = SimLiveKitConfig::new(LIVEKIT_KEY, LIVEKIT_SECRET)
+        .sip_default(SipScript::answered(50))
+        .sip_agent(SipAgentScript::default());
+    let world = SipWorld::start(&db, config).await;
+    let store = world.store.clone();
+    let talks = json!({"agent_talk_ms": 600_000});
+    let tenant = world
+        .tenant_with_contacts(&[(ANSWERED, talks.clone()), (BUSY, talks)])
+        .await;
+    let mut config = sip_campaign("Stored earlier", json!({"failed": {"max_attempts": 1}}));
+    config["max_concurrent_calls"] = json!(1);
+    let config = switchboard_engine::campaign::CampaignConfig::from_json(config).unwrap();
+    let campaign = store.create_campaign(tenant, &config).await.unwrap().id;
+    let runtime = world.runtime(true).await;
+    runtime.start_campaign(tenant, campaign).await.unwrap();
+    let mut first = None;
+    wait_until(
+        "the first call is bridged",
+        Duration::from_secs(20),
+        async || {
+            let attempts = store.campaign_attempts(campaign, 10).await.unwrap();
+            first = attempts
+                .into_iter()
+                .find(|a| a.status == AttemptStatus::Bridged);
+            first.is_some()
+        },
+    )
+    .await;
+    let first = first.unwrap();
+
+    // The operator moves the tenant to another trunk during the first call: the next
+    // contact's dial is refused before LiveKit is asked, its reservation withdrawn, and
+    // the campaign's gate closes with the reason; no line opens while it is closed.
+    let moved = LivekitAllowlist {
+        trunks: ["ST_other".to_owned()].into(),
+        agent_names: ["outbound-sales".to_owned()].into(),
+    };
+    store.set_livekit_allowlist(tenant, &moved).await.unwrap();
+    runtime.hangup_call(&first).await.unwrap();
+    let mut reason = String::new();
+    wait_until("the gate closes", Duration::from_secs(20), async || {
+        let (reachable, why, _) = gate(&runtime, campaign).await;
+        reason = why;
+        !reachable && reason.contains("agent.trunk_id")
+    })
+    .await;
+    assert!(reason.contains("`ST_trunk`"), "{reason}");
+    let second = if first.phone == ANSWERED {
+        BUSY
+    } else {
+        ANSWERED
+    };
+    // Probes of the agent fail on the allowlist too (every 200 ms to 1 s here): after two
+    // more, still nothing was dialed.
+    wait_until("two probes fail", Duration::from_secs(20), async || {
+        let (reachable, why, failed) = gate(&runtime, campaign).await;
+        assert!(!reachable && why.contains("agent.trunk_id"), "{why}");
+        failed >= 2
+    })
+    .await;
+    assert_eq!(
+        world.livekit.sip_calls().len(),
+        1,
+        "LiveKit was asked to dial"
+    );
+    assert!(
+        world.attempts_to(campaign, second).await.is_empty(),
+        "the refused reservation is withdrawn, its contact's budget untouched"
+    );
+
+    // Allowed again, the campaign dials the second contact by itself.
+    world::allow_livekit(&store, tenant).await;
+    wait_until(
+        "the second call is bridged",
+        Duration::from_secs(20),
+        async || {
+            world
+                .attempts_to(campaign, second)
+                .await
+                .iter()
+                .any(|a| a.status == AttemptStatus::Bridged)
+        },
+    )
+    .await;
+    assert_eq!(world.livekit.sip_calls().len(), 2);
+    world.stop(runtime).await;
+    actors_gone().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_taken_off_the_allowlist_is_not_dialed_on_sqlite_and_postgres() {
+    a_trunk_taken_off_the_allowlist_is_not_dialed_until_allowed_again(TestDb::sqlite().await).await;
+    if let Some(db) = TestDb::postgres().await {
+        a_trunk_taken_off_the_allowlist_is_not_dialed_until_allowed_again(db).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

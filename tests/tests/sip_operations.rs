@@ -1,7 +1,9 @@
 //! SIP campaigns operated, on SQLite and PostgreSQL, with the real server and the
-//! simulated LiveKit: a SIP campaign is refused without LiveKit (503 naming the missing
-//! settings); the server's own runtime starts one through the REST API and an
-//! administrator hangs its call up (the room is deleted); after a restart, SIP attempts
+//! simulated LiveKit: a trunk or agent name the operator did not allow the tenant is
+//! refused (422 naming the field and value) at create, update, duplicate and start; a SIP
+//! campaign is refused without LiveKit (503 naming the missing settings); the server's
+//! own runtime starts one through the REST API and the tenant's supervisor hangs its call
+//! up (the room is deleted); after a restart, SIP attempts
 //! left in flight are reconciled with LiveKit (a live room is followed, a gone one
 //! settled from the stored events, one never placed closed as interrupted) and no
 //! attempt is ever dialed twice.
@@ -9,14 +11,15 @@
 use serde_json::json;
 use std::time::Duration;
 use switchboard_api::Settings;
-use switchboard_engine::campaign::CampaignStatus;
+use switchboard_engine::campaign::{CampaignStatus, LivekitAllowlist};
 use switchboard_engine::store::testing::TestDb;
 use switchboard_engine::store::{ApiKeyScope, AttemptStatus};
 use switchboard_loadtest::SimCarrier;
 use switchboard_loadtest::livekit::{SimLiveKit, SimLiveKitConfig, SipAgentScript, SipScript};
+use switchboard_tests::api_client::Answer;
 use switchboard_tests::api_client::{Api, zone_at_noon};
 use switchboard_tests::sip_world::{
-    LIVEKIT_KEY, LIVEKIT_SECRET, SipWorld, sip_campaign, wait_until,
+    LIVEKIT_KEY, LIVEKIT_SECRET, SipWorld, allow_livekit, sip_campaign, wait_until,
 };
 use switchboard_tests::{CALLER_ID, TestServer, answering_carrier, reserve_for};
 
@@ -35,6 +38,24 @@ async fn actors_gone() {
 
 const ANSWERED: &str = "+298310601";
 
+/// A 422 whose named fields are `fields`, each message naming `value`.
+fn refused(answer: &Answer, fields: &[&str], value: &str) {
+    let body = answer.expect(422);
+    let errors = body["errors"].as_array().unwrap();
+    let named: Vec<&str> = errors
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, fields, "{body:#}");
+    assert!(
+        errors.iter().any(|e| e["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("`{value}`"))),
+        "{body:#}"
+    );
+}
+
 async fn sip_campaigns_start_and_hang_up_through_the_api(db: TestDb) {
     let _turn = TURN.lock().await;
     let carrier = SimCarrier::start(answering_carrier(50)).await.unwrap();
@@ -45,10 +66,56 @@ async fn sip_campaigns_start_and_hang_up_through_the_api(db: TestDb) {
     // Without LiveKit a SIP campaign is refused, naming what is missing; nothing changes.
     let server = TestServer::start_with(settings.clone()).await;
     let api = Api::new_tenant(&server, "no-livekit").await;
-    let created = api
-        .post("/api/v1/campaigns", sip_campaign("No LiveKit", json!({})))
-        .await;
+    // Until the operator allows them, the tenant may name no LiveKit trunk or agent.
+    let config = sip_campaign("No LiveKit", json!({}));
+    refused(
+        &api.post("/api/v1/campaigns", config.clone()).await,
+        &["agent.agent_name", "agent.trunk_id"],
+        "ST_trunk",
+    );
+    allow_livekit(server.store(), api.tenant).await;
+    let created = api.post("/api/v1/campaigns", config).await;
     let id = created.expect(201)["id"].as_i64().unwrap();
+    // Another trunk or agent than the allowed ones is refused on update, and a copy of a
+    // campaign whose trunk is no longer allowed is refused too; nothing changes.
+    let other_trunk = json!({"agent": {"trunk_id": "ST_shared_by_someone_else"}});
+    refused(
+        &api.patch(&format!("/api/v1/campaigns/{id}"), other_trunk)
+            .await,
+        &["agent.trunk_id"],
+        "ST_shared_by_someone_else",
+    );
+    let mut other_agent = sip_campaign("No LiveKit", json!({}));
+    other_agent["agent"]["agent_name"] = json!("their-agent");
+    refused(
+        &api.put(&format!("/api/v1/campaigns/{id}"), other_agent)
+            .await,
+        &["agent.agent_name"],
+        "their-agent",
+    );
+    let narrowed = LivekitAllowlist {
+        trunks: ["ST_other".to_owned()].into(),
+        agent_names: ["outbound-sales".to_owned()].into(),
+    };
+    server
+        .store()
+        .set_livekit_allowlist(api.tenant, &narrowed)
+        .await
+        .unwrap();
+    refused(
+        &api.post_empty(&format!("/api/v1/campaigns/{id}/duplicate"))
+            .await,
+        &["agent.trunk_id"],
+        "ST_trunk",
+    );
+    let listed = api.get("/api/v1/campaigns").await;
+    assert_eq!(listed.expect(200)["items"].as_array().unwrap().len(), 1);
+    let stored = api.get(&format!("/api/v1/campaigns/{id}")).await;
+    assert_eq!(
+        stored.expect(200)["config"]["agent"]["trunk_id"],
+        "ST_trunk"
+    );
+    allow_livekit(server.store(), api.tenant).await;
     let start = api
         .post_empty(&format!("/api/v1/campaigns/{id}/start"))
         .await;
@@ -86,13 +153,45 @@ async fn sip_campaigns_start_and_hang_up_through_the_api(db: TestDb) {
     settings.livekit_api_secret = Some(LIVEKIT_SECRET.to_owned().into());
     let server = TestServer::start_with(settings).await;
     let api = Api::new_tenant(&server, "acme").await;
-    let admin = Api::new_tenant_with_scope(&server, "operators", ApiKeyScope::Admin).await;
+    let supervisor = Api::for_tenant(
+        server.store(),
+        &server.url(""),
+        api.tenant,
+        ApiKeyScope::Supervisor,
+    )
+    .await;
+    allow_livekit(server.store(), api.tenant).await;
     api.post(
         "/api/v1/contacts",
         json!({"phone": ANSWERED, "timezone": zone_at_noon()}),
     )
     .await
     .expect(201);
+    // A campaign stored while its trunk was allowed does not start once it is not.
+    let early = api
+        .post("/api/v1/campaigns", sip_campaign("Before", json!({})))
+        .await
+        .expect(201)["id"]
+        .as_i64()
+        .unwrap();
+    let narrowed = LivekitAllowlist {
+        trunks: ["ST_other".to_owned()].into(),
+        agent_names: ["outbound-sales".to_owned()].into(),
+    };
+    server
+        .store()
+        .set_livekit_allowlist(api.tenant, &narrowed)
+        .await
+        .unwrap();
+    refused(
+        &api.post_empty(&format!("/api/v1/campaigns/{early}/start"))
+            .await,
+        &["agent.trunk_id"],
+        "ST_trunk",
+    );
+    let early = api.get(&format!("/api/v1/campaigns/{early}")).await;
+    assert_eq!(early.expect(200)["status"], "draft");
+    allow_livekit(server.store(), api.tenant).await;
     let id = api
         .start_new_campaign(sip_campaign(
             "Through the API",
@@ -111,7 +210,7 @@ async fn sip_campaigns_start_and_hang_up_through_the_api(db: TestDb) {
     })
     .await;
     let attempt = attempt.unwrap();
-    let hung = admin
+    let hung = supervisor
         .post_empty(&format!("/admin/calls/{}/hangup", attempt.id))
         .await;
     assert_eq!(

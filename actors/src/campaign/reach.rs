@@ -1,5 +1,6 @@
 //! The supervisor's side of the agent gate ([`crate::agent_reach`]): probes run in their
-//! own task and answer by message; a failed probe asks for the next one with `send_after`;
+//! own task and answer by message (a LiveKit trunk or agent name the operator does not
+//! allow the tenant fails the probe, with the reason, before LiveKit is asked anything); a failed probe asks for the next one with `send_after`;
 //! every opening and closing of the gate is logged and counted
 //! (`switchboard_campaign_agent_gate_total`).
 
@@ -13,10 +14,19 @@ pub(super) fn probe(myself: &ActorRef<CampaignMsg>, state: &mut CampaignState) {
         return;
     }
     let prober = state.services.agents.clone();
+    let store = state.services.store.clone();
+    let tenant = state.tenant;
     let agent = state.campaign.config.agent.clone();
     let myself = myself.clone();
     tokio::spawn(async move {
-        let result = prober.probe(agent.as_ref()).await;
+        // An agent the operator does not allow this tenant is no agent to dial into.
+        let result = match crate::call::livekit_refusal(&store, tenant, agent.as_ref()).await {
+            Ok(None) => prober.probe(agent.as_ref()).await,
+            Ok(Some(refusal)) => Err(refusal),
+            Err(e) => Err(format!(
+                "the tenant's livekit allowlist could not be read: {e}"
+            )),
+        };
         let _ = myself.cast(CampaignMsg::AgentProbed(result));
     });
 }

@@ -38,13 +38,20 @@ pub fn parse_config(value: Value) -> Result<CampaignConfig, Problem> {
     })
 }
 
-/// A media-stream agent's URL must lead to a public address (resolved now; the relay and
-/// the probe judge it again when they connect): 422 naming `agent.url` otherwise, unless
-/// the server sets `agent_allow_private_addresses`.
-pub async fn check_agent_destination(
+/// Refuses (422) an agent the tenant may not use: a LiveKit trunk or agent name the
+/// operator did not allow this tenant (see
+/// [`switchboard_engine::campaign::LivekitAllowlist`]), or a media-stream URL that leads to
+/// an internal address (resolved now; the relay and the probe judge it again when they
+/// connect) unless the server sets `agent_allow_private_addresses`.
+async fn check_agent(
     state: &AppState,
+    auth: &Auth,
     config: &CampaignConfig,
 ) -> Result<(), Problem> {
+    state
+        .store
+        .check_livekit_agent(auth.tenant, config.agent.as_ref())
+        .await?;
     let Some(AgentConfig::MediaStream { url }) = &config.agent else {
         return Ok(());
     };
@@ -76,14 +83,14 @@ fn created(record: CampaignRecord) -> Response {
 #[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns",
     request_body(content = Object, description = "A campaign configuration (every field has a default)"),
     responses((status = 201, description = "The campaign, in draft", body = Object),
-              (status = 422, description = "Invalid configuration: every bad field is named")))]
+              (status = 422, description = "Invalid configuration: every bad field is named (a LiveKit `agent.trunk_id` or `agent.agent_name` the operator did not allow this tenant too)")))]
 pub async fn create_campaign(
     State(state): State<AppState>,
     auth: Auth,
     body: Bytes,
 ) -> Result<Response, Problem> {
     let config = parse_config(json_body(&body)?)?;
-    check_agent_destination(&state, &config).await?;
+    check_agent(&state, &auth, &config).await?;
     let record = state.store.create_campaign(auth.tenant, &config).await?;
     Ok(created(record))
 }
@@ -169,7 +176,7 @@ pub async fn replace_campaign(
     let id: CampaignId = path_id(&id, "id")?;
     let config = parse_config(json_body(&body)?)?;
     state.store.campaign(auth.tenant, id).await?;
-    check_agent_destination(&state, &config).await?;
+    check_agent(&state, &auth, &config).await?;
     edit(&state, auth, id, config).await
 }
 
@@ -192,7 +199,7 @@ pub async fn patch_campaign(
         .map_err(|e| Problem::bad_request("body", e.to_string()))?;
     merge_patch(&mut document, patch);
     let config = parse_config(document)?;
-    check_agent_destination(&state, &config).await?;
+    check_agent(&state, &auth, &config).await?;
     edit(&state, auth, id, config).await
 }
 
@@ -244,7 +251,7 @@ pub async fn duplicate_campaign(
     let suffix = " (copy)";
     let keep = MAX_NAME_CHARS.saturating_sub(suffix.chars().count());
     config.name = config.name.chars().take(keep).collect::<String>() + suffix;
-    check_agent_destination(&state, &config).await?;
+    check_agent(&state, &auth, &config).await?;
     let record = state.store.create_campaign(auth.tenant, &config).await?;
     Ok(created(record))
 }

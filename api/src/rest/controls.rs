@@ -78,8 +78,9 @@ fn sip_unavailable(state: &AppState) -> Problem {
 }
 
 /// A control only the runtime carries out: the campaign must be the tenant's (404 first),
-/// the runtime must run (503 naming `action`), and the answer is the campaign as stored
-/// after it.
+/// the runtime must run (503 naming `action`), its LiveKit trunk and agent name must be
+/// allowed for the tenant (422: a campaign stored before the allowlist was set), and the
+/// answer is the campaign as stored after it.
 async fn by_runtime(
     state: &AppState,
     auth: &Auth,
@@ -91,6 +92,10 @@ async fn by_runtime(
     if switchboard_actors::call::sip::is_sip(&campaign.config) && state.calls.livekit.is_none() {
         return Err(sip_unavailable(state));
     }
+    state
+        .store
+        .check_livekit_agent(auth.tenant, campaign.config.agent.as_ref())
+        .await?;
     let record = control(runtime(state, action)?)
         .await
         .map_err(|e| runtime_error(state, e))?;

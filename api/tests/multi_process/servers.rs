@@ -205,9 +205,10 @@ pub async fn tenant(store: &Store) -> (TenantId, String, String) {
     let (_, key) = switchboard_api::auth::create_key(store, tenant, "ops", ApiKeyScope::Tenant)
         .await
         .unwrap();
-    let (_, admin) = switchboard_api::auth::create_key(store, tenant, "sup", ApiKeyScope::Admin)
-        .await
-        .unwrap();
+    let (_, admin) =
+        switchboard_api::auth::create_key(store, tenant, "sup", ApiKeyScope::Supervisor)
+            .await
+            .unwrap();
     (tenant, key, admin)
 }
 

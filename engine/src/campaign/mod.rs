@@ -74,6 +74,7 @@ macro_rules! str_enum {
 }
 
 mod abandonment;
+mod allowlist;
 mod config;
 mod lifecycle;
 mod validate;
@@ -81,6 +82,7 @@ mod validate;
 pub use abandonment::{
     Abandonment, BUILT_IN_MESSAGE_VARS, DEFAULT_ABANDONMENT_MESSAGE, MAX_ABANDONMENT_MESSAGE_CHARS,
 };
+pub use allowlist::LivekitAllowlist;
 pub use config::{
     AgentConfig, AudienceSpec, Budget, CampaignConfig, CampaignKind, Compliance, Objective,
     Outcome, Pacing, PacingMode, QualityThresholds, RetryPolicy, RetryRule, RetryableResult,

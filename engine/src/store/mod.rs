@@ -21,6 +21,8 @@ mod leases;
 mod ledger;
 mod lifecycle;
 mod lists;
+mod operators;
+pub use operators::OperatorKeyRecord;
 mod outbox;
 mod outcomes;
 mod reservations;

@@ -8,29 +8,40 @@ use crate::time::{from_millis, now, to_millis};
 use crate::{ApiKeyId, TenantId};
 use serde::{Deserialize, Serialize};
 
-/// What a key may do.
+/// What a tenant's key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ApiKeyScope {
     /// Everything within its own tenant.
     Tenant,
-    /// Supervisors: the admin live view across the tenant's campaigns and calls.
-    Admin,
+    /// Supervisors: also the live view and controls (`/admin/...`) of its own tenant's
+    /// campaigns and calls. Stored as `admin`, its former name, which is still accepted.
+    #[serde(alias = "admin")]
+    Supervisor,
 }
 
 impl ApiKeyScope {
-    /// The stored name.
+    /// The name shown to people.
     pub fn as_str(self) -> &'static str {
         match self {
             ApiKeyScope::Tenant => "tenant",
-            ApiKeyScope::Admin => "admin",
+            ApiKeyScope::Supervisor => "supervisor",
+        }
+    }
+
+    /// The stored name (a supervisor key keeps its former name, `admin`, so that stored
+    /// keys need no migration).
+    fn stored(self) -> &'static str {
+        match self {
+            ApiKeyScope::Tenant => "tenant",
+            ApiKeyScope::Supervisor => "admin",
         }
     }
 
     fn parse(s: &str) -> Result<Self> {
         match s {
             "tenant" => Ok(ApiKeyScope::Tenant),
-            "admin" => Ok(ApiKeyScope::Admin),
+            "admin" | "supervisor" => Ok(ApiKeyScope::Supervisor),
             other => Err(Error::Database(sqlx::Error::Decode(
                 format!("unknown key scope {other:?}").into(),
             ))),
@@ -187,7 +198,7 @@ impl Store {
             .bind(name)
             .bind(prefix)
             .bind(key_hash)
-            .bind(scope.as_str())
+            .bind(scope.stored())
             .bind(at)
             .fetch_one(pool)
             .await
