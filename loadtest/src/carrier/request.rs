@@ -259,6 +259,15 @@ impl ApiError {
         }
     }
 
+    /// Twilio's answer when it fails itself: 500, error 20500.
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: 20500,
+            message: message.into(),
+        }
+    }
+
     pub(crate) fn not_found(path: &str) -> Self {
         Self {
             status: StatusCode::NOT_FOUND,

@@ -242,7 +242,26 @@ async fn create(
     authorize(&shared, &headers, &account, &path)?;
     // Held until the answer is written: the request counts against the account's API
     // concurrency for as long as the carrier takes to answer it.
-    let _slot = shared.enter_api()?;
+    let slot = shared.enter_api()?;
+    // Once the request has arrived the carrier goes on with it, even if the client goes
+    // away before the answer (a caller that dies mid-create still rings its callee), as
+    // Twilio does.
+    tokio::spawn(place(shared, form, received_at, slot))
+        .await
+        .unwrap_or_else(|e| {
+            Err(ApiError::internal(format!(
+                "the simulated carrier failed placing the call: {e}"
+            )))
+        })
+}
+
+/// The rest of a create, run to its end whatever the client does.
+async fn place(
+    shared: Arc<Shared>,
+    form: FormResult,
+    received_at: std::time::Instant,
+    _slot: ApiSlot,
+) -> Result<Response, ApiError> {
     tokio::time::sleep(shared.api_latency()).await;
     let request = CallRequest::from_form(&form_params(form)?)?;
     let plan = lock(&shared.planner).plan(&shared.config, &request);
