@@ -22,6 +22,7 @@ pub mod problem;
 pub mod relay;
 pub mod request_id;
 pub mod rest;
+pub mod retention;
 pub mod sessions;
 pub mod twilio_hooks;
 pub mod webhook_guard;
