@@ -1,6 +1,7 @@
 //! Retention and erasure on SQLite and PostgreSQL: the purge removes each kind of record
-//! once it is older than its age as of an injected "now", in small batches, and never
-//! touches a live call, a pending delivery or a suppression; erasing a contact leaves no
+//! (transcripts, events, call records, webhook delivery logs) once it is older than its age
+//! as of an injected "now", in small batches, and never touches a live call, a pending
+//! delivery or a suppression; erasing a contact leaves no
 //! trace of its number, name or email in any table, keeps its calls' figures, and keeps
 //! its number suppressed under a hash, also when the number is imported again.
 
@@ -10,10 +11,10 @@ use switchboard_engine::campaign::{CampaignConfig, Outcome};
 use switchboard_engine::contact::NewContact;
 use switchboard_engine::store::{
     AttemptRecord, AttemptStatus, AttemptUpdate, CallEvent, CarrierUpdate, NewAttempt,
-    OutcomeReport, RetentionPolicy, Store,
+    OutcomeReport, RetentionPolicy, SendReport, Store,
 };
 use switchboard_engine::time::now;
-use switchboard_engine::webhook::NewWebhook;
+use switchboard_engine::webhook::{NewWebhook, RetrySchedule};
 use switchboard_engine::{CampaignId, E164, Error, TenantId, conformance};
 
 conformance!(
@@ -118,6 +119,18 @@ async fn each_kind_is_purged_after_its_age_in_batches_and_live_calls_are_never_t
     store: &Store,
 ) {
     let t = store.create_tenant("t").await.unwrap().id;
+    store
+        .create_webhook(
+            t,
+            &NewWebhook {
+                url: "https://hooks.example.com/switchboard".into(),
+                events: vec!["call.completed".into()],
+                description: String::new(),
+            },
+            "whsec_test",
+        )
+        .await
+        .unwrap();
     let phones: Vec<String> = (0..6).map(|i| format!("+1415555010{i}")).collect();
     let contacts: Vec<NewContact> = phones.iter().map(|p| NewContact::new(e164(p))).collect();
     store.upsert_contacts(t, &contacts).await.unwrap();
@@ -130,6 +143,29 @@ async fn each_kind_is_purged_after_its_age_in_batches_and_live_calls_are_never_t
         let days = if i == 5 { 1 } else { 85 };
         end_with_transcript(store, &a, today - TimeDelta::days(days)).await;
         settled.push(a);
+    }
+    // Each ended call's call.completed delivery: five delivered 25 days ago, one pending.
+    let due = store
+        .claim_due_deliveries(
+            today + TimeDelta::days(1),
+            std::time::Duration::from_secs(60),
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 6);
+    for delivery in &due[..5] {
+        let sent = SendReport {
+            at: today - TimeDelta::days(25),
+            status_code: Some(200),
+            error: None,
+            duration: std::time::Duration::from_millis(20),
+            give_up: false,
+        };
+        store
+            .record_delivery_attempt(delivery.id, &sent, &RetrySchedule::default())
+            .await
+            .unwrap();
     }
     // A live call reserved long ago, still ringing, with an old event.
     let live_phone = "+14155550199";
@@ -184,8 +220,18 @@ async fn each_kind_is_purged_after_its_age_in_batches_and_live_calls_are_never_t
     let later = today + TimeDelta::days(10);
     let report = store.purge(&policy, later).await.unwrap();
     assert_eq!(
-        (report.transcripts, report.events, report.call_records),
-        (5, 5, 0)
+        (
+            report.transcripts,
+            report.events,
+            report.call_records,
+            report.webhook_deliveries
+        ),
+        (5, 5, 0, 5)
+    );
+    assert_eq!(
+        store.pending_deliveries().await.unwrap(),
+        1,
+        "pending stays"
     );
     for a in &settled[..5] {
         let kept = store.attempt(a.id).await.unwrap();

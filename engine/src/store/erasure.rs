@@ -183,6 +183,15 @@ async fn erase(
         let Some(phone) = phone else {
             return Err(Error::not_found("contact", id));
         };
+        // Out of every queue first: a reservation racing with this erasure either committed
+        // before (its call is live: refused below) or finds its queue entry done.
+        sqlx::query(
+            "UPDATE campaign_contacts SET state = 'done', last_result = 'erased' \
+             WHERE contact_id = $1 AND state = 'queued'",
+        )
+        .bind(id.0)
+        .execute(&mut *c)
+        .await?;
         let (live, unsettled): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM call_attempts WHERE contact_id = $1 AND status <> 'ended'), \
                     (SELECT COUNT(*) FROM campaign_contacts WHERE contact_id = $1 AND state = 'in_progress')",
@@ -274,11 +283,12 @@ async fn erase(
         .execute(&mut *c)
         .await?;
 
-        // The contact becomes a tombstone, out of every list and queue.
-        sqlx::query(
+        // The contact becomes a tombstone, out of every list. Another erasure of it that
+        // committed meanwhile leaves nothing to do here.
+        let n = sqlx::query(
             "UPDATE contacts SET phone = $3, name = NULL, email = NULL, company = NULL, \
              timezone = NULL, attributes = $4, consent_at = NULL, opted_out_at = NULL, \
-             erased_at = $5, updated_at = $5 WHERE tenant_id = $1 AND id = $2",
+             erased_at = $5, updated_at = $5 WHERE tenant_id = $1 AND id = $2 AND erased_at IS NULL",
         )
         .bind(tenant.0)
         .bind(id.0)
@@ -286,18 +296,15 @@ async fn erase(
         .bind(Json(Map::new()))
         .bind(at)
         .execute(&mut *c)
-        .await?;
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(Error::not_found("contact", id));
+        }
         sqlx::query("DELETE FROM contact_list_members WHERE contact_id = $1")
             .bind(id.0)
             .execute(&mut *c)
             .await?;
-        sqlx::query(
-            "UPDATE campaign_contacts SET state = 'done', last_result = 'erased' \
-             WHERE contact_id = $1 AND state <> 'done'",
-        )
-        .bind(id.0)
-        .execute(&mut *c)
-        .await?;
 
         // Its calls keep their figures, not what was said or the number.
         let attempts: Vec<(i64, Json<Map<String, Value>>)> = sqlx::query_as(
