@@ -1,9 +1,9 @@
 //! Retention and erasure on SQLite and PostgreSQL: the purge removes each kind of record
 //! (transcripts, events, call records, webhook delivery logs) once it is older than its age
 //! as of an injected "now", in small batches, and never touches a live call, a pending
-//! delivery or a suppression; erasing a contact leaves no
-//! trace of its number, name or email in any table, keeps its calls' figures, and keeps
-//! its number suppressed under a hash, also when the number is imported again.
+//! delivery or a suppression; erasing a contact leaves no trace of its number, name or
+//! email in any table, keeps its calls' figures, and keeps its number suppressed under a
+//! hash, also when the number is imported again.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value, json};
