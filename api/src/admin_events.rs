@@ -58,6 +58,7 @@ impl FromRequestParts<AppState> for StreamAuth {
             .api_key_by_hash(&hash_key(key))
             .await?
             .ok_or_else(|| Problem::unauthorized("unknown or revoked api key"))?;
+        state.guards.admit(record.id)?;
         Ok(StreamAuth(Auth {
             tenant: record.tenant_id,
             key: record.id,
@@ -82,7 +83,7 @@ pub async fn admin_events(
             "this route needs an api key with the admin scope",
         ));
     }
-    Ok(sse(state.events.subscribe(Scope::All), state, auth))
+    sse(state.events.subscribe(Scope::All), state, auth)
 }
 
 /// The tenant's live changes: its running campaigns and their calls.
@@ -93,7 +94,7 @@ pub async fn admin_events(
 pub async fn tenant_events(
     State(state): State<AppState>,
     StreamAuth(auth): StreamAuth,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
     sse(
         state.events.subscribe(Scope::Tenant(auth.tenant)),
         state,
@@ -102,19 +103,20 @@ pub async fn tenant_events(
 }
 
 /// A subscription as Server-Sent Events; after a `lagged` or `revoked` event the stream
-/// ends.
+/// ends. A key holds at most `limits.event_streams_per_key` streams (429 beyond).
 fn sse(
     subscription: Subscription,
     state: AppState,
     auth: Auth,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
+    let slot = state.guards.stream_slot(auth.key)?;
     let mut check = tokio::time::interval(KEY_CHECK_EVERY);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let open = Some((subscription, check));
+    let open = Some((subscription, check, slot));
     let stream = futures_util::stream::unfold(open, move |open| {
         let state = state.clone();
         async move {
-            let (mut subscription, mut check) = open?;
+            let (mut subscription, mut check, slot) = open?;
             let received = loop {
                 tokio::select! {
                     received = subscription.next() => break received?,
@@ -137,8 +139,8 @@ fn sse(
                     return Some((Ok(event.retry(RECONNECT_AFTER)), None));
                 }
             };
-            Some((Ok(event), Some((subscription, check))))
+            Some((Ok(event), Some((subscription, check, slot))))
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

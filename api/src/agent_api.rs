@@ -40,7 +40,7 @@ pub async fn report_outcome(
         token,
     )
     .ok_or_else(|| Problem::forbidden("invalid call token"))?;
-    let call = state.store.attempt(attempt).await?;
+    let call = state.calls.store.attempt(attempt).await?;
     if switchboard_engine::time::now() > call_token::expires_at(call.reserved_at, call.ended_at) {
         return Err(Problem::forbidden("expired call token"));
     }

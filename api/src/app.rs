@@ -2,12 +2,13 @@
 
 use crate::calls::{CallServices, CampaignCache, RelayTotals};
 use crate::config::Settings;
+use crate::limits::Guards;
 use crate::live_events::{EventHub, HubSettings, SnapshotSource};
 use crate::livekit_hooks::{LiveKitHooks, StoreEventSink};
 use crate::webhook_worker::{WebhookWorker, WorkerSettings};
-use crate::{metrics, request_id};
+use crate::{limits, metrics, request_id};
 use axum::Router;
-use axum::extract::FromRef;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use secrecy::{ExposeSecret, SecretString};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ use switchboard_actors::clock::SystemClock;
 use switchboard_actors::dial::{DialSettings, Dialer, SipDialer};
 use switchboard_actors::urls::PublicUrls;
 use switchboard_actors::{EventWriter, Runtime, RuntimeSettings, Services, WriterSettings};
-use switchboard_engine::store::Store;
+use switchboard_engine::store::{Store, StoreOptions};
 use switchboard_media::livekit::{LiveKitAgents, LiveKitOptions, SipDialOptions};
 use switchboard_media::{AgentConnector, TwilioClient, twilio::client::TwilioConfig};
 use tokio::net::TcpListener;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub api: Arc<crate::rest::ApiSettings>,
     /// The live changes, shared by every event stream client.
     pub events: EventHub,
+    /// The bounds every tenant is held to while the server runs.
+    pub guards: Arc<Guards>,
 }
 
 impl FromRef<AppState> for Arc<LiveKitHooks> {
@@ -47,6 +50,11 @@ impl FromRef<AppState> for Arc<LiveKitHooks> {
     }
 }
 
+/// Largest request body of a route that does not say otherwise (campaign configurations,
+/// agent reports with their transcript); the CSV imports and the contact routes set their
+/// own.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
 /// Every route Switchboard serves: the documented ones (the OpenAPI spec) and the
 /// deliberately undocumented ones ([`crate::internal::UNDOCUMENTED`]), nothing else.
 pub fn router(state: AppState) -> Router {
@@ -54,7 +62,10 @@ pub fn router(state: AppState) -> Router {
     let spec: Arc<str> = serde_json::to_string(&spec)
         .expect("the spec serializes")
         .into();
+    let guards = state.guards.clone();
     crate::internal::add_routes(documented, &spec)
+        .layer(axum::middleware::from_fn_with_state(guards, limits::layer))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(request_id::layer))
         .with_state(state)
 }
@@ -63,12 +74,15 @@ pub fn router(state: AppState) -> Router {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// The runtime's database pool (the state holds the API's).
+    store: Store,
     webhooks: WorkerSettings,
     shutdown_grace: std::time::Duration,
     retention: Option<(
         switchboard_engine::store::RetentionPolicy,
         std::time::Duration,
     )>,
+    server: crate::server::ServerLimits,
 }
 
 /// Why the application could not start.
@@ -156,10 +170,33 @@ impl Application {
     /// Opens the database (migrating it if configured), binds the listen address and loads
     /// the server's call token secret (created on first start).
     pub async fn build(settings: &Settings) -> Result<Application, StartError> {
-        let store = Store::connect(settings.database_url()).await?;
+        let limits = &settings.limits;
+        limits.check().map_err(StartError::Setting)?;
+        // Two pools: the runtime's (dialing, callbacks, the writer, webhooks) and the
+        // API's, whose queries are also cut short on PostgreSQL, so that a heavy tenant
+        // query cannot take the connections dialing needs.
+        let store = Store::connect_with(
+            settings.database_url(),
+            StoreOptions {
+                max_connections: limits.runtime_db_connections,
+                ..StoreOptions::default()
+            },
+        )
+        .await?;
         if settings.migrate_on_start {
             store.migrate().await?;
         }
+        let api_store = Store::connect_with(
+            settings.database_url(),
+            StoreOptions {
+                max_connections: limits.api_db_connections,
+                statement_timeout: Some(std::time::Duration::from_millis(
+                    limits.api_statement_timeout_ms,
+                )),
+                ..StoreOptions::default()
+            },
+        )
+        .await?;
         let bind_error = |source| StartError::Bind {
             addr: settings.listen,
             source,
@@ -177,14 +214,18 @@ impl Application {
                 .map_err(|e| StartError::Setting(format!("agent_ca_file: {e}")))?,
             None => Vec::new(),
         };
-        let agent = AgentConnector::new(&extra_roots)
+        let mut agent = AgentConnector::new(&extra_roots)
             .map_err(|e| StartError::Setting(format!("agent_ca_file: {e}")))?;
+        if !settings.agent_allow_private_addresses {
+            agent = agent.with_guard(crate::webhook_guard::agent_guard());
+        }
         let writer = EventWriter::start(store.clone(), WriterSettings::default());
         let candidate = new_secret()?;
         let secret = store
             .server_setting_or_init(switchboard_engine::call_token::SECRET_SETTING, || candidate)
             .await?;
         let calls = CallServices {
+            store: store.clone(),
             urls: PublicUrls::new(&public_url),
             twilio_account_sid: settings.twilio_account_sid.clone(),
             twilio_auth_token: settings.twilio_auth_token.clone(),
@@ -192,7 +233,7 @@ impl Application {
             totals: RelayTotals::default(),
             campaigns: CampaignCache::default(),
             relays: crate::calls::LiveRelays::default(),
-            sessions: crate::sessions::MediaSessions::default(),
+            sessions: crate::sessions::MediaSessions::with_cap(limits.media_sessions),
             agent: agent.clone(),
             livekit: match settings.livekit() {
                 Some(config) => {
@@ -261,24 +302,27 @@ impl Application {
             .clone()
             .map(|r| Arc::new(r) as Arc<dyn SnapshotSource>);
         let state = AppState {
-            store,
+            store: api_store,
             writer,
             calls: Arc::new(calls),
             livekit: Arc::new(livekit),
             runtime,
             api: Arc::new(api),
             events: EventHub::new(source, HubSettings::default()),
+            guards: Guards::new(settings.limits.clone()),
         };
         metrics::handle();
         Ok(Application {
             listener,
             state,
+            store,
             webhooks: WorkerSettings {
                 extra_roots,
                 ..settings.webhook_worker()
             },
             shutdown_grace: std::time::Duration::from_secs(settings.shutdown_grace_secs),
             retention: settings.purge_interval().map(|every| (retention, every)),
+            server: settings.limits.server(),
         })
     }
 
@@ -303,7 +347,8 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let store = self.state.store.clone();
+        let store = self.store.clone();
+        let api_store = self.state.store.clone();
         let writer = self.state.writer.clone();
         let runtime = self.state.runtime.clone();
         let calls = self.state.calls.clone();
@@ -316,15 +361,14 @@ impl Application {
         let upkeep = tokio::spawn(metrics::upkeep());
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
         // The server runs as its own task so that it keeps accepting through the drain.
-        let mut server = tokio::spawn(
-            // A make-service hands each connection a clone of the finished router; serving
-            // the router itself would rebuild its route table for every connection.
-            axum::serve(self.listener, router(self.state).into_make_service())
-                .with_graceful_shutdown(async {
-                    let _ = http_stopped.await;
-                })
-                .into_future(),
-        );
+        let mut server = tokio::spawn(crate::server::serve(
+            self.listener,
+            router(self.state),
+            self.server,
+            async {
+                let _ = http_stopped.await;
+            },
+        ));
         let joined = |r: Result<std::io::Result<()>, tokio::task::JoinError>| {
             r.unwrap_or_else(|e| {
                 Err(std::io::Error::other(format!(
@@ -362,6 +406,7 @@ impl Application {
         upkeep.abort();
         // Everything the calls handed over is stored before the database closes.
         writer.shutdown().await;
+        api_store.close().await;
         store.close().await;
         result
     }

@@ -2,7 +2,8 @@
 //! extractors that turn `Authorization: Bearer <key>` into the caller's tenant.
 //!
 //! [`Auth`] accepts any live key and scopes the request to the key's tenant; [`AdminAuth`]
-//! also requires the `admin` scope. A missing, unknown or revoked key is a 401 problem.
+//! also requires the `admin` scope. A missing, unknown or revoked key is a 401 problem; a
+//! key over its request rate ([`crate::limits`]) a 429.
 
 use crate::app::AppState;
 use crate::problem::Problem;
@@ -114,6 +115,7 @@ where
             .api_key_by_hash(&hash_key(key))
             .await?
             .ok_or_else(|| Problem::unauthorized("unknown or revoked api key"))?;
+        state.guards.admit(record.id)?;
         Ok(Auth {
             tenant: record.tenant_id,
             key: record.id,

@@ -15,6 +15,8 @@ use switchboard_engine::{CampaignId, TenantId};
 
 /// Settings and shared state of the call endpoints.
 pub struct CallServices {
+    /// The runtime's database pool: the call path never waits behind the API's queries.
+    pub store: switchboard_engine::store::Store,
     /// Switchboard's public URLs.
     pub urls: PublicUrls,
     /// The Twilio account calls are placed from: a media stream must name it.
@@ -31,7 +33,8 @@ pub struct CallServices {
     pub livekit: Option<switchboard_media::livekit::LiveKitAgents>,
     /// What the relays of recent calls reported, for the admin live view.
     pub relays: LiveRelays,
-    /// The media sessions running now (drained at shutdown).
+    /// The media sessions running now (drained at shutdown, capped by
+    /// `limits.media_sessions`).
     pub sessions: crate::sessions::MediaSessions,
     /// Opens agents' WebSockets (`wss://` with the web PKI and `agent_ca_file`).
     pub agent: switchboard_media::AgentConnector,

@@ -71,6 +71,12 @@ pub struct Settings {
     /// on the same network (on-premises) and tests.
     #[serde(default)]
     pub webhook_allow_private_addresses: bool,
+    /// Let campaigns' agent URLs reach loopback, private, link-local and other internal
+    /// addresses (default false: refused when a campaign is saved and again when a call
+    /// connects). For agents on the same network (on-premises) and tests. The operator's
+    /// own LiveKit URLs are not judged.
+    #[serde(default)]
+    pub agent_allow_private_addresses: bool,
     /// On shutdown, how long live calls may go on being relayed before their media streams
     /// are closed, in seconds (default 30). Dialing stops at once either way.
     #[serde(default = "default_shutdown_grace_secs")]
@@ -87,6 +93,10 @@ pub struct Settings {
     /// agents behind an internal CA). Default: none.
     #[serde(default)]
     pub agent_ca_file: Option<PathBuf>,
+    /// What one tenant may take of the server (`[limits]`; in the environment
+    /// `SWITCHBOARD_LIMITS__RATE_PER_SEC` and so on): see [`crate::limits::Limits`].
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
     /// Days a settled call record (attempt and its events) is kept after the call ended
     /// (default 400: a year of history and a month to compare it with; 0 keeps them
     /// forever). A campaign's figures cover the calls kept.
@@ -230,12 +240,11 @@ impl Settings {
             // LiveKit's own variable names work too; SWITCHBOARD_LIVEKIT_* wins. SWITCHBOARD_URL
             // and SWITCHBOARD_API_KEY belong to the API client commands.
             .merge(Env::raw().only(&["LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"]))
-            .merge(Env::prefixed("SWITCHBOARD_").ignore(&[
-                "CONFIG",
-                "TEST_POSTGRES",
-                "URL",
-                "API_KEY",
-            ]))
+            .merge(
+                Env::prefixed("SWITCHBOARD_")
+                    .ignore(&["CONFIG", "TEST_POSTGRES", "URL", "API_KEY"])
+                    .split("__"),
+            )
     }
 
     /// Settings for tests: defaults with this database and an ephemeral port.
@@ -262,6 +271,8 @@ impl Settings {
             webhook_backoff_ms: default_webhook_backoff_ms(),
             webhook_timeout_ms: default_webhook_timeout_ms(),
             webhook_allow_private_addresses: false,
+            // Test agents listen on loopback.
+            agent_allow_private_addresses: true,
             shutdown_grace_secs: 2,
             lease_ttl_secs: 3,
             agent_ca_file: None,
@@ -272,6 +283,7 @@ impl Settings {
             // Tests seed calls at fixed past dates: no purge unless a test asks for one.
             retention_purge_interval_secs: 0,
             retention_purge_batch: default_retention_purge_batch(),
+            limits: crate::limits::Limits::default(),
         }
     }
 
@@ -486,6 +498,31 @@ mod tests {
             let s: Settings = Settings::figment("absent.toml".into()).extract()?;
             let err = s.retention().unwrap_err();
             assert!(err.starts_with("retention_purge_batch: 0"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn limits_come_from_their_table_or_the_environment_and_zero_is_refused() {
+        Jail::expect_with(|jail| {
+            let s: Settings = Settings::figment("absent.toml".into()).extract()?;
+            assert_eq!(s.limits, crate::limits::Limits::default());
+            jail.create_file("sb.toml", "[limits]\nrate_per_sec = 7\n")?;
+            jail.set_env("SWITCHBOARD_LIMITS__RATE_BURST", "9");
+            let s: Settings = Settings::figment("sb.toml".into()).extract()?;
+            assert_eq!((s.limits.rate_per_sec, s.limits.rate_burst), (7, 9));
+            assert_eq!(s.limits.check(), Ok(()));
+            jail.set_env("SWITCHBOARD_LIMITS__MEDIA_SESSIONS", "0");
+            let s: Settings = Settings::figment("sb.toml".into()).extract()?;
+            assert_eq!(
+                s.limits.check(),
+                Err("limits.media_sessions: must be at least 1".to_owned())
+            );
+            jail.set_env("SWITCHBOARD_LIMITS__RATE_PER_SECOND", "9");
+            let err = Settings::figment("sb.toml".into())
+                .extract::<Settings>()
+                .unwrap_err();
+            assert!(err.to_string().contains("rate_per_second"), "{err}");
             Ok(())
         });
     }

@@ -67,10 +67,25 @@ pub async fn media_stream(
             "a websocket upgrade is required",
         ));
     }
+    let Some(place) = state.calls.sessions.place() else {
+        metrics::counter!("switchboard_media_sessions_refused_total").increment(1);
+        tracing::warn!(
+            cap = state.calls.sessions.cap(),
+            "media stream refused: this process relays as many as limits.media_sessions allows"
+        );
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many media sessions",
+            format!(
+                "this process already relays {} media streams (limits.media_sessions)",
+                state.calls.sessions.cap()
+            ),
+        ));
+    };
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut request);
     let calls = state.calls.clone();
-    calls.sessions.spawn(async move {
+    calls.sessions.spawn(place, async move {
         match on_upgrade.await {
             Ok(upgraded) => {
                 let ws = WebSocketStream::from_raw_socket(
@@ -280,7 +295,7 @@ where
 {
     let context = async {
         check_stream_key(state, attempt_id, start)?;
-        let attempt = state.store.attempt(attempt_id).await?;
+        let attempt = state.calls.store.attempt(attempt_id).await?;
         if attempt.status == AttemptStatus::Ended {
             return Err(SessionError::Ended(attempt_id));
         }
@@ -289,8 +304,11 @@ where
             state
                 .calls
                 .campaigns
-                .get(&state.store, attempt.tenant_id, attempt.campaign_id),
-            state.store.contact(attempt.tenant_id, attempt.contact_id)
+                .get(&state.calls.store, attempt.tenant_id, attempt.campaign_id),
+            state
+                .calls
+                .store
+                .contact(attempt.tenant_id, attempt.contact_id)
         );
         Ok((attempt, campaign?, contact?))
     };
@@ -352,11 +370,21 @@ where
     };
     let parameters = switchboard_actors::context::stream_parameters(&context);
 
-    let connected = state
-        .calls
-        .agent
-        .connect(&url, Some(media_socket_config()))
-        .await;
+    // A LiveKit session's connector URL is the operator's; a campaign's URL is the
+    // tenant's and passes the destination guard.
+    let connected = if session.is_some() {
+        state
+            .calls
+            .agent
+            .connect_trusted(&url, Some(media_socket_config()))
+            .await
+    } else {
+        state
+            .calls
+            .agent
+            .connect(&url, Some(media_socket_config()))
+            .await
+    };
     let mut agent = match connected {
         Ok(agent) => agent,
         Err(e) => {

@@ -16,6 +16,7 @@ pub struct Problem {
     detail: String,
     errors: Vec<FieldError>,
     extensions: serde_json::Map<String, serde_json::Value>,
+    retry_after: Option<std::time::Duration>,
 }
 
 #[derive(Serialize)]
@@ -47,6 +48,16 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             extensions: serde_json::Map::new(),
+            retry_after: None,
+        }
+    }
+
+    /// 429: a bound of the caller was reached; `Retry-After` says when to come back
+    /// (whole seconds, rounded up).
+    pub fn too_many_requests(detail: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        Problem {
+            retry_after: Some(retry_after),
+            ..Problem::new(StatusCode::TOO_MANY_REQUESTS, "too many requests", detail)
         }
     }
 
@@ -85,6 +96,7 @@ impl Problem {
                 .join("; "),
             errors,
             extensions: serde_json::Map::new(),
+            retry_after: None,
         }
     }
 
@@ -113,6 +125,7 @@ impl Problem {
             detail: format!("{field}: {reason}"),
             errors: vec![FieldError::new(field, reason)],
             extensions: serde_json::Map::new(),
+            retry_after: None,
         }
     }
 
@@ -151,6 +164,18 @@ impl From<Error> for Problem {
                     e.to_string(),
                 )
             }
+            Error::Database(sqlx_error)
+                if sqlx_error
+                    .as_database_error()
+                    .and_then(|d| d.code())
+                    .is_some_and(|code| code == "57014") =>
+            {
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "query too slow",
+                    "the query ran longer than the API's statement timeout (limits.api_statement_timeout_ms) and was cancelled; narrow it and retry",
+                )
+            }
             Error::Database(_) | Error::Migrate(_) => {
                 tracing::error!(error = %e, "database error");
                 Problem::new(
@@ -185,6 +210,12 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(after) = self.retry_after {
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
         response
     }
 }

@@ -80,7 +80,7 @@ pub async fn status_callback(
     let params = signed_form(&state, &headers, &uri, &body)?;
     let callback = StatusCallback::from_form(&params)
         .map_err(|e| Problem::bad_request("form", e.to_string()))?;
-    let attempt = state.store.attempt(AttemptId(attempt)).await?;
+    let attempt = state.calls.store.attempt(AttemptId(attempt)).await?;
     if let Some(sid) = &attempt.carrier_call_id
         && sid != &callback.call_sid
     {
@@ -136,7 +136,7 @@ pub async fn amd_callback(
     let params = signed_form(&state, &headers, &uri, &body)?;
     let result =
         AmdCallback::from_form(&params).map_err(|e| Problem::bad_request("form", e.to_string()))?;
-    let attempt = state.store.attempt(AttemptId(attempt)).await?;
+    let attempt = state.calls.store.attempt(AttemptId(attempt)).await?;
     if let Some(sid) = &attempt.carrier_call_id
         && sid != &result.call_sid
     {
@@ -173,7 +173,7 @@ pub async fn call_twiml(
     body: Bytes,
 ) -> Result<Response, Problem> {
     signed_form(&state, &headers, &uri, &body)?;
-    let attempt = state.store.attempt(AttemptId(attempt)).await?;
+    let attempt = state.calls.store.attempt(AttemptId(attempt)).await?;
     let xml = stream_twiml(&state, attempt.id);
     Ok(([(header::CONTENT_TYPE, "text/xml")], xml).into_response())
 }

@@ -1,8 +1,10 @@
-//! Webhook URLs held to public destinations ([`switchboard_engine::destination`]): checked
-//! when a tenant registers one (the name is resolved and every address judged), and again
-//! when a delivery connects, through [`GuardedResolver`], since a name may point elsewhere
-//! by then. The `webhook_allow_private_addresses` setting turns both off (on-premises
-//! receivers, tests on loopback).
+//! Webhook and agent URLs held to public destinations ([`switchboard_engine::destination`]):
+//! checked when a tenant registers one (the name is resolved and every address judged),
+//! and again when a delivery or a call connects, since a name may point elsewhere by then:
+//! webhooks through [`GuardedResolver`], agents through the agent connector's guard
+//! ([`agent_guard`]). The `webhook_allow_private_addresses` and
+//! `agent_allow_private_addresses` settings turn them off (on-premises receivers and
+//! agents, tests on loopback).
 
 use std::error::Error as StdError;
 use std::net::{IpAddr, SocketAddr};
@@ -22,7 +24,7 @@ pub enum DestinationError {
         url: String,
     },
     /// The host is, or resolves to, a refused address.
-    #[error("{}; such destinations are refused unless the server sets webhook_allow_private_addresses", refused_text(.host, .ip, .why))]
+    #[error("{}; such destinations are refused unless the server allows them (webhook_allow_private_addresses, agent_allow_private_addresses)", refused_text(.host, .ip, .why))]
     Refused {
         /// The URL's host.
         host: String,
@@ -65,11 +67,16 @@ fn judge(host: &str, ip: IpAddr) -> Result<(), DestinationError> {
 /// The URL's host when it is an IP address, judged; `Ok(Some(name))` when it is a name to
 /// resolve.
 fn literal(url: &str) -> Result<Option<(String, u16)>, DestinationError> {
+    literal_of(url, &["http", "https"])
+}
+
+/// [`literal`] for a URL of one of these schemes.
+fn literal_of(url: &str, schemes: &[&str]) -> Result<Option<(String, u16)>, DestinationError> {
     let not_http = || DestinationError::NotHttp {
         url: url.to_owned(),
     };
     let parsed = reqwest::Url::parse(url.trim()).map_err(|_| not_http())?;
-    if !matches!(parsed.scheme(), "http" | "https") {
+    if !schemes.contains(&parsed.scheme()) {
         return Err(not_http());
     }
     let port = parsed.port_or_known_default().ok_or_else(not_http)?;
@@ -92,7 +99,26 @@ fn literal(url: &str) -> Result<Option<(String, u16)>, DestinationError> {
 /// Checks a URL before it is registered: an IP host is judged; a name is resolved (within
 /// [`RESOLVE_TIMEOUT`]) and every address it resolves to is judged.
 pub async fn check_url(url: &str) -> Result<(), DestinationError> {
-    let Some((host, port)) = literal(url)? else {
+    check_resolved(literal(url)?).await
+}
+
+/// [`check_url`] for an agent's `ws://` or `wss://` URL.
+pub async fn check_agent_url(url: &str) -> Result<(), DestinationError> {
+    check_resolved(literal_of(url, &["ws", "wss"])?).await
+}
+
+/// What the agent connector asks of every address an agent URL resolves to, when private
+/// addresses are not allowed.
+pub fn agent_guard() -> switchboard_media::agent_ws::AddressGuard {
+    std::sync::Arc::new(|ip| {
+        refusal(ip).map(|why| {
+            format!("{why}; agents there are refused unless the server sets agent_allow_private_addresses")
+        })
+    })
+}
+
+async fn check_resolved(target: Option<(String, u16)>) -> Result<(), DestinationError> {
+    let Some((host, port)) = target else {
         return Ok(());
     };
     for addr in resolve(&host, port).await? {
@@ -206,5 +232,30 @@ mod tests {
             matches!(refused, Err(DestinationError::Unresolvable { .. })),
             "{refused:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn agent_urls_get_the_same_judgement_over_websocket_schemes() {
+        let refused = check_agent_url("ws://169.254.169.254/latest/meta-data")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("link-local"), "{refused}");
+        assert!(
+            refused.contains("agent_allow_private_addresses"),
+            "{refused}"
+        );
+        let refused = check_agent_url("wss://localhost:8443/agent")
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("loopback"), "{refused}");
+        check_agent_url("wss://8.8.8.8/agent").await.unwrap();
+        assert!(matches!(
+            check_agent_url("https://8.8.8.8/agent").await,
+            Err(DestinationError::NotHttp { .. })
+        ));
+        let guard = agent_guard();
+        assert!(guard("10.1.2.3".parse().unwrap()).is_some_and(|why| why.contains("private")));
+        assert_eq!(guard("8.8.8.8".parse().unwrap()), None);
     }
 }

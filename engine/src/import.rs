@@ -14,14 +14,16 @@
 //!
 //! Rows are validated as they stream in (phone numbers normalized to E.164 with the
 //! default region, timezones checked against the IANA database), written in batches inside
-//! one transaction, and every rejected row is reported with its row number, column and
-//! reason. [`ImportMode::AllOrNothing`] stores nothing if any row is bad;
+//! one transaction (on SQLite, an uploaded file in one short transaction per batch after a
+//! first read checked it: see [`import_csv_file`]), and rejected rows are reported with
+//! their row number, column and reason (the first [`MAX_REPORTED_ERRORS`], the rest
+//! counted). [`ImportMode::AllOrNothing`] stores nothing if any row is bad;
 //! [`ImportMode::SkipBadRows`] stores the good rows.
 
-use crate::TenantId;
 use crate::contact::{ContactFields, NewContact, parse_timezone};
 use crate::phone::{E164, Region};
-use crate::store::{Store, UpsertReport};
+use crate::store::{Backend, Store, UpsertReport};
+use crate::{ContactListId, TenantId};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -99,6 +101,9 @@ pub struct ImportOptions {
     pub delimiter: char,
     /// Separator that turns a cell into a list (default `;`).
     pub list_separator: char,
+    /// Most data rows the file may hold; a longer file is refused whole (nothing stored).
+    /// `None`: no limit.
+    pub max_rows: Option<u64>,
 }
 
 impl Default for ImportOptions {
@@ -110,6 +115,7 @@ impl Default for ImportOptions {
             mode: ImportMode::AllOrNothing,
             delimiter: ',',
             list_separator: ';',
+            max_rows: None,
         }
     }
 }
@@ -140,8 +146,24 @@ pub struct ImportReport {
     pub rejected: u64,
     /// Whether anything was stored.
     pub committed: bool,
-    /// Every rejected row (all of them: a report that hides errors is no report).
+    /// The rejected rows, the first [`MAX_REPORTED_ERRORS`] of them (`rejected` counts
+    /// them all; `errors_omitted` says how many are not listed).
     pub errors: Vec<RowError>,
+    /// Rejected rows not listed in `errors`.
+    pub errors_omitted: u64,
+}
+
+/// Rejected rows a report lists; the rest are counted.
+pub const MAX_REPORTED_ERRORS: usize = 1000;
+
+impl ImportReport {
+    /// Counts rejected rows, listing them while there is room.
+    fn reject(&mut self, errors: Vec<RowError>) {
+        self.rejected += errors.len() as u64;
+        let room = MAX_REPORTED_ERRORS.saturating_sub(self.errors.len());
+        self.errors_omitted += errors.len().saturating_sub(room) as u64;
+        self.errors.extend(errors.into_iter().take(room));
+    }
 }
 
 /// Why an import could not run at all.
@@ -176,6 +198,12 @@ pub enum ImportError {
         /// What is wrong.
         reason: String,
     },
+    /// The file holds more rows than allowed.
+    #[error("the file holds more than {max} data rows, the most one import may; split it")]
+    TooManyRows {
+        /// The limit.
+        max: u64,
+    },
     /// Reading the input failed midway.
     #[error("reading the csv failed at line {line}: {reason}")]
     Read {
@@ -203,9 +231,9 @@ enum Parsed {
     Fatal(ImportError),
 }
 
-/// Imports contacts from CSV into the tenant. Fails before touching the database when
-/// the header or options are unusable; otherwise returns the report (see the module docs
-/// for what is stored).
+/// Imports contacts from CSV into the tenant in one transaction. Fails before touching the
+/// database when the header or options are unusable; otherwise returns the report (see
+/// the module docs for what is stored).
 ///
 /// Parsing runs on a blocking thread and overlaps with the database writes.
 pub async fn import_csv<R: Read + Send + 'static>(
@@ -213,6 +241,74 @@ pub async fn import_csv<R: Read + Send + 'static>(
     tenant: TenantId,
     input: R,
     options: &ImportOptions,
+) -> crate::error::Result<ImportReport> {
+    run(store, tenant, input, options, None, Writes::OneTransaction).await
+}
+
+/// Imports a CSV file (an upload spooled to disk) into the tenant, adding every stored
+/// contact to `list` when one is given (the caller checked it is the tenant's).
+///
+/// On PostgreSQL the rows are written in one transaction, as [`import_csv`] does: others
+/// keep reading and writing meanwhile. SQLite has one writer, so a long transaction would
+/// hold back dialing and carrier callbacks for the whole import: there the file is read
+/// twice, first to check it (nothing is written when it is unreadable, longer than
+/// `max_rows`, or has a bad row in an all-or-nothing import), then to write it in
+/// batches of a few thousand rows, each its own short transaction. A crash during the
+/// second read leaves the rows of the batches already written; importing the same file
+/// again completes it (contacts are upserted by number).
+pub async fn import_csv_file(
+    store: &Store,
+    tenant: TenantId,
+    path: &std::path::Path,
+    options: &ImportOptions,
+    list: Option<ContactListId>,
+) -> crate::error::Result<ImportReport> {
+    let open = || {
+        std::fs::File::open(path).map_err(|e| ImportError::Read {
+            line: 0,
+            reason: format!("the spooled upload cannot be read: {e}"),
+        })
+    };
+    match store.backend() {
+        Backend::Postgres => {
+            run(
+                store,
+                tenant,
+                open()?,
+                options,
+                list,
+                Writes::OneTransaction,
+            )
+            .await
+        }
+        Backend::Sqlite => {
+            let checked = run(store, tenant, open()?, options, None, Writes::Nothing).await?;
+            if options.mode == ImportMode::AllOrNothing && checked.rejected > 0 {
+                return Ok(checked);
+            }
+            run(store, tenant, open()?, options, list, Writes::InBatches).await
+        }
+    }
+}
+
+/// How an import's rows reach the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writes {
+    /// One transaction, committed at the end (or rolled back).
+    OneTransaction,
+    /// None: the file is only checked.
+    Nothing,
+    /// One transaction per batch, suppressions reconciled after the last.
+    InBatches,
+}
+
+async fn run<R: Read + Send + 'static>(
+    store: &Store,
+    tenant: TenantId,
+    input: R,
+    options: &ImportOptions,
+    list: Option<ContactListId>,
+    writes: Writes,
 ) -> crate::error::Result<ImportReport> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Parsed>(2);
     let parse_options = options.clone();
@@ -228,7 +324,13 @@ pub async fn import_csv<R: Read + Send + 'static>(
             .into());
         }
     }
-    let mut writer = store.contact_writer(tenant).await?;
+    // Dropping an open writer rolls its transaction back: every early return below
+    // leaves nothing of it behind.
+    let mut single = match writes {
+        Writes::OneTransaction => Some(store.contact_writer(tenant).await?.adding_to(list)),
+        Writes::Nothing | Writes::InBatches => None,
+    };
+    let mut written = UpsertReport::default();
     let mut report = ImportReport::default();
     while let Some(message) = rx.recv().await {
         match message {
@@ -238,36 +340,47 @@ pub async fn import_csv<R: Read + Send + 'static>(
                 rows,
             } => {
                 report.rows += rows;
-                report.rejected += errors.len() as u64;
-                report.errors.extend(errors);
-                let keep = options.mode == ImportMode::SkipBadRows || report.errors.is_empty();
-                if keep && !contacts.is_empty() {
-                    writer.write(&contacts).await?;
+                report.reject(errors);
+                let keep = options.mode == ImportMode::SkipBadRows || report.rejected == 0;
+                if !keep || contacts.is_empty() {
+                    continue;
+                }
+                match (&mut single, writes) {
+                    (Some(writer), _) => writer.write(&contacts).await?,
+                    (None, Writes::InBatches) => {
+                        let mut writer = store.contact_writer(tenant).await?.adding_to(list);
+                        writer.write(&contacts).await?;
+                        written += writer.commit_unsynced().await?;
+                    }
+                    (None, _) => {}
                 }
             }
-            Parsed::Fatal(e) => {
-                writer.rollback().await?;
-                return Err(e.into());
-            }
+            Parsed::Fatal(e) => return Err(e.into()),
             Parsed::Ready => {}
         }
     }
     if parsing.await.is_err() {
-        writer.rollback().await?;
         return Err(ImportError::Read {
             line: report.rows + 1,
             reason: "the csv parser failed".into(),
         }
         .into());
     }
-    if options.mode == ImportMode::SkipBadRows || report.errors.is_empty() {
-        let UpsertReport { inserted, updated } = writer.commit().await?;
-        report.inserted = inserted;
-        report.updated = updated;
-        report.committed = true;
-    } else {
-        writer.rollback().await?;
+    let commit = options.mode == ImportMode::SkipBadRows || report.rejected == 0;
+    match (single, writes) {
+        (Some(writer), _) if commit => {
+            written = writer.commit().await?;
+            report.committed = true;
+        }
+        (Some(writer), _) => writer.rollback().await?,
+        (None, Writes::InBatches) => {
+            store.sync_suppressions(tenant).await?;
+            report.committed = true;
+        }
+        (None, _) => {}
     }
+    report.inserted = written.inserted;
+    report.updated = written.updated;
     Ok(report)
 }
 
@@ -333,6 +446,12 @@ fn parse_stream<R: Read>(
             }
         }
         row += 1;
+        if options.max_rows.is_some_and(|max| row > max) {
+            send(Parsed::Fatal(ImportError::TooManyRows {
+                max: options.max_rows.unwrap_or_default(),
+            }));
+            return;
+        }
         rows_in_batch += 1;
         let line = record.position().map_or(line, |p| p.line());
         match parser.parse(&record) {

@@ -4,13 +4,16 @@
 //!
 //! One [`AgentConnector`] serves both the media relay ([`AgentConnector::connect`]) and
 //! the campaign's reachability probe ([`AgentConnector::probe`]: handshake, then close),
-//! so the probe fails exactly when a call would. Every failure is an
+//! so the probe fails exactly when a call would. A connector may carry an
+//! [`AddressGuard`]: every address a tenant's agent URL resolves to is judged before any
+//! connection, and the connection goes only to the addresses judged (the name is not
+//! resolved twice). Every failure is an
 //! [`AgentConnectError`] whose text names the reason (`certificate not trusted for
 //! agent.example.com: unknown issuer`, `connection refused by 10.0.0.7:443`, …).
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,6 +103,16 @@ pub enum AgentConnectError {
         /// Why.
         reason: String,
     },
+    /// The URL's host is, or resolves to, an address the connector's guard refuses.
+    #[error("{}", forbidden_text(.host, .ip, .why))]
+    Forbidden {
+        /// The URL's host.
+        host: String,
+        /// The refused address.
+        ip: IpAddr,
+        /// Why the guard refuses it.
+        why: String,
+    },
     /// No connection within the time allowed.
     #[error("timed out after {} ms", after.as_millis())]
     TimedOut {
@@ -107,6 +120,19 @@ pub enum AgentConnectError {
         after: Duration,
     },
 }
+
+/// `10.0.0.7 is a private address`, `agent.internal resolves to 10.0.0.7, a private address`.
+fn forbidden_text(host: &str, ip: &IpAddr, why: &str) -> String {
+    if host.parse::<IpAddr>().is_ok() {
+        format!("{host} is {why}")
+    } else {
+        format!("{host} resolves to {ip}, {why}")
+    }
+}
+
+/// Judges one address a URL's host resolves to: `Some(why)` refuses it (`why` completes
+/// "10.0.0.7 is …").
+pub type AddressGuard = Arc<dyn Fn(IpAddr) -> Option<String> + Send + Sync>;
 
 /// Why the TLS settings could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +155,7 @@ pub enum TlsSetupError {
 pub struct AgentConnector {
     tls: Arc<ClientConfig>,
     timeout: Duration,
+    guard: Option<AddressGuard>,
 }
 
 impl fmt::Debug for AgentConnector {
@@ -152,6 +179,7 @@ impl AgentConnector {
         Ok(AgentConnector {
             tls: Arc::new(client_config(extra_roots)?),
             timeout: DEFAULT_CONNECT_TIMEOUT,
+            guard: None,
         })
     }
 
@@ -169,6 +197,13 @@ impl AgentConnector {
         self
     }
 
+    /// The same connector judging every address of a URL it is given before connecting
+    /// ([`AgentConnector::connect_trusted`] aside).
+    pub fn with_guard(mut self, guard: AddressGuard) -> AgentConnector {
+        self.guard = Some(guard);
+        self
+    }
+
     /// The TLS settings (to share with other outward clients).
     pub fn tls_config(&self) -> Arc<ClientConfig> {
         self.tls.clone()
@@ -181,12 +216,25 @@ impl AgentConnector {
         url: &str,
         ws_config: Option<WebSocketConfig>,
     ) -> Result<AgentSocket, AgentConnectError> {
-        self.connect_with(url, ws_config, None).await
+        self.connect_with(url, ws_config, None, self.guard.as_ref())
+            .await
+    }
+
+    /// [`AgentConnector::connect`] without the guard: for URLs the operator configured
+    /// (the LiveKit Twilio connector), never for a tenant's.
+    pub async fn connect_trusted(
+        &self,
+        url: &str,
+        ws_config: Option<WebSocketConfig>,
+    ) -> Result<AgentSocket, AgentConnectError> {
+        self.connect_with(url, ws_config, None, None).await
     }
 
     /// Whether the agent accepts a WebSocket now: the handshake, then a normal close.
     pub async fn probe(&self, url: &str) -> Result<(), AgentConnectError> {
-        let mut socket = self.connect_with(url, None, Some(PROBE_USER_AGENT)).await?;
+        let mut socket = self
+            .connect_with(url, None, Some(PROBE_USER_AGENT), self.guard.as_ref())
+            .await?;
         // The close handshake is a courtesy: the agent answered, that is what counts.
         let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(None)).await;
         Ok(())
@@ -197,6 +245,7 @@ impl AgentConnector {
         url: &str,
         ws_config: Option<WebSocketConfig>,
         user_agent: Option<&'static str>,
+        guard: Option<&AddressGuard>,
     ) -> Result<AgentSocket, AgentConnectError> {
         let target = Target::parse(url)?;
         let mut request = target.request;
@@ -207,7 +256,7 @@ impl AgentConnector {
         }
         let host = target.host;
         let attempt = async {
-            let tcp = tcp_connect(&host, target.port).await?;
+            let tcp = tcp_connect(&host, target.port, guard).await?;
             let _ = tcp.set_nodelay(true);
             let stream = if target.tls {
                 MaybeTlsStream::Rustls(tls_connect(&self.tls, &host, tcp).await?)
@@ -268,8 +317,13 @@ impl Target {
     }
 }
 
-/// Resolves `host` and connects to the first address that accepts.
-async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, AgentConnectError> {
+/// Resolves `host`, judges every address with the guard (one refused address refuses the
+/// host: a name is not half trusted), and connects to the first address that accepts.
+async fn tcp_connect(
+    host: &str,
+    port: u16,
+    guard: Option<&AddressGuard>,
+) -> Result<TcpStream, AgentConnectError> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| AgentConnectError::Dns {
@@ -277,6 +331,17 @@ async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, AgentConnectErr
             reason: e.to_string(),
         })?
         .collect();
+    if let Some(guard) = guard {
+        for addr in &addrs {
+            if let Some(why) = guard(addr.ip()) {
+                return Err(AgentConnectError::Forbidden {
+                    host: host.to_owned(),
+                    ip: addr.ip(),
+                    why,
+                });
+            }
+        }
+    }
     let mut last = AgentConnectError::Dns {
         host: host.to_owned(),
         reason: "no addresses".into(),
@@ -450,5 +515,51 @@ mod tests {
         let error = AgentConnector::with_ca_file(Some(&path)).unwrap_err();
         assert!(error.to_string().contains("no certificate"), "{error}");
         let _ = std::fs::remove_file(path);
+    }
+
+    #[tokio::test]
+    async fn a_guarded_connector_refuses_an_address_before_connecting_to_it() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counting = accepted.clone();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                counting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        let connector = AgentConnector::default()
+            .with_timeout(Duration::from_millis(300))
+            .with_guard(Arc::new(|ip: IpAddr| {
+                ip.is_loopback().then(|| "a loopback address".to_owned())
+            }));
+        let error = connector
+            .connect(&format!("ws://127.0.0.1:{port}/agent"), None)
+            .await
+            .unwrap_err();
+        assert_eq!(error.to_string(), "127.0.0.1 is a loopback address");
+        let error = connector
+            .probe(&format!("ws://localhost:{port}/agent"))
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().starts_with("localhost resolves to ")
+                && error.to_string().ends_with(", a loopback address"),
+            "{error}"
+        );
+        // The operator's own URLs pass; the listener never answers the upgrade, so this
+        // one times out after its connection was accepted: the only one it ever accepted.
+        let error = connector
+            .connect_trusted(&format!("ws://127.0.0.1:{port}/agent"), None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, AgentConnectError::TimedOut { .. }),
+            "{error}"
+        );
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        server.abort();
     }
 }

@@ -11,9 +11,9 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use switchboard_engine::campaign::{CampaignConfig, CampaignStatus, MAX_NAME_CHARS};
+use switchboard_engine::campaign::{AgentConfig, CampaignConfig, CampaignStatus, MAX_NAME_CHARS};
 use switchboard_engine::store::{CampaignFilter, CampaignRecord, TransitionRecord};
-use switchboard_engine::{CampaignId, Error};
+use switchboard_engine::{CampaignId, Error, FieldError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -38,6 +38,30 @@ pub fn parse_config(value: Value) -> Result<CampaignConfig, Problem> {
     })
 }
 
+/// A media-stream agent's URL must lead to a public address (resolved now; the relay and
+/// the probe judge it again when they connect): 422 naming `agent.url` otherwise, unless
+/// the server sets `agent_allow_private_addresses`.
+pub async fn check_agent_destination(
+    state: &AppState,
+    config: &CampaignConfig,
+) -> Result<(), Problem> {
+    let Some(AgentConfig::MediaStream { url }) = &config.agent else {
+        return Ok(());
+    };
+    if state.api.agent_allow_private_addresses {
+        return Ok(());
+    }
+    crate::webhook_guard::check_agent_url(url)
+        .await
+        .map_err(|e| {
+            Problem::with_errors(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid campaign",
+                vec![FieldError::new("agent.url", e.to_string())],
+            )
+        })
+}
+
 fn created(record: CampaignRecord) -> Response {
     let location = format!("/api/v1/campaigns/{}", record.id);
     (
@@ -59,6 +83,7 @@ pub async fn create_campaign(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let config = parse_config(json_body(&body)?)?;
+    check_agent_destination(&state, &config).await?;
     let record = state.store.create_campaign(auth.tenant, &config).await?;
     Ok(created(record))
 }
@@ -144,6 +169,7 @@ pub async fn replace_campaign(
     let id: CampaignId = path_id(&id, "id")?;
     let config = parse_config(json_body(&body)?)?;
     state.store.campaign(auth.tenant, id).await?;
+    check_agent_destination(&state, &config).await?;
     edit(&state, auth, id, config).await
 }
 
@@ -166,6 +192,7 @@ pub async fn patch_campaign(
         .map_err(|e| Problem::bad_request("body", e.to_string()))?;
     merge_patch(&mut document, patch);
     let config = parse_config(document)?;
+    check_agent_destination(&state, &config).await?;
     edit(&state, auth, id, config).await
 }
 
@@ -217,6 +244,7 @@ pub async fn duplicate_campaign(
     let suffix = " (copy)";
     let keep = MAX_NAME_CHARS.saturating_sub(suffix.chars().count());
     config.name = config.name.chars().take(keep).collect::<String>() + suffix;
+    check_agent_destination(&state, &config).await?;
     let record = state.store.create_campaign(auth.tenant, &config).await?;
     Ok(created(record))
 }

@@ -6,7 +6,7 @@ use crate::app::AppState;
 use crate::auth::Auth;
 use crate::problem::Problem;
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,14 +16,11 @@ use serde_json::{Map, Value, json};
 use switchboard_engine::audience::Query;
 use switchboard_engine::campaign::AudienceSpec;
 use switchboard_engine::contact::{Contact, NewContact, parse_timezone};
-use switchboard_engine::import::{ImportMode, ImportOptions, import_csv};
+use switchboard_engine::import::{ImportMode, ImportOptions, import_csv_file};
 use switchboard_engine::store::{Audience, ContactFilter};
 use switchboard_engine::{ContactId, E164, FieldError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-
-/// Largest CSV body an import accepts.
-pub const MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
 
 /// Largest JSON body a contact route accepts (a contact's attributes are capped at
 /// [`switchboard_engine::contact::MAX_ATTRIBUTES_BYTES`] of JSON).
@@ -31,9 +28,7 @@ pub const MAX_CONTACT_JSON_BYTES: usize = 256 * 1024;
 
 /// The contact routes: only the CSV import takes a large body.
 pub fn routes() -> OpenApiRouter<AppState> {
-    let import = OpenApiRouter::new()
-        .routes(routes!(import_contacts))
-        .layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES));
+    let import = OpenApiRouter::new().routes(routes!(import_contacts));
     OpenApiRouter::new()
         .routes(routes!(create_contact, list_contacts))
         .routes(routes!(get_contact, replace_contact, delete_contact))
@@ -274,18 +269,22 @@ pub async fn delete_contact(
 
 /// Imports contacts from a CSV body. `all_or_nothing` (default) stores nothing when a row
 /// is bad (422 with the report); `skip_bad_rows` stores the good rows (200 with the report).
+/// The body is read as it arrives into a temporary file (at most `limits.import_max_bytes`,
+/// 256 MiB by default; 413 beyond), then imported (at most `limits.import_max_rows` rows; 422 beyond). The report
+/// lists the first 1000 bad rows and counts the rest.
 #[utoipa::path(post, path = "/api/v1/contacts/import", tag = "contacts",
     params(("mode" = Option<String>, Query, description = "all_or_nothing (default) or skip_bad_rows"),
            ("region" = Option<String>, Query, description = "Region for national numbers, e.g. US"),
            ("list" = Option<String>, Query, description = "Also add every imported contact to this list (created if new)")),
     request_body(content = String, description = "CSV with a header row", content_type = "text/csv"),
-    responses((status = 200, description = "Report: {rows, inserted, updated, rejected, committed, errors:[{row, line, column, reason}]}", body = Object),
-              (status = 422, description = "Bad rows (nothing stored) or an unusable header")))]
+    responses((status = 200, description = "Report: {rows, inserted, updated, rejected, committed, errors:[{row, line, column, reason}], errors_omitted}", body = Object),
+              (status = 413, description = "The body is larger than 256 MiB"),
+              (status = 422, description = "Bad rows (nothing stored), an unusable header, or more rows than the server's limit")))]
 pub async fn import_contacts(
     State(state): State<AppState>,
     auth: Auth,
     params: Params,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, Problem> {
     let mode = match params.get("mode") {
         None | Some("all_or_nothing") => ImportMode::AllOrNothing,
@@ -300,25 +299,25 @@ pub async fn import_contacts(
     let options = ImportOptions {
         default_region: region(&params, &state.api)?.map(|r| r.code().to_owned()),
         mode,
+        max_rows: Some(state.guards.limits().import_max_rows),
         ..ImportOptions::default()
     };
     let list = match params.get("list") {
         Some(name) => Some(super::lists::list_by_name(&state, auth, name).await?),
         None => None,
     };
-    let phones = if list.is_some() {
-        csv_phones(&body, &options)
-    } else {
-        Vec::new()
-    };
-    let report = import_csv(
+    let max_bytes = usize::try_from(state.guards.limits().import_max_bytes).unwrap_or(usize::MAX);
+    let upload = spool(body, max_bytes).await?;
+    let report = import_csv_file(
         &state.store,
         auth.tenant,
-        std::io::Cursor::new(body),
+        upload.path(),
         &options,
+        list.as_ref().map(|l| l.id),
     )
     .await?;
-    if !report.committed && !report.errors.is_empty() {
+    drop(upload);
+    if !report.committed && report.rejected > 0 {
         let errors = report
             .errors
             .iter()
@@ -341,54 +340,60 @@ pub async fn import_contacts(
         )
         .with_extension("report", json!(report)));
     }
-    let mut added_to_list = None;
-    if let (Some(list), true) = (list, report.committed) {
-        let mut ids = Vec::new();
-        for phone in phones {
-            if let Some(c) = state.store.contact_by_phone(auth.tenant, &phone).await? {
-                ids.push(c.id);
-            }
-        }
-        state.store.add_to_list(auth.tenant, list.id, &ids).await?;
-        added_to_list = Some(json!({"id": list.id, "name": list.name, "contacts": ids.len()}));
-    }
     let mut body = json!(report);
-    body["list"] = json!(added_to_list);
+    body["list"] = json!(list.filter(|_| report.committed).map(|list| {
+        json!({"id": list.id, "name": list.name, "contacts": report.inserted + report.updated})
+    }));
     Ok((StatusCode::OK, Json(body)).into_response())
 }
 
-/// The phone numbers of a CSV body's `phone` column (for adding imported rows to a list).
-fn csv_phones(body: &[u8], options: &ImportOptions) -> Vec<E164> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(body);
-    let Ok(header) = reader.headers().cloned() else {
-        return Vec::new();
+/// Writes a request body to a temporary file as it arrives (removed when the returned
+/// handle is dropped); more than `max` bytes is a 413, and nothing is kept of it.
+pub async fn spool(body: Body, max: usize) -> Result<tempfile::NamedTempFile, Problem> {
+    use futures_util::StreamExt as _;
+    use std::io::Write as _;
+    let unavailable = |e: std::io::Error| {
+        tracing::error!(error = %e, "spooling an upload to a temporary file failed");
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the upload could not be stored for reading; retry later",
+        )
     };
-    let recognised = [
-        "phone",
-        "phone_number",
-        "phonenumber",
-        "mobile",
-        "mobile_number",
-        "number",
-        "msisdn",
-        "tel",
-        "telephone",
-    ];
-    let Some(column) = header.iter().position(|h| {
-        let h = switchboard_engine::import::attribute_key(h);
-        recognised.contains(&h.as_str())
-    }) else {
-        return Vec::new();
-    };
-    let region = options
-        .default_region
-        .as_deref()
-        .and_then(|r| switchboard_engine::phone::Region::parse(r).ok());
-    reader
-        .records()
-        .filter_map(Result::ok)
-        .filter_map(|r| r.get(column).and_then(|p| E164::parse(p, region).ok()))
-        .collect()
+    let file = tempfile::NamedTempFile::new().map_err(unavailable)?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+        while let Some(chunk) = rx.blocking_recv() {
+            out.write_all(&chunk)?;
+        }
+        out.into_inner()
+            .map_err(std::io::IntoInnerError::into_error)
+    });
+    let mut stream = body.into_data_stream();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| Problem::bad_request("body", format!("reading the upload failed: {e}")))?;
+        total += chunk.len();
+        if total > max {
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload too large",
+                format!(
+                    "the upload is larger than {max} bytes, the most one import takes; split it"
+                ),
+            ));
+        }
+        if tx.send(chunk).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    writer
+        .await
+        .map_err(|e| unavailable(std::io::Error::other(e.to_string())))?
+        .map_err(unavailable)
 }
 
 /// Every contact of the tenant as CSV (the form an import reads back).

@@ -6,7 +6,7 @@ use crate::auth::Auth;
 use crate::problem::Problem;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -18,12 +18,18 @@ use utoipa_axum::routes;
 
 /// The do-not-call routes.
 pub fn routes() -> OpenApiRouter<AppState> {
+    let import = OpenApiRouter::new()
+        .routes(routes!(import_entries))
+        .layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES));
     OpenApiRouter::new()
         .routes(routes!(add_entry, list_entries))
         .routes(routes!(remove_entry))
-        .routes(routes!(import_entries))
         .routes(routes!(check_number))
+        .merge(import)
 }
+
+/// Largest body a do-not-call import takes (about two million numbers).
+pub const MAX_IMPORT_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,8 +158,12 @@ pub async fn import_entries(
             ));
         }
     };
-    let (patterns, errors) = parse_list(text, region(&params, &state.api)?);
-    if !errors.is_empty() && !skip {
+    let (patterns, mut errors) = parse_list(text, region(&params, &state.api)?);
+    // The report lists the first bad lines and counts the rest.
+    let bad = errors.len();
+    errors.truncate(switchboard_engine::import::MAX_REPORTED_ERRORS);
+    let omitted = bad - errors.len();
+    if bad > 0 && !skip {
         let fields = errors
             .iter()
             .map(|e| {
@@ -168,14 +178,15 @@ pub async fn import_entries(
             "import refused: nothing was added",
             fields,
         )
-        .with_extension("lines", json!(errors)));
+        .with_extension("lines", json!(errors))
+        .with_extension("errors_omitted", json!(omitted)));
     }
     let added = state
         .store
         .add_dnc(auth.tenant, &patterns, params.get("reason"), "import")
         .await?;
     Ok(Json(
-        json!({ "added": added, "valid": patterns.len(), "errors": errors }),
+        json!({ "added": added, "valid": patterns.len(), "errors": errors, "errors_omitted": omitted }),
     ))
 }
 

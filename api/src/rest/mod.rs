@@ -40,6 +40,8 @@ pub struct ApiSettings {
     pub livekit_missing: Vec<&'static str>,
     /// Webhook URLs may reach loopback, private and link-local addresses.
     pub webhook_allow_private_addresses: bool,
+    /// Agent URLs may reach loopback, private and link-local addresses.
+    pub agent_allow_private_addresses: bool,
 }
 
 /// Every REST route, with its OpenAPI description.
@@ -232,6 +234,7 @@ impl ApiSettings {
             .map(|(name, _)| name)
             .collect(),
             webhook_allow_private_addresses: settings.webhook_allow_private_addresses,
+            agent_allow_private_addresses: settings.agent_allow_private_addresses,
         })
     }
 }

@@ -5,7 +5,7 @@ use super::{Db, Store, in_write_tx, with_db};
 use crate::contact::{Contact, NewContact};
 use crate::error::{Error, Result};
 use crate::time::{from_millis, now, to_millis};
-use crate::{ContactId, E164, TenantId};
+use crate::{ContactId, ContactListId, E164, TenantId};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::types::Json;
@@ -98,9 +98,17 @@ pub struct ContactWriter {
     tx: WriterTx,
     tenant: TenantId,
     report: UpsertReport,
+    list: Option<ContactListId>,
 }
 
 impl ContactWriter {
+    /// Also makes every written contact a member of this list (the caller checked it is
+    /// the tenant's).
+    pub fn adding_to(mut self, list: Option<ContactListId>) -> Self {
+        self.list = list;
+        self
+    }
+
     /// Upserts a batch within the transaction.
     pub async fn write(&mut self, contacts: &[NewContact]) -> Result<()> {
         let merged = merge_duplicates(contacts);
@@ -108,15 +116,35 @@ impl ContactWriter {
             WriterTx::Sqlite(tx) => {
                 for chunk in merged.chunks(SQLITE_BATCH) {
                     self.report += upsert_sqlite(tx, self.tenant, chunk).await?;
+                    if let Some(list) = self.list {
+                        add_members(super::Conn::Sqlite(tx), self.tenant, list, chunk).await?;
+                    }
                 }
             }
             WriterTx::Postgres(tx) => {
                 for chunk in merged.chunks(POSTGRES_BATCH) {
                     self.report += upsert_postgres(tx, self.tenant, chunk).await?;
+                    if let Some(list) = self.list {
+                        for part in chunk.chunks(SQLITE_BATCH) {
+                            add_members(super::Conn::Postgres(tx), self.tenant, list, part).await?;
+                        }
+                    }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Commits what was written without reconciling suppressions: for imports that commit
+    /// in several transactions, which call [`Store::sync_suppressions`] after the last.
+    /// (Dialing checks suppressions by number itself, so a contact written here is never
+    /// dialed against its callee's request in between.)
+    pub async fn commit_unsynced(self) -> Result<UpsertReport> {
+        match self.tx {
+            WriterTx::Sqlite(tx) => tx.commit().await?,
+            WriterTx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(self.report)
     }
 
     /// What was written so far.
@@ -177,6 +205,7 @@ impl Store {
             tx,
             tenant,
             report: UpsertReport::default(),
+            list: None,
         })
     }
 
@@ -586,4 +615,33 @@ impl Store {
         };
         Ok(keys)
     }
+}
+
+/// Adds the tenant's contacts with these numbers to the list (members already are kept).
+async fn add_members(
+    conn: super::Conn<'_>,
+    tenant: TenantId,
+    list: ContactListId,
+    contacts: &[NewContact],
+) -> Result<()> {
+    if contacts.is_empty() {
+        return Ok(());
+    }
+    let placeholders: Vec<String> = (0..contacts.len()).map(|i| format!("${}", i + 3)).collect();
+    let sql = format!(
+        "INSERT INTO contact_list_members (list_id, contact_id) \
+         SELECT $1, id FROM contacts WHERE tenant_id = $2 AND phone IN ({}) \
+         ON CONFLICT DO NOTHING",
+        placeholders.join(", ")
+    );
+    super::with_conn!(conn, |c| {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(list.0)
+            .bind(tenant.0);
+        for contact in contacts {
+            query = query.bind(contact.phone.as_str());
+        }
+        query.execute(&mut *c).await?;
+    });
+    Ok(())
 }

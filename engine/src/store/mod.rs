@@ -226,6 +226,9 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// How long to wait for a free connection.
     pub acquire_timeout: Duration,
+    /// PostgreSQL cancels a statement that runs longer (`statement_timeout`); the query
+    /// fails as a database error. SQLite has no such bound. `None`: no limit.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl Default for StoreOptions {
@@ -233,6 +236,7 @@ impl Default for StoreOptions {
         StoreOptions {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(10),
+            statement_timeout: None,
         }
     }
 }
@@ -265,7 +269,11 @@ impl Store {
                 })
             }
             Some("postgres" | "postgresql") => {
-                let connect = PgConnectOptions::from_str(url)?;
+                let mut connect = PgConnectOptions::from_str(url)?;
+                if let Some(limit) = options.statement_timeout {
+                    let ms = limit.as_millis().max(1).to_string();
+                    connect = connect.options([("statement_timeout", ms.as_str())]);
+                }
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.acquire_timeout)
