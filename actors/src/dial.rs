@@ -178,18 +178,29 @@ impl Dialer {
     /// Asks the carrier about an attempt's call, placed earlier (before a restart, or by
     /// another process whose callbacks no longer arrive), and records its end with the
     /// attempt if it is over, as its final callback would have. Returns whether the call may
-    /// still be live: the carrier says so, or could not be asked. An attempt without a
-    /// carrier call was never placed (as far as anyone recorded).
+    /// still be live: the carrier says so, or could not be asked.
+    ///
+    /// An attempt without a carrier call may still have one: the process may have died
+    /// after the create reached the carrier and before its answer was stored. The
+    /// account's calls to the number from our caller id are listed, and a call created
+    /// since the attempt was reserved that no other attempt holds is this attempt's: its
+    /// id is stored and it is settled or followed like any other. Only when the carrier
+    /// lists none was the call never placed. When the carrier cannot be asked, the error
+    /// is returned: nobody may guess, or a callee could be dialed twice.
     pub async fn settle_with_carrier(
         &self,
         store: &Store,
         attempt: &AttemptRecord,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool, DialError> {
-        let Some(sid) = &attempt.carrier_call_id else {
-            return Ok(false);
+        let sid = match &attempt.carrier_call_id {
+            Some(sid) => sid.clone(),
+            None => match self.find_placed(store, attempt, at).await? {
+                Some(sid) => sid,
+                None => return Ok(false),
+            },
         };
-        let Ok(call) = self.fetch(sid).await else {
+        let Ok(call) = self.fetch(&sid).await else {
             return Ok(true);
         };
         let status = call
@@ -214,6 +225,53 @@ impl Dialer {
         };
         store.apply_carrier_update(attempt.id, &update).await?;
         Ok(false)
+    }
+
+    /// The call the carrier placed for an attempt whose create answer was never stored,
+    /// stored with it; `None` when the carrier has no such call.
+    async fn find_placed(
+        &self,
+        store: &Store,
+        attempt: &AttemptRecord,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, DialError> {
+        let calls = self
+            .twilio
+            .calls_to(&attempt.phone, &self.settings.from)
+            .await?;
+        // Twilio's times are whole seconds.
+        let since = attempt.reserved_at - chrono::Duration::seconds(1);
+        let mut candidates: Vec<(chrono::DateTime<chrono::Utc>, String)> = calls
+            .into_iter()
+            .filter_map(|call| {
+                let created = chrono::DateTime::parse_from_rfc2822(call.date_created.as_deref()?)
+                    .ok()?
+                    .with_timezone(&chrono::Utc);
+                (created >= since).then_some((created, call.sid))
+            })
+            .collect();
+        candidates.sort();
+        for (_, sid) in candidates {
+            if store.attempt_holding_call(&sid).await?.is_some() {
+                continue;
+            }
+            tracing::warn!(call_id = %attempt.id, call_sid = %sid, "found the call placed for an attempt whose process died before storing it");
+            let update = CarrierUpdate {
+                carrier_call_id: Some(sid.clone()),
+                status: Some(AttemptStatus::Dialing),
+                result: None,
+                answered_by: None,
+                sequence: None,
+                carrier_status: "reconciled.found".to_owned(),
+                at,
+                carrier_at: None,
+                error_code: None,
+                sip_response_code: None,
+            };
+            store.apply_carrier_update(attempt.id, &update).await?;
+            return Ok(Some(sid));
+        }
+        Ok(None)
     }
 
     /// The carrier account calls are placed through.

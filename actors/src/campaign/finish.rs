@@ -15,9 +15,11 @@ use switchboard_engine::{AttemptId, ContactId};
 /// process whose lease lapsed): every attempt of this campaign left unfinished is settled
 /// with the carrier before anything new is dialed. A call the carrier ended is
 /// closed with its result and goes through the retry policy; a live call is followed by a
-/// call actor that does not dial; an attempt the carrier never confirmed (the process died
-/// between reserving and recording the call) is closed as interrupted and retried only
-/// after the policy's delay, as a new attempt. No attempt is ever dialed twice. A SIP
+/// call actor that does not dial; an attempt whose call was never recorded is looked for
+/// in the carrier's list of calls to its number (the process may have died between the
+/// create and storing its answer) and, found, settled or followed the same way; one the
+/// carrier never placed is closed as interrupted and retried only after the policy's
+/// delay, as a new attempt. No attempt is ever dialed twice. A SIP
 /// campaign's attempts are settled with LiveKit instead ([`crate::call::sip::reconcile`]).
 pub(super) async fn reconcile(
     myself: &ActorRef<CampaignMsg>,
@@ -53,6 +55,8 @@ pub(super) async fn reconcile(
             .dialer
             .settle_with_carrier(&store, &attempt, state.services.clock.now())
             .await?;
+        // Settling may have found and stored the call of an attempt that had none.
+        let attempt = store.attempt(attempt.id).await?;
         if live {
             tracing::info!(call_id = %attempt.id, "following a call placed before this supervisor started");
             spawn_call(myself, state, attempt, true).await?;

@@ -254,6 +254,17 @@ fn queue_from_row(
 }
 
 impl Store {
+    /// The attempt that holds this carrier call id, if one does.
+    pub async fn attempt_holding_call(&self, carrier_call_id: &str) -> Result<Option<AttemptId>> {
+        let id: Option<i64> = with_db!(self, |pool| {
+            sqlx::query_scalar("SELECT id FROM call_attempts WHERE carrier_call_id = $1 LIMIT 1")
+                .bind(carrier_call_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(id.map(AttemptId))
+    }
+
     /// Puts contacts in a campaign's queue (contacts already queued stay as they are).
     /// Returns how many were added.
     pub async fn enqueue_contacts(

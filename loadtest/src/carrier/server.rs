@@ -183,7 +183,10 @@ impl AudioCache {
 /// The Calls API routes.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/2010-04-01/Accounts/{account}/Calls.json", post(create))
+        .route(
+            "/2010-04-01/Accounts/{account}/Calls.json",
+            post(create).get(list),
+        )
         .route(
             "/2010-04-01/Accounts/{account}/Calls/{sid}",
             get(fetch).post(update),
@@ -323,6 +326,58 @@ fn call_for(
         .strip_suffix(".json")
         .and_then(|sid| shared.find(sid))
         .ok_or_else(|| ApiError::not_found(&path))
+}
+
+/// `GET /Calls.json`: the account's calls, newest first, filtered by `To` and `From` when
+/// given, one page of `PageSize` (default 50, at most 1000, as Twilio's list does).
+async fn list(
+    State(shared): State<Arc<Shared>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let path = format!("/2010-04-01/Accounts/{account}/Calls.json");
+    authorize(&shared, &headers, &account, &path)?;
+    let size = match query.get("PageSize") {
+        None => 50,
+        Some(n) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(20001, format!("PageSize {n:?} must be 1 to 1000"))
+            })?,
+    };
+    let wanted = |value: &str, filter: Option<&String>| filter.is_none_or(|f| f == value);
+    let calls: Vec<serde_json::Value> = {
+        let table = lock(&shared.calls);
+        table
+            .in_order
+            .iter()
+            .rev()
+            .filter(|e| e.account_sid == account)
+            .filter(|e| {
+                wanted(&e.request.to, query.get("To")) && wanted(&e.request.from, query.get("From"))
+            })
+            .take(size)
+            .cloned()
+            .collect::<Vec<_>>()
+    }
+    .iter()
+    .map(|entry| call_json(entry))
+    .collect();
+    let end = calls.len().saturating_sub(1);
+    Ok(Json(serde_json::json!({
+        "calls": calls,
+        "page": 0,
+        "page_size": size,
+        "first_page_uri": format!("{path}?PageSize={size}&Page=0"),
+        "next_page_uri": null,
+        "previous_page_uri": null,
+        "uri": format!("{path}?PageSize={size}&Page=0"),
+        "start": 0,
+        "end": end,
+    })))
 }
 
 async fn fetch(

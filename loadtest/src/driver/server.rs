@@ -87,6 +87,11 @@ impl SpawnedServer {
                     .map_or_else(|| "0".to_owned(), |cps| cps.to_string()),
             ),
             ("SWITCHBOARD_LOG", "warn".to_owned()),
+            // The scripted agent listens on loopback.
+            (
+                "SWITCHBOARD_AGENT_ALLOW_PRIVATE_ADDRESSES",
+                "true".to_owned(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

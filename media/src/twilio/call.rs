@@ -313,6 +313,9 @@ pub struct CallResource {
     /// Caller id.
     #[serde(default, deserialize_with = "lenient")]
     pub from: Option<String>,
+    /// When the call resource was created (RFC 2822).
+    #[serde(default, deserialize_with = "lenient")]
+    pub date_created: Option<String>,
     /// When the call was answered (RFC 2822).
     #[serde(default, deserialize_with = "lenient")]
     pub start_time: Option<String>,

@@ -199,7 +199,29 @@ impl TwilioClient {
             .header(ACCEPT, "application/json")
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<CallResource, TwilioError> {
+    /// The account's most recent calls to `to` from `from` (`GET /Calls.json?To=&From=`,
+    /// newest first, one page of at most 50): how a call whose create was sent but whose
+    /// answer was never read (the process died) is found again.
+    pub async fn calls_to(&self, to: &str, from: &str) -> Result<Vec<CallResource>, TwilioError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            calls: Vec<CallResource>,
+        }
+        let url = format!("{}.json", self.calls_url);
+        let request = self.authed(self.http.get(url)).query(&[
+            ("To", to),
+            ("From", from),
+            ("PageSize", "50"),
+        ]);
+        let page: Page = self.send(request).await?;
+        Ok(page.calls)
+    }
+
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, TwilioError> {
         let response = request.send().await?;
         let status = response.status();
         let retry_after = response
