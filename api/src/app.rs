@@ -78,6 +78,10 @@ pub struct Application {
     store: Store,
     webhooks: WorkerSettings,
     shutdown_grace: std::time::Duration,
+    retention: Option<(
+        switchboard_engine::store::RetentionPolicy,
+        std::time::Duration,
+    )>,
     server: crate::server::ServerLimits,
 }
 
@@ -292,6 +296,7 @@ impl Application {
                 None
             }
         };
+        let retention = settings.retention().map_err(StartError::Setting)?;
         let api = crate::rest::ApiSettings::from_settings(settings, runtime.is_some())?;
         let source = runtime
             .clone()
@@ -316,6 +321,7 @@ impl Application {
                 ..settings.webhook_worker()
             },
             shutdown_grace: std::time::Duration::from_secs(settings.shutdown_grace_secs),
+            retention: settings.purge_interval().map(|every| (retention, every)),
             server: settings.limits.server(),
         })
     }
@@ -349,6 +355,9 @@ impl Application {
         let events = self.state.events.clone();
         let worker = WebhookWorker::start(store.clone(), self.webhooks)
             .map_err(|e| std::io::Error::other(format!("webhook worker: {e}")))?;
+        let purge = self
+            .retention
+            .map(|(policy, every)| crate::retention::PurgeJob::start(store.clone(), policy, every));
         let upkeep = tokio::spawn(metrics::upkeep());
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
         // The server runs as its own task so that it keeps accepting through the drain.
@@ -391,6 +400,9 @@ impl Application {
             }
         };
         worker.shutdown().await;
+        if let Some(purge) = purge {
+            purge.shutdown().await;
+        }
         upkeep.abort();
         // Everything the calls handed over is stored before the database closes.
         writer.shutdown().await;

@@ -116,6 +116,15 @@ pub enum ContactsCommand {
         #[arg(long)]
         list: Option<String>,
     },
+    /// Erases a contact's personal data at its callee's request (keeps its calls as
+    /// anonymous counts and its number's suppression as a hash); prints what it did.
+    Erase {
+        /// The contact's id.
+        id: i64,
+        /// Why (recorded with the erasure).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 /// `switchboard campaigns ...` (through the API).
@@ -362,6 +371,14 @@ pub async fn contacts(remote: &Remote, command: ContactsCommand) -> anyhow::Resu
             let path = format!("/api/v1/contacts/import?{query}");
             let report = client
                 .send(Method::POST, &path, Some(("text/csv", csv)))
+                .await?;
+            print(&report);
+        }
+        ContactsCommand::Erase { id, reason } => {
+            let body = serde_json::to_vec(&serde_json::json!({ "reason": reason }))?;
+            let path = format!("/api/v1/contacts/{id}/erase");
+            let report = client
+                .send(Method::POST, &path, Some(("application/json", body)))
                 .await?;
             print(&report);
         }

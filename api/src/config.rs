@@ -97,6 +97,53 @@ pub struct Settings {
     /// `SWITCHBOARD_LIMITS__RATE_PER_SEC` and so on): see [`crate::limits::Limits`].
     #[serde(default)]
     pub limits: crate::limits::Limits,
+    /// Days a settled call record (attempt and its events) is kept after the call ended
+    /// (default 400: a year of history and a month to compare it with; 0 keeps them
+    /// forever). A campaign's figures cover the calls kept.
+    #[serde(default = "default_retention_call_records_days")]
+    pub retention_call_records_days: u32,
+    /// Days a call's transcript and agent notes are kept after it ended (default 90; 0:
+    /// forever). The call record stays.
+    #[serde(default = "default_retention_transcripts_days")]
+    pub retention_transcripts_days: u32,
+    /// Days call events are kept (default 90; 0: forever). The two kinds campaign figures
+    /// count (`agent.bridged`, `agent.first_audio`) stay with their call record.
+    #[serde(default = "default_retention_events_days")]
+    pub retention_events_days: u32,
+    /// Days a delivered or failed webhook delivery (and its send log) is kept (default 30;
+    /// 0: forever).
+    #[serde(default = "default_retention_webhook_deliveries_days")]
+    pub retention_webhook_deliveries_days: u32,
+    /// Seconds between purges (default 3600; 0: no purge job in this process).
+    #[serde(default = "default_retention_purge_interval_secs")]
+    pub retention_purge_interval_secs: u64,
+    /// Most rows one purge batch (one short transaction) touches (default 500).
+    #[serde(default = "default_retention_purge_batch")]
+    pub retention_purge_batch: u32,
+}
+
+fn default_retention_call_records_days() -> u32 {
+    400
+}
+
+fn default_retention_transcripts_days() -> u32 {
+    90
+}
+
+fn default_retention_events_days() -> u32 {
+    90
+}
+
+fn default_retention_webhook_deliveries_days() -> u32 {
+    30
+}
+
+fn default_retention_purge_interval_secs() -> u64 {
+    3600
+}
+
+fn default_retention_purge_batch() -> u32 {
+    500
 }
 
 fn default_shutdown_grace_secs() -> u64 {
@@ -229,8 +276,46 @@ impl Settings {
             shutdown_grace_secs: 2,
             lease_ttl_secs: 3,
             agent_ca_file: None,
+            retention_call_records_days: default_retention_call_records_days(),
+            retention_transcripts_days: default_retention_transcripts_days(),
+            retention_events_days: default_retention_events_days(),
+            retention_webhook_deliveries_days: default_retention_webhook_deliveries_days(),
+            // Tests seed calls at fixed past dates: no purge unless a test asks for one.
+            retention_purge_interval_secs: 0,
+            retention_purge_batch: default_retention_purge_batch(),
             limits: crate::limits::Limits::default(),
         }
+    }
+
+    /// The retention policy (a day count of 0 keeps that kind forever), refused when the
+    /// batch is 0.
+    pub fn retention(&self) -> Result<switchboard_engine::store::RetentionPolicy, String> {
+        if self.retention_purge_batch == 0 {
+            return Err(
+                "retention_purge_batch: 0 purges nothing; give at least 1 row a batch".to_owned(),
+            );
+        }
+        if (1..=30).contains(&self.retention_call_records_days) {
+            return Err(format!(
+                "retention_call_records_days: {} is too short: the rolling 30-day abandonment \
+                 rate is computed from call records; give 0 (forever) or at least 31",
+                self.retention_call_records_days
+            ));
+        }
+        let days = |d: u32| (d > 0).then_some(d);
+        Ok(switchboard_engine::store::RetentionPolicy {
+            call_records_days: days(self.retention_call_records_days),
+            transcripts_days: days(self.retention_transcripts_days),
+            events_days: days(self.retention_events_days),
+            webhook_deliveries_days: days(self.retention_webhook_deliveries_days),
+            batch: self.retention_purge_batch,
+        })
+    }
+
+    /// How often the purge job runs (`None`: it does not run in this process).
+    pub fn purge_interval(&self) -> Option<std::time::Duration> {
+        (self.retention_purge_interval_secs > 0)
+            .then(|| std::time::Duration::from_secs(self.retention_purge_interval_secs))
     }
 
     /// How the webhook delivery worker retries and times out.
@@ -376,6 +461,43 @@ mod tests {
             jail.set_env("SWITCHBOARD_TWILIO_CPS", "0");
             let s: Settings = Settings::figment("absent.toml".into()).extract()?;
             assert_eq!(s.carrier_cps(), Ok(None), "0: no limit");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn retention_defaults_keep_records_longer_than_what_was_said_and_zero_keeps_forever() {
+        Jail::expect_with(|jail| {
+            let s: Settings = Settings::figment("absent.toml".into()).extract()?;
+            let policy = s.retention().unwrap();
+            assert_eq!(
+                (
+                    policy.call_records_days,
+                    policy.transcripts_days,
+                    policy.events_days,
+                    policy.webhook_deliveries_days,
+                    policy.batch
+                ),
+                (Some(400), Some(90), Some(90), Some(30), 500)
+            );
+            assert_eq!(
+                s.purge_interval(),
+                Some(std::time::Duration::from_secs(3600))
+            );
+            jail.set_env("SWITCHBOARD_RETENTION_TRANSCRIPTS_DAYS", "0");
+            jail.set_env("SWITCHBOARD_RETENTION_PURGE_INTERVAL_SECS", "0");
+            let s: Settings = Settings::figment("absent.toml".into()).extract()?;
+            assert_eq!(s.retention().unwrap().transcripts_days, None);
+            assert_eq!(s.purge_interval(), None);
+            jail.set_env("SWITCHBOARD_RETENTION_CALL_RECORDS_DAYS", "7");
+            let s: Settings = Settings::figment("absent.toml".into()).extract()?;
+            let err = s.retention().unwrap_err();
+            assert!(err.starts_with("retention_call_records_days: 7"), "{err}");
+            jail.set_env("SWITCHBOARD_RETENTION_CALL_RECORDS_DAYS", "0");
+            jail.set_env("SWITCHBOARD_RETENTION_PURGE_BATCH", "0");
+            let s: Settings = Settings::figment("absent.toml".into()).extract()?;
+            let err = s.retention().unwrap_err();
+            assert!(err.starts_with("retention_purge_batch: 0"), "{err}");
             Ok(())
         });
     }

@@ -24,6 +24,7 @@ pub mod problem;
 pub mod relay;
 pub mod request_id;
 pub mod rest;
+pub mod retention;
 pub mod server;
 pub mod sessions;
 pub mod twilio_hooks;

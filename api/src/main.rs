@@ -28,6 +28,8 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Apply the retention policy once now (what the server's purge job does) and exit.
+    Purge,
     /// Tenants (direct database access).
     #[command(subcommand)]
     Tenants(TenantsCommand),
@@ -68,7 +70,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => {}
     }
     let settings = Settings::load()?;
-    if matches!(cli.command, Command::Serve | Command::Migrate) {
+    if matches!(
+        cli.command,
+        Command::Serve | Command::Migrate | Command::Purge
+    ) {
         init_logging(&settings);
     }
     match cli.command {
@@ -83,6 +88,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             switchboard_api::cli::operators(&open(&settings).await?, command).await
         }
         Command::Serve => serve(settings).await,
+        Command::Purge => {
+            let policy = settings.retention().map_err(anyhow::Error::msg)?;
+            let store = open(&settings).await?;
+            let report = store
+                .purge(&policy, chrono::Utc::now())
+                .await
+                .context("purging")?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
         Command::Migrate => {
             let store = Store::connect(settings.database_url())
                 .await

@@ -74,6 +74,24 @@ pub async fn upkeep() {
     }
 }
 
+/// Records what one retention purge removed, by kind
+/// (`switchboard_retention_purged_rows_total{kind}`).
+pub fn retention_purged(report: &switchboard_engine::store::PurgeReport) {
+    for (kind, n) in [
+        ("transcripts", report.transcripts),
+        ("events", report.events),
+        ("call_records", report.call_records),
+        ("webhook_deliveries", report.webhook_deliveries),
+    ] {
+        metrics::counter!("switchboard_retention_purged_rows_total", "kind" => kind).increment(n);
+    }
+}
+
+/// Records one contact erasure (`switchboard_contacts_erased_total`).
+pub fn contact_erased() {
+    metrics::counter!("switchboard_contacts_erased_total").increment(1);
+}
+
 /// Records one webhook send.
 pub fn webhook_send(event: &str, report: &SendReport) {
     let result = if report.delivered() {

@@ -96,22 +96,10 @@ impl WebhookWorker {
     }
 }
 
-/// How long delivered and failed deliveries (and their logs) are kept.
-pub const RETENTION_DAYS: i64 = 30;
-
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-
 async fn run(sender: Arc<Sender>, mut stopped: watch::Receiver<bool>) {
     let lease = sender.settings.timeout * 2 + Duration::from_secs(5);
-    let mut pruned: Option<Instant> = None;
+    // Old deliveries are purged by the retention job (`retention_webhook_deliveries_days`).
     while !*stopped.borrow() {
-        if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
-            pruned = Some(Instant::now());
-            let before = chrono::Utc::now() - chrono::TimeDelta::days(RETENTION_DAYS);
-            if let Err(e) = sender.store.prune_deliveries(before).await {
-                tracing::warn!(error = %e, "could not prune old webhook deliveries");
-            }
-        }
         let now = switchboard_engine::time::now();
         let due = match sender
             .store

@@ -41,6 +41,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("get", "/api/v1/contacts/{id}"),
     ("put", "/api/v1/contacts/{id}"),
     ("delete", "/api/v1/contacts/{id}"),
+    ("post", "/api/v1/contacts/{id}/erase"),
     ("post", "/api/v1/contacts/import"),
     ("get", "/api/v1/contacts/export"),
     ("get", "/api/v1/lists"),

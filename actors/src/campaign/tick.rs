@@ -195,11 +195,16 @@ async fn dial_due(
     let checks = join_all(due.iter().map(|entry| {
         let store = store.clone();
         async move {
-            let contact = store.contact(tenant, entry.contact_id).await?;
+            // A contact deleted or erased since the queue was read is not dialed.
+            let contact = match store.contact(tenant, entry.contact_id).await {
+                Ok(contact) => contact,
+                Err(switchboard_engine::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
             // A number whose callee asked not to be called is listed whatever its contact says.
             let listed = store.dnc_check(tenant, &contact.phone).await?.is_some()
                 || store.suppression(tenant, &contact.phone).await?.is_some();
-            Ok::<_, switchboard_engine::Error>((contact, listed))
+            Ok::<_, switchboard_engine::Error>(Some((contact, listed)))
         }
     }))
     .await;
@@ -208,7 +213,9 @@ async fn dial_due(
         if allowed.len() >= lines as usize {
             break;
         }
-        let (contact, listed) = checked?;
+        let Some((contact, listed)) = checked? else {
+            continue;
+        };
         if may_dial(state, &contact, listed).await? {
             allowed.push(NewAttempt {
                 tenant_id: tenant,

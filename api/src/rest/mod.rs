@@ -8,6 +8,7 @@ pub mod campaigns;
 pub mod contacts;
 pub mod controls;
 pub mod dnc;
+pub mod erasure;
 pub mod lists;
 pub mod status;
 pub mod suppressions;
@@ -51,6 +52,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(status::routes())
         .merge(timeseries::routes())
         .merge(contacts::routes())
+        .merge(erasure::routes())
         .merge(lists::routes())
         .merge(dnc::routes())
         .merge(suppressions::routes())

@@ -113,10 +113,24 @@ pub async fn get_suppression(
 
 /// The required reason of a removal: a 422 naming `reason` when missing, empty or too long.
 fn removal_reason(body: &Bytes) -> Result<String, Problem> {
+    required_reason(
+        body,
+        "a reason is required to remove a suppression",
+        "required: say why the callee may be called again",
+    )
+}
+
+/// The `reason` of a JSON body `{"reason": ...}`, required (an audited act): a 422 titled
+/// `title` naming `reason` when missing (saying `missing`), empty or too long.
+pub(super) fn required_reason(
+    body: &Bytes,
+    title: &'static str,
+    missing: &'static str,
+) -> Result<String, Problem> {
     let invalid = |detail: String| {
         Problem::with_errors(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "a reason is required to remove a suppression",
+            title,
             vec![FieldError::new("reason", detail)],
         )
     };
@@ -126,11 +140,7 @@ fn removal_reason(body: &Bytes) -> Result<String, Problem> {
         serde_json::from_slice(body).map_err(|e| Problem::bad_request("body", e.to_string()))?
     };
     let reason = match value.get("reason") {
-        None | Some(Value::Null) => {
-            return Err(invalid(
-                "required: say why the callee may be called again".into(),
-            ));
-        }
+        None | Some(Value::Null) => return Err(invalid(missing.into())),
         Some(Value::String(s)) => s.trim().to_owned(),
         Some(other) => return Err(invalid(format!("{other}: expected a string"))),
     };

@@ -18,7 +18,7 @@ impl Store {
     pub async fn audience_count(&self, tenant: TenantId, query: &Query) -> Result<u64> {
         let filter = compile(query, self.backend(), 2);
         let sql = format!(
-            "SELECT COUNT(*) FROM contacts c WHERE c.tenant_id = $1 AND ({})",
+            "SELECT COUNT(*) FROM contacts c WHERE c.tenant_id = $1 AND c.erased_at IS NULL AND ({})",
             filter.sql
         );
         let n: i64 = with_db!(self, |pool| {
@@ -41,7 +41,7 @@ impl Store {
     ) -> Result<Vec<Contact>> {
         let filter = compile(query, self.backend(), 3);
         let sql = format!(
-            "SELECT {CONTACT_SELECT} FROM contacts c WHERE c.tenant_id = $1 AND ({}) \
+            "SELECT {CONTACT_SELECT} FROM contacts c WHERE c.tenant_id = $1 AND c.erased_at IS NULL AND ({}) \
              ORDER BY c.id LIMIT $2",
             filter.sql
         );
@@ -65,7 +65,7 @@ impl Store {
     ) -> Result<Vec<ContactId>> {
         let filter = compile(query, self.backend(), 2);
         let sql = format!(
-            "SELECT c.id FROM contacts c WHERE c.tenant_id = $1 AND ({}) ORDER BY c.id",
+            "SELECT c.id FROM contacts c WHERE c.tenant_id = $1 AND c.erased_at IS NULL AND ({}) ORDER BY c.id",
             filter.sql
         );
         let ids: Vec<i64> = with_db!(self, |pool| {

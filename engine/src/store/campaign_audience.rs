@@ -83,7 +83,9 @@ impl Store {
     /// How many contacts the audience holds.
     pub async fn count_audience(&self, tenant: TenantId, audience: &Audience) -> Result<u64> {
         let (filter, params) = audience.filter(self, 2);
-        let sql = format!("SELECT COUNT(*) FROM contacts c WHERE c.tenant_id = $1 AND {filter}");
+        let sql = format!(
+            "SELECT COUNT(*) FROM contacts c WHERE c.tenant_id = $1 AND c.erased_at IS NULL AND {filter}"
+        );
         let n: i64 = with_db!(self, |pool| {
             let q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .persistent(false)
@@ -103,7 +105,7 @@ impl Store {
     ) -> Result<Vec<Contact>> {
         let (filter, params) = audience.filter(self, 4);
         let sql = format!(
-            "SELECT {CONTACT_SELECT} FROM contacts c WHERE c.tenant_id = $1 AND c.id > $2 AND {filter} \
+            "SELECT {CONTACT_SELECT} FROM contacts c WHERE c.tenant_id = $1 AND c.id > $2 AND c.erased_at IS NULL AND {filter} \
              ORDER BY c.id LIMIT $3"
         );
         let rows: Vec<ContactRow> = with_db!(self, |pool| {

@@ -16,6 +16,9 @@ use std::collections::HashMap;
 pub(crate) const CONTACT_SELECT: &str = "c.id, c.tenant_id, c.phone, c.name, c.email, c.company, \
      c.timezone, c.attributes, c.consent_at, c.opted_out_at, c.created_at, c.updated_at";
 
+/// The condition on contact `c` that leaves erased contacts (tombstones) out.
+pub(crate) const LIVE: &str = "c.erased_at IS NULL";
+
 /// A contact as stored.
 #[derive(sqlx::FromRow)]
 pub(crate) struct ContactRow {
@@ -217,8 +220,9 @@ impl Store {
 
     /// One contact of the tenant.
     pub async fn contact(&self, tenant: TenantId, id: ContactId) -> Result<Contact> {
-        let sql =
-            format!("SELECT {CONTACT_SELECT} FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2");
+        let sql = format!(
+            "SELECT {CONTACT_SELECT} FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2 AND {LIVE}"
+        );
         let row: Option<ContactRow> = with_db!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(tenant.0)
@@ -237,7 +241,7 @@ impl Store {
         phone: &E164,
     ) -> Result<Option<Contact>> {
         let sql = format!(
-            "SELECT {CONTACT_SELECT} FROM contacts c WHERE c.tenant_id = $1 AND c.phone = $2"
+            "SELECT {CONTACT_SELECT} FROM contacts c WHERE c.tenant_id = $1 AND c.phone = $2 AND {LIVE}"
         );
         let row: Option<ContactRow> = with_db!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -262,7 +266,7 @@ impl Store {
             .as_ref()
             .map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
         let sql = format!(
-            "SELECT {CONTACT_SELECT} FROM contacts c WHERE c.tenant_id = $1 AND c.id > $2 \
+            "SELECT {CONTACT_SELECT} FROM contacts c WHERE c.tenant_id = $1 AND c.id > $2 AND {LIVE} \
              AND ($3 IS NULL OR lower(c.phone) LIKE $3 ESCAPE '\\' OR lower(c.name) LIKE $3 ESCAPE '\\' \
              OR lower(c.email) LIKE $3 ESCAPE '\\' OR lower(c.company) LIKE $3 ESCAPE '\\') \
              ORDER BY c.id LIMIT $4"
@@ -282,10 +286,12 @@ impl Store {
     /// How many contacts the tenant has.
     pub async fn count_contacts(&self, tenant: TenantId) -> Result<u64> {
         let n: i64 = with_db!(self, |pool| {
-            sqlx::query_scalar("SELECT COUNT(*) FROM contacts WHERE tenant_id = $1")
-                .bind(tenant.0)
-                .fetch_one(pool)
-                .await
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM contacts WHERE tenant_id = $1 AND erased_at IS NULL",
+            )
+            .bind(tenant.0)
+            .fetch_one(pool)
+            .await
         })?;
         Ok(super::count(n))
     }
@@ -309,7 +315,7 @@ impl Store {
             sqlx::query(
                 "UPDATE contacts SET phone = $3, name = $4, email = $5, company = $6, timezone = $7, \
                  attributes = $8, consent_at = $9, opted_out_at = COALESCE($10, opted_out_at), updated_at = $11 \
-                 WHERE tenant_id = $1 AND id = $2",
+                 WHERE tenant_id = $1 AND id = $2 AND erased_at IS NULL",
             )
             .bind(tenant.0)
             .bind(id.0)
@@ -351,13 +357,13 @@ impl Store {
         let n = with_db!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let before: Option<(String, Option<i64>)> = sqlx::query_as(
-                "SELECT phone, opted_out_at FROM contacts WHERE tenant_id = $1 AND id = $2",
+                "SELECT phone, opted_out_at FROM contacts WHERE tenant_id = $1 AND id = $2 AND erased_at IS NULL",
             )
             .bind(tenant.0)
             .bind(id.0)
             .fetch_optional(&mut *tx)
             .await?;
-            let n = sqlx::query("UPDATE contacts SET opted_out_at = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
+            let n = sqlx::query("UPDATE contacts SET opted_out_at = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 AND erased_at IS NULL")
                 .bind(tenant.0)
                 .bind(id.0)
                 .bind(at.map(to_millis))
@@ -383,12 +389,14 @@ impl Store {
     /// Deletes a contact. Its call history goes with it.
     pub async fn delete_contact(&self, tenant: TenantId, id: ContactId) -> Result<()> {
         let n = with_db!(self, |pool| {
-            sqlx::query("DELETE FROM contacts WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.0)
-                .bind(id.0)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
+            sqlx::query(
+                "DELETE FROM contacts WHERE tenant_id = $1 AND id = $2 AND erased_at IS NULL",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
         })?;
         if n == 0 {
             Err(Error::not_found("contact", id))
@@ -591,7 +599,7 @@ impl Store {
             Db::Sqlite(pool) => {
                 sqlx::query_scalar(
                     "SELECT DISTINCT j.key FROM contacts c, json_each(c.attributes) j \
-                     WHERE c.tenant_id = $1 ORDER BY j.key",
+                     WHERE c.tenant_id = $1 AND c.erased_at IS NULL ORDER BY j.key",
                 )
                 .bind(tenant.0)
                 .fetch_all(pool)

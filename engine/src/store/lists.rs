@@ -106,7 +106,7 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             for id in contacts {
                 let owned: Option<i64> =
-                    sqlx::query_scalar("SELECT id FROM contacts WHERE tenant_id = $1 AND id = $2")
+                    sqlx::query_scalar("SELECT id FROM contacts WHERE tenant_id = $1 AND id = $2 AND erased_at IS NULL")
                         .bind(tenant.0)
                         .bind(id.0)
                         .fetch_optional(&mut *tx)
@@ -164,7 +164,7 @@ impl Store {
         self.list(tenant, list).await?;
         let sql = format!(
             "SELECT {CONTACT_SELECT} FROM contacts c JOIN contact_list_members m ON m.contact_id = c.id \
-             WHERE c.tenant_id = $1 AND m.list_id = $2 ORDER BY c.id"
+             WHERE c.tenant_id = $1 AND m.list_id = $2 AND c.erased_at IS NULL ORDER BY c.id"
         );
         let rows: Vec<ContactRow> = with_db!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))

@@ -17,6 +17,8 @@ mod campaigns;
 mod contacts;
 mod dial_slots;
 mod dnc;
+mod erasure;
+pub use erasure::ErasureReport;
 mod leases;
 mod ledger;
 mod lifecycle;
@@ -26,6 +28,8 @@ pub use operators::OperatorKeyRecord;
 mod outbox;
 mod outcomes;
 mod reservations;
+mod retention;
+pub use retention::{PurgeReport, RetentionPolicy};
 mod settings;
 mod suppressions;
 pub use suppressions::{Suppression, SuppressionEvent};
@@ -213,6 +217,8 @@ pub(crate) use in_write_tx;
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) db: Db,
+    /// The key erased numbers are hashed with, loaded on first use (see `erasure`).
+    pub(crate) hash_key: erasure::HashKey,
 }
 
 /// Connection settings for [`Store::connect_with`].
@@ -261,6 +267,7 @@ impl Store {
                     .await?;
                 Ok(Store {
                     db: Db::Sqlite(pool),
+                    hash_key: erasure::HashKey::default(),
                 })
             }
             Some("postgres" | "postgresql") => {
@@ -276,6 +283,7 @@ impl Store {
                     .await?;
                 Ok(Store {
                     db: Db::Postgres(pool),
+                    hash_key: erasure::HashKey::default(),
                 })
             }
             other => Err(Error::invalid(

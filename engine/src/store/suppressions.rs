@@ -132,15 +132,19 @@ fn from_row((phone, source, reason, requested_by, at): Row) -> Suppression {
 }
 
 impl Store {
-    /// The suppression of this number, if its callee asked not to be called.
+    /// The suppression of this number, if its callee asked not to be called: kept under the
+    /// number, or under its hash once its contact was erased (see `erasure`).
     pub async fn suppression(&self, tenant: TenantId, phone: &E164) -> Result<Option<Suppression>> {
+        let hash = self.phone_hash(tenant, phone.as_str()).await?;
         let row: Option<Row> = with_db!(self, |pool| {
             sqlx::query_as(
                 "SELECT phone, source, reason, requested_by, created_at FROM suppressions \
-                 WHERE tenant_id = $1 AND phone = $2",
+                 WHERE tenant_id = $1 AND phone IN ($2, $3) \
+                 ORDER BY CASE WHEN phone = $2 THEN 0 ELSE 1 END LIMIT 1",
             )
             .bind(tenant.0)
             .bind(phone.as_str())
+            .bind(&hash)
             .fetch_optional(pool)
             .await
         })?;
@@ -160,10 +164,12 @@ impl Store {
     ) -> Result<bool> {
         let at = to_millis(now());
         let was = self.suppression(tenant, phone).await?.is_some();
-        let added: Result<()> = in_write_tx!(self, |conn| {
-            add(conn, tenant, phone.as_str(), source, by, reason, at).await
-        });
-        added?;
+        if !was {
+            let added: Result<()> = in_write_tx!(self, |conn| {
+                add(conn, tenant, phone.as_str(), source, by, reason, at).await
+            });
+            added?;
+        }
         self.sync_suppressions(tenant).await?;
         Ok(!was)
     }
@@ -189,19 +195,22 @@ impl Store {
         Ok(rows.into_iter().map(from_row).collect())
     }
 
-    /// Every addition and removal for a number, oldest first.
+    /// Every addition, removal and erasure for a number (kept under the number or its
+    /// hash), oldest first.
     pub async fn suppression_history(
         &self,
         tenant: TenantId,
         phone: &E164,
     ) -> Result<Vec<SuppressionEvent>> {
+        let hash = self.phone_hash(tenant, phone.as_str()).await?;
         let rows: Vec<Row> = with_db!(self, |pool| {
             sqlx::query_as(
                 "SELECT action, source, actor, reason, at FROM suppression_events \
-                     WHERE tenant_id = $1 AND phone = $2 ORDER BY id",
+                     WHERE tenant_id = $1 AND phone IN ($2, $3) ORDER BY id",
             )
             .bind(tenant.0)
             .bind(phone.as_str())
+            .bind(&hash)
             .fetch_all(pool)
             .await
         })?;
@@ -228,21 +237,26 @@ impl Store {
         reason: &str,
     ) -> Result<()> {
         let at = to_millis(now());
+        let hash = self.phone_hash(tenant, phone.as_str()).await?;
         let removed: Result<u64> = in_write_tx!(self, |conn| {
             with_conn!(conn, |c| {
-                let n = sqlx::query("DELETE FROM suppressions WHERE tenant_id = $1 AND phone = $2")
-                    .bind(tenant.0)
-                    .bind(phone.as_str())
-                    .execute(&mut *c)
-                    .await?
-                    .rows_affected();
-                if n > 0 {
+                // Kept under the number or its hash: the history goes on under the same key.
+                let keys: Vec<String> = sqlx::query_scalar(
+                    "DELETE FROM suppressions WHERE tenant_id = $1 AND phone IN ($2, $3) RETURNING phone",
+                )
+                .bind(tenant.0)
+                .bind(phone.as_str())
+                .bind(&hash)
+                .fetch_all(&mut *c)
+                .await?;
+                let n = keys.len() as u64;
+                for key in &keys {
                     sqlx::query(
                         "INSERT INTO suppression_events (tenant_id, phone, action, source, actor, reason, at) \
                          VALUES ($1, $2, 'removed', 'api', $3, $4, $5)",
                     )
                     .bind(tenant.0)
-                    .bind(phone.as_str())
+                    .bind(key)
                     .bind(actor)
                     .bind(reason)
                     .bind(at)

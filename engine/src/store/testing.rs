@@ -192,6 +192,65 @@ impl Store {
             .await
             .map(|r| r.rows_affected()))?)
     }
+
+    /// The tables (migrations' own aside) with a row whose text holds `needle`, in any
+    /// column: where a value is kept in clear.
+    pub async fn tables_containing_for_tests(&self, needle: &str) -> Result<Vec<String>> {
+        let pattern = format!("%{needle}%");
+        let mut found = Vec::new();
+        match &self.db {
+            super::Db::Sqlite(pool) => {
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' \
+                     AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%' ORDER BY name",
+                )
+                .fetch_all(pool)
+                .await?;
+                for table in tables {
+                    let columns: Vec<String> =
+                        sqlx::query_scalar("SELECT name FROM pragma_table_info($1)")
+                            .bind(&table)
+                            .fetch_all(pool)
+                            .await?;
+                    let any: Vec<String> = columns
+                        .iter()
+                        .map(|c| format!("CAST(\"{c}\" AS TEXT) LIKE $1"))
+                        .collect();
+                    let sql = format!(
+                        "SELECT COUNT(*) FROM \"{table}\" WHERE {}",
+                        any.join(" OR ")
+                    );
+                    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .bind(&pattern)
+                        .fetch_one(pool)
+                        .await?;
+                    if n > 0 {
+                        found.push(table);
+                    }
+                }
+            }
+            super::Db::Postgres(pool) => {
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT table_name::text FROM information_schema.tables \
+                     WHERE table_schema = 'public' AND table_type = 'BASE TABLE' \
+                     AND table_name NOT LIKE '\\_sqlx%' ORDER BY 1",
+                )
+                .fetch_all(pool)
+                .await?;
+                for table in tables {
+                    let sql = format!("SELECT COUNT(*) FROM \"{table}\" t WHERE t::text LIKE $1");
+                    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .bind(&pattern)
+                        .fetch_one(pool)
+                        .await?;
+                    if n > 0 {
+                        found.push(table);
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
 }
 
 #[cfg(test)]
