@@ -205,11 +205,13 @@ impl Actor for CallActor {
         {
             Ok(_) => {}
             Err(DialError::CarrierCapacity(e)) => {
+                crate::metrics::dial_refused(state.attempt.campaign_id, true);
                 carrier_full(state, &e).await?;
                 myself.stop(Some(WITHDRAWN.into()));
                 return Ok(());
             }
             Err(e) => {
+                crate::metrics::dial_refused(state.attempt.campaign_id, false);
                 tracing::warn!(call_id = %state.attempt.id, error = %e, "dial failed");
                 myself.stop(Some(format!("dial failed: {e}")));
                 return Ok(());

@@ -3,6 +3,7 @@
 //! the thing happens.
 
 use switchboard_engine::CampaignId;
+use switchboard_engine::quality::PauseReason;
 use switchboard_engine::store::AttemptRecord;
 
 /// How long a person may wait, after answering, for the agent's first audio before the
@@ -12,6 +13,14 @@ pub const ABANDON_AFTER_MS: u64 = 2000;
 /// An attempt was reserved and handed to a call actor to dial (the dial rate).
 pub fn call_dialed(campaign: CampaignId) {
     metrics::counter!("switchboard_calls_originated_total", "campaign_id" => campaign.to_string())
+        .increment(1);
+}
+
+/// The carrier refused a dial: `capacity` (429 or 5xx: the reservation is withdrawn and
+/// the dialer backs off) or `rejected` (any other refusal: the attempt failed).
+pub fn dial_refused(campaign: CampaignId, capacity: bool) {
+    let kind = if capacity { "capacity" } else { "rejected" };
+    metrics::counter!("switchboard_dials_refused_total", "campaign_id" => campaign.to_string(), "kind" => kind)
         .increment(1);
 }
 
@@ -81,6 +90,26 @@ pub fn auto_paused(campaign: CampaignId, reason: &str) {
 pub fn lease_acquired(campaign: CampaignId) {
     metrics::counter!("switchboard_campaign_leases_acquired_total", "campaign_id" => campaign.to_string())
         .increment(1);
+    // The campaign's counters of rare events start at 0 here, so that a rate over them
+    // (and an alert on it) has a series from the start.
+    let id = campaign.to_string();
+    metrics::counter!("switchboard_calls_originated_total", "campaign_id" => id.clone())
+        .increment(0);
+    for kind in ["capacity", "rejected"] {
+        metrics::counter!("switchboard_dials_refused_total", "campaign_id" => id.clone(), "kind" => kind)
+            .increment(0);
+    }
+    for reason in [
+        PauseReason::Quality,
+        PauseReason::CarrierFailures,
+        PauseReason::AgentFailures,
+    ] {
+        metrics::counter!("switchboard_campaign_auto_pauses_total", "campaign_id" => id.clone(), "reason" => reason.as_str())
+            .increment(0);
+    }
+    metrics::counter!("switchboard_calls_answered_by_human_total", "campaign_id" => id.clone())
+        .increment(0);
+    metrics::counter!("switchboard_calls_abandoned_total", "campaign_id" => id).increment(0);
 }
 
 /// A campaign supervisor found its lease taken over by another process and stopped.

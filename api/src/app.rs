@@ -312,6 +312,7 @@ impl Application {
             guards: Guards::new(settings.limits.clone()),
         };
         metrics::handle();
+        metrics::start_counters();
         Ok(Application {
             listener,
             state,

@@ -132,6 +132,18 @@ const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Readiness: the database answers and the engine supervisor replies (when the runtime
 /// runs; without Twilio it is reported `not_configured` and does not block readiness).
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let (ready, body) = readiness(&state).await;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
+}
+
+/// Whether the server is ready, and the figures that say so (`/readyz`'s body; `/metrics`
+/// exposes the first as `switchboard_ready`).
+pub async fn readiness(state: &AppState) -> (bool, serde_json::Value) {
     let database = match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => "ok",
         Ok(Err(e)) => {
@@ -155,15 +167,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     };
     let runtime_ok = runtime == json!("not_configured") || runtime["status"] == "ok";
     let ready = database == "ok" && runtime_ok;
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "database": database,
         "runtime": runtime,
     });
-    (status, Json(body))
+    (ready, body)
 }

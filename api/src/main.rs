@@ -28,6 +28,9 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Exit 0 when the server at SWITCHBOARD_LISTEN answers /readyz with 200 (a container
+    /// health check: the image has no curl).
+    Healthcheck,
     /// Apply the retention policy once now (what the server's purge job does) and exit.
     Purge,
     /// Tenants (direct database access).
@@ -88,6 +91,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             switchboard_api::cli::operators(&open(&settings).await?, command).await
         }
         Command::Serve => serve(settings).await,
+        Command::Healthcheck => healthcheck(&settings).await,
         Command::Purge => {
             let policy = settings.retention().map_err(anyhow::Error::msg)?;
             let store = open(&settings).await?;
@@ -157,4 +161,28 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+/// Asks the local server whether it is ready (an address bound to every interface is
+/// asked on loopback).
+async fn healthcheck(settings: &Settings) -> anyhow::Result<()> {
+    let mut addr = settings.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let response = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()?
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .with_context(|| format!("no answer from http://{addr}/readyz"))?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "not ready: {} {}",
+        response.status(),
+        response.text().await.unwrap_or_default()
+    );
+    println!("ready");
+    Ok(())
 }

@@ -63,6 +63,19 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
+/// Counters without labels start at 0 in every scrape, so that a rate over them (and an
+/// alert on it) has a series before the first event.
+pub fn start_counters() {
+    for name in [
+        "switchboard_api_rate_limited_total",
+        "switchboard_api_timeouts_total",
+        "switchboard_media_sessions_refused_total",
+        "switchboard_contacts_erased_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+}
+
 /// Folds recorded histogram samples into their buckets every few seconds, so that memory
 /// stays bounded when nobody scrapes. Runs until aborted.
 pub async fn upkeep() {
@@ -160,6 +173,13 @@ fn frame_latency_histogram(state: &AppState, out: &mut String) {
 
 /// Appends the figures read at scrape time.
 async fn scrape_time(state: &AppState, out: &mut String) {
+    let (ready, _) = crate::internal::readiness(state).await;
+    gauge_header(
+        out,
+        "switchboard_ready",
+        "1 when the server is ready (database and engine supervisor answer, as /readyz), else 0",
+    );
+    let _ = writeln!(out, "switchboard_ready {}", u8::from(ready));
     let relay = state.calls.totals.snapshot();
     frame_latency_histogram(state, out);
     gauge_header(

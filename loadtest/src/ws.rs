@@ -1,5 +1,5 @@
 //! A small WebSocket frame vocabulary shared by the carrier (tungstenite client) and the
-//! agent (axum server), so the media logic is written once over `Sink`/`Stream` and can be
+//! agent (tungstenite server), so the media logic is written once over `Sink`/`Stream` and can be
 //! driven by channels in unit tests.
 
 use std::fmt;
@@ -68,36 +68,6 @@ where
             WsIn::Close(frame.map(|f| (u16::from(f.code), f.reason.as_str().to_owned())))
         }
         Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => WsIn::Control,
-        Err(error) => WsIn::Error(error.to_string()),
-    });
-    (Box::pin(sink), stream)
-}
-
-/// Adapts an axum server socket to [`WsIn`]/[`WsOut`].
-pub(crate) fn from_axum(
-    socket: axum::extract::ws::WebSocket,
-) -> (
-    impl Sink<WsOut, Error = axum::Error> + Unpin,
-    impl Stream<Item = WsIn> + Unpin,
-) {
-    use axum::extract::ws::{CloseFrame, Message};
-    let (sink, stream) = socket.split();
-    let sink = sink.with(|out: WsOut| {
-        future::ready(Ok(match out {
-            WsOut::Text(text) => Message::Text(text.into()),
-            WsOut::Close(code, reason) => Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            })),
-        }))
-    });
-    let stream = stream.map(|item| match item {
-        Ok(Message::Text(text)) => WsIn::Text(text.as_str().to_owned()),
-        Ok(Message::Binary(bytes)) => WsIn::Binary(bytes.len()),
-        Ok(Message::Close(frame)) => {
-            WsIn::Close(frame.map(|f| (f.code, f.reason.as_str().to_owned())))
-        }
-        Ok(Message::Ping(_) | Message::Pong(_)) => WsIn::Control,
         Err(error) => WsIn::Error(error.to_string()),
     });
     (Box::pin(sink), stream)

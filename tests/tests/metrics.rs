@@ -266,6 +266,29 @@ async fn the_scrape_counts_the_calls_of_a_running_campaign() {
         0.0,
         "a finished campaign leaves the scrape"
     );
+    // Every metric the shipped Grafana dashboard and Prometheus alerting rules query is one
+    // this scrape exposes (Prometheus's own `up` aside).
+    for file in [
+        "deploy/grafana/dashboards/switchboard.json",
+        "deploy/prometheus/alerts.yml",
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(file);
+        let source = std::fs::read_to_string(&path).unwrap();
+        let names = queried_metrics(&source);
+        assert!(names.len() >= 5, "{file} queries only {names:?}");
+        for name in names {
+            let exposed = text.lines().any(|line| {
+                line.strip_prefix(name.as_str())
+                    .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+            });
+            assert!(
+                exposed,
+                "{file} queries {name}, which /metrics does not expose:\n{text}"
+            );
+        }
+    }
 
     // The JSON logs name the campaign and the call on call lines, the request on HTTP lines.
     let lines = logs.lines();
@@ -350,4 +373,19 @@ async fn readiness_fails_when_the_database_is_gone_on_postgres() {
         return;
     };
     readiness_fails_when_the_database_is_gone(db).await;
+}
+
+/// Every `switchboard_*` series name a dashboard or rule file mentions.
+fn queried_metrics(source: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = source;
+    while let Some(at) = rest.find("switchboard_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.insert(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
 }

@@ -20,9 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::http::{HeaderMap, Uri, header};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use switchboard_media::twilio::signature::validate;
@@ -186,12 +186,16 @@ impl Drop for ScriptedAgent {
 }
 
 /// Accepts the WebSocket, noting whether its signature is valid when a token is set.
-async fn upgrade(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    uri: Uri,
-    upgrade: WebSocketUpgrade,
-) -> Response {
+async fn upgrade(State(shared): State<Arc<Shared>>, mut request: Request) -> Response {
+    let headers = request.headers().clone();
+    let uri = request.uri().clone();
+    let Some(accept) = handshake_accept(&headers) else {
+        return Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .body(Body::from("a websocket upgrade is required"))
+            .unwrap_or_default();
+    };
+    let upgrade = hyper::upgrade::on(&mut request);
     let signature_valid = shared.config.signature_token.as_deref().map(|token| {
         let host = headers
             .get(header::HOST)
@@ -209,7 +213,13 @@ async fn upgrade(
         .get(header::USER_AGENT)
         .is_some_and(|v| v.as_bytes() == switchboard_media::agent_ws::PROBE_USER_AGENT.as_bytes());
     if probe {
-        return upgrade.on_upgrade(|_| async {});
+        tokio::spawn(async move {
+            if let Ok(upgraded) = upgrade.await {
+                let mut socket = server_socket(upgraded).await;
+                let _ = futures_util::StreamExt::next(&mut socket).await;
+            }
+        });
+        return switching(accept);
     }
     let entry = Arc::new(AgentEntry::new(signature_valid));
     shared
@@ -218,10 +228,11 @@ async fn upgrade(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .push(entry.clone());
     shared.accepted.fetch_add(1, Ordering::Relaxed);
-    // A few media frames fit in 4 KiB; the 128 KiB default is zeroed on every read.
-    let upgrade = upgrade.read_buffer_size(4 * 1024).write_buffer_size(0);
-    upgrade.on_upgrade(move |socket| async move {
-        let (sink, stream) = crate::ws::from_axum(socket);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else {
+            return;
+        };
+        let (sink, stream) = crate::ws::from_tungstenite(server_socket(upgraded).await);
         let session = session::Session {
             config: shared.config.clone(),
             http: shared.http.clone(),
@@ -234,5 +245,44 @@ async fn upgrade(
         let mut record = entry.lock();
         record.close_reason = Some(reason);
         record.ended_at = Some(std::time::Instant::now());
-    })
+    });
+    switching(accept)
+}
+
+/// The `Sec-WebSocket-Accept` answer to a WebSocket upgrade request, or `None` when the
+/// request is not one.
+fn handshake_accept(headers: &HeaderMap) -> Option<String> {
+    let upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let key = headers.get(header::SEC_WEBSOCKET_KEY)?;
+    upgrade.then(|| tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes()))
+}
+
+/// The `101 Switching Protocols` answer.
+fn switching(accept: String) -> Response {
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::UPGRADE, "websocket")
+        .header(header::CONNECTION, "upgrade")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Body::empty())
+        .unwrap_or_default()
+}
+
+/// The server side of an upgraded connection. A few media frames fit in 4 KiB; the 128 KiB
+/// default is zeroed on every read.
+async fn server_socket(
+    upgraded: hyper::upgrade::Upgraded,
+) -> tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>> {
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0);
+    tokio_tungstenite::WebSocketStream::from_raw_socket(
+        hyper_util::rt::TokioIo::new(upgraded),
+        tokio_tungstenite::tungstenite::protocol::Role::Server,
+        Some(config),
+    )
+    .await
 }
