@@ -283,7 +283,12 @@ impl Settings {
             // Tests seed calls at fixed past dates: no purge unless a test asks for one.
             retention_purge_interval_secs: 0,
             retention_purge_batch: default_retention_purge_batch(),
-            limits: crate::limits::Limits::default(),
+            // Tests poll the API as fast as they like; the rate limit has tests of its own.
+            limits: crate::limits::Limits {
+                rate_per_sec: 100_000,
+                rate_burst: 100_000,
+                ..crate::limits::Limits::default()
+            },
         }
     }
 

@@ -353,6 +353,7 @@ pub fn simulate(config: &SimConfig) -> SimReport {
             max_concurrent: config.max_concurrent,
             calls_per_minute: None,
             started_last_minute: 0,
+            started_last_second: 0,
             daily_cap: None,
             started_today: 0,
             carrier_tokens: u32::MAX,

@@ -93,13 +93,19 @@ async fn pacing_input(
     let config = &state.campaign.config;
     let store = &state.services.store;
     let id = state.campaign.id;
-    let started_last_minute = match config.max_calls_per_minute {
-        Some(_) => {
+    // Attempts are stamped with the wall clock when reserved; a rate is about real
+    // seconds, so its windows are read on the wall clock too.
+    let wall = switchboard_engine::time::now();
+    let (started_last_minute, started_last_second) = match config.max_calls_per_minute {
+        Some(_) => (
             store
-                .attempts_since(id, now - TimeDelta::minutes(1))
-                .await?
-        }
-        None => 0,
+                .attempts_since(id, wall - TimeDelta::minutes(1))
+                .await?,
+            store
+                .attempts_since(id, wall - TimeDelta::seconds(1))
+                .await?,
+        ),
+        None => (0, 0),
     };
     let started_today = match config.daily_cap {
         Some(_) => {
@@ -147,6 +153,7 @@ async fn pacing_input(
         max_concurrent,
         calls_per_minute: config.max_calls_per_minute,
         started_last_minute: started_last_minute as u32,
+        started_last_second: started_last_second as u32,
         daily_cap: config.daily_cap,
         started_today: started_today as u32,
         carrier_tokens,

@@ -358,6 +358,10 @@ pub struct PacingInput {
     pub calls_per_minute: Option<u32>,
     /// Calls started in the last minute.
     pub started_last_minute: u32,
+    /// Calls started in the last second (with a calls-per-minute limit, the minute is
+    /// spread evenly: see [`per_second_allowance`]).
+    #[serde(default)]
+    pub started_last_second: u32,
     /// Daily cap, if any.
     pub daily_cap: Option<u32>,
     /// Calls started today.
@@ -638,7 +642,12 @@ fn limits(input: &PacingInput) -> Vec<(Bound, u32)> {
         ),
         (
             Bound::CallsPerMinute,
-            left(input.calls_per_minute, input.started_last_minute),
+            left(input.calls_per_minute, input.started_last_minute).map(|minute| {
+                let second = input
+                    .calls_per_minute
+                    .map_or(u32::MAX, per_second_allowance);
+                minute.min(second.saturating_sub(input.started_last_second))
+            }),
         ),
         (Bound::DailyCap, left(input.daily_cap, input.started_today)),
         (Bound::CarrierTokens, Some(input.carrier_tokens)),
@@ -646,6 +655,13 @@ fn limits(input: &PacingInput) -> Vec<(Bound, u32)> {
     .into_iter()
     .filter_map(|(bound, room)| room.map(|r| (bound, r)))
     .collect()
+}
+
+/// The most dials of any one second under a calls-per-minute limit: its sixtieth, rounded
+/// up, plus one. A minute's calls are spread over the minute, not spent in its first
+/// moments (which would also ring every agent's line at once).
+pub fn per_second_allowance(calls_per_minute: u32) -> u32 {
+    calls_per_minute.div_ceil(60).saturating_add(1)
 }
 
 /// 1 while abandonment is at most half the target, 0 from the target up, linear between.
@@ -716,6 +732,7 @@ mod tests {
             max_concurrent: 1000,
             calls_per_minute: None,
             started_last_minute: 0,
+            started_last_second: 0,
             daily_cap: None,
             started_today: 0,
             carrier_tokens: 1000,
@@ -829,6 +846,17 @@ mod tests {
         binds(tick(|i| i.max_concurrent = 43), Bound::MaxConcurrency, 3);
         let per_minute = tick(|i| (i.calls_per_minute, i.started_last_minute) = (Some(60), 58));
         binds(per_minute, Bound::CallsPerMinute, 2);
+        // 600 a minute is 10 a second (plus one): the minute is not spent at once.
+        let spread = tick(|i| (i.calls_per_minute, i.started_last_minute) = (Some(600), 0));
+        binds(spread, Bound::CallsPerMinute, 11);
+        let this_second = tick(|i| {
+            (
+                i.calls_per_minute,
+                i.started_last_minute,
+                i.started_last_second,
+            ) = (Some(600), 9, 9)
+        });
+        binds(this_second, Bound::CallsPerMinute, 2);
         let daily = tick(|i| (i.daily_cap, i.started_today) = (Some(100), 99));
         binds(daily, Bound::DailyCap, 1);
         binds(tick(|i| i.carrier_tokens = 0), Bound::CarrierTokens, 0);
