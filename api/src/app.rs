@@ -50,7 +50,7 @@ impl FromRef<AppState> for Arc<LiveKitHooks> {
 /// Every route Switchboard serves: the documented ones (the OpenAPI spec) and the
 /// deliberately undocumented ones ([`crate::internal::UNDOCUMENTED`]), nothing else.
 pub fn router(state: AppState) -> Router {
-    let (documented, spec) = crate::openapi::documented().split_for_parts();
+    let (documented, spec) = crate::openapi::documented();
     let spec: Arc<str> = serde_json::to_string(&spec)
         .expect("the spec serializes")
         .into();

@@ -32,7 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 struct AudienceRequest {
     #[serde(default)]
     query: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::whole::many")]
     lists: Vec<ContactListId>,
     #[serde(default)]
     sample: Option<u32>,
@@ -93,6 +93,7 @@ pub async fn preview_audience(
 #[serde(deny_unknown_fields)]
 struct TemplateRequest {
     template: String,
+    #[serde(deserialize_with = "super::whole::one")]
     contact_id: ContactId,
     #[serde(default)]
     variables: BTreeMap<String, String>,

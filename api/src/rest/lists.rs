@@ -53,13 +53,15 @@ struct NewList {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Members {
+    #[serde(deserialize_with = "super::whole::many")]
     contact_ids: Vec<ContactId>,
 }
 
 /// Creates a list (names are unique per tenant).
 #[utoipa::path(post, path = "/api/v1/lists", tag = "lists",
     request_body(content = Object, description = "{\"name\": \"...\"}"),
-    responses((status = 201, description = "The list", body = Object), (status = 409, description = "The name is taken")))]
+    responses((status = 201, description = "The list", body = Object), (status = 409, description = "The name is taken"),
+              (status = 422, description = "The name is blank")))]
 pub async fn create_list(
     State(state): State<AppState>,
     auth: Auth,

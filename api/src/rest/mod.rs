@@ -150,7 +150,8 @@ impl Params {
     }
 }
 
-/// Parses a JSON body; an unreadable body is a 400 naming where it is wrong.
+/// Parses a JSON object body; an unreadable body, or one that is not an object (serde
+/// would read a struct from an array), is a 400 naming where it is wrong.
 pub fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
     if body.is_empty() {
         return Err(Problem::bad_request(
@@ -158,7 +159,63 @@ pub fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
             "expected a JSON body, got nothing",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| Problem::bad_request("body", e.to_string()))
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| Problem::bad_request("body", e.to_string()))?;
+    if !value.is_object() {
+        return Err(Problem::bad_request(
+            "body",
+            format!("expected a JSON object, found {}", json_kind(&value)),
+        ));
+    }
+    let mut track = serde_path_to_error::Track::new();
+    T::deserialize(serde_path_to_error::Deserializer::new(value, &mut track)).map_err(|e| {
+        let path = track.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        Problem::bad_request(&field, e.to_string())
+    })
+}
+
+/// What kind of JSON value this is, for error messages.
+pub fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Ids in a JSON body: integers, or numbers with no fraction (`3.0`, which JSON Schema
+/// counts as an integer too).
+pub mod whole {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    fn id<E: Error>(n: serde_json::Number) -> Result<i64, E> {
+        if let Some(i) = n.as_i64() {
+            return Ok(i);
+        }
+        match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => {
+                Ok(f as i64)
+            }
+            _ => Err(E::custom(format!("{n} is not an id"))),
+        }
+    }
+
+    /// One id.
+    pub fn one<'de, D: Deserializer<'de>, T: From<i64>>(d: D) -> Result<T, D::Error> {
+        id(serde_json::Number::deserialize(d)?).map(T::from)
+    }
+
+    /// A list of ids.
+    pub fn many<'de, D: Deserializer<'de>, T: From<i64>>(d: D) -> Result<Vec<T>, D::Error> {
+        Vec::<serde_json::Number>::deserialize(d)?
+            .into_iter()
+            .map(|n| id(n).map(T::from))
+            .collect()
+    }
 }
 
 /// Parses an optional JSON body (empty means the default).
