@@ -47,8 +47,11 @@ const BODIES: &[(&str, &str, Body)] = &[
     ("post", "/api/v1/agent/outcome", OUTCOME_REPORT),
 ];
 
+/// A parameter's schema: method, path, parameter name and the schema.
+type ParameterSchema = (&'static str, &'static str, &'static str, fn() -> Value);
+
 /// Schemas of query and path parameters, by operation and name.
-const PARAMETERS: &[(&str, &str, &str, fn() -> Value)] = &[
+const PARAMETERS: &[ParameterSchema] = &[
     ("get", "/api/v1/campaigns", "status", campaign_status),
     ("get", "/api/v1/campaigns", "limit", || limit(500)),
     ("get", "/api/v1/campaigns", "cursor", cursor),

@@ -32,7 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 struct AudienceRequest {
     #[serde(default)]
     query: Option<Value>,
-    #[serde(default, deserialize_with = "super::whole::many")]
+    #[serde(default)]
     lists: Vec<ContactListId>,
     #[serde(default)]
     sample: Option<u32>,
@@ -93,7 +93,6 @@ pub async fn preview_audience(
 #[serde(deny_unknown_fields)]
 struct TemplateRequest {
     template: String,
-    #[serde(deserialize_with = "super::whole::one")]
     contact_id: ContactId,
     #[serde(default)]
     variables: BTreeMap<String, String>,

@@ -159,8 +159,9 @@ pub fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
             "expected a JSON body, got nothing",
         ));
     }
-    let value: serde_json::Value =
+    let mut value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| Problem::bad_request("body", e.to_string()))?;
+    whole_numbers(&mut value);
     if !value.is_object() {
         return Err(Problem::bad_request(
             "body",
@@ -187,34 +188,21 @@ pub fn json_kind(value: &serde_json::Value) -> &'static str {
     }
 }
 
-/// Ids in a JSON body: integers, or numbers with no fraction (`3.0`, which JSON Schema
-/// counts as an integer too).
-pub mod whole {
-    use serde::{Deserialize, Deserializer, de::Error};
-
-    fn id<E: Error>(n: serde_json::Number) -> Result<i64, E> {
-        if let Some(i) = n.as_i64() {
-            return Ok(i);
-        }
-        match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => {
-                Ok(f as i64)
+/// Writes every whole number as an integer (`3.0` as `3`): JSON Schema, and JSON itself,
+/// make no difference between them, but serde's integer types refuse `3.0`.
+pub fn whole_numbers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && (-(2f64.powi(63))..2f64.powi(63)).contains(&f)
+            {
+                *value = serde_json::Value::from(f as i64);
             }
-            _ => Err(E::custom(format!("{n} is not an id"))),
         }
-    }
-
-    /// One id.
-    pub fn one<'de, D: Deserializer<'de>, T: From<i64>>(d: D) -> Result<T, D::Error> {
-        id(serde_json::Number::deserialize(d)?).map(T::from)
-    }
-
-    /// A list of ids.
-    pub fn many<'de, D: Deserializer<'de>, T: From<i64>>(d: D) -> Result<Vec<T>, D::Error> {
-        Vec::<serde_json::Number>::deserialize(d)?
-            .into_iter()
-            .map(|n| id(n).map(T::from))
-            .collect()
+        serde_json::Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(whole_numbers),
+        _ => {}
     }
 }
 
@@ -288,5 +276,37 @@ impl ApiSettings {
             .collect(),
             webhook_allow_private_addresses: settings.webhook_allow_private_addresses,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_is_an_object_whose_whole_numbers_read_as_integers() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Ids {
+            ids: Vec<i64>,
+            sample: u32,
+            rate: f64,
+        }
+        let read: Ids = json_body(&Bytes::from(
+            r#"{"ids": [3.0, -2, 1e3], "sample": 18.0, "rate": 1.0}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            (read.ids, read.sample, read.rate),
+            (vec![3, -2, 1000], 18, 1.0)
+        );
+        let half = json_body::<Ids>(&Bytes::from(r#"{"ids": [2.5], "sample": 1, "rate": 0}"#));
+        assert_eq!(half.unwrap_err().errors()[0].field, "ids[0]");
+        for not_an_object in ["[]", "[1]", "3", "null", "\"x\""] {
+            let refused = json_body::<serde_json::Value>(&Bytes::from(not_an_object));
+            assert_eq!(
+                refused.unwrap_err().status(),
+                axum::http::StatusCode::BAD_REQUEST
+            );
+        }
     }
 }
