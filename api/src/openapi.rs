@@ -5,6 +5,7 @@
 //! self-contained page that reads the spec and lists every operation (no external
 //! scripts: it works offline).
 
+pub mod bodies;
 pub mod requests;
 pub mod responses;
 
@@ -71,6 +72,7 @@ pub fn documented() -> (Router<AppState>, serde_json::Value) {
     responses::complete(&mut spec);
     let mut spec = serde_json::to_value(&spec).expect("the spec serializes");
     requests::complete(&mut spec);
+    bodies::complete(&mut spec);
     (router, spec)
 }
 

@@ -169,7 +169,10 @@ async fn the_spec_matches_the_router(db: TestDb) {
         for (method, operation) in item.as_object().unwrap() {
             let responses = operation["responses"].as_object().unwrap();
             for status in ["401", "408", "413", "429", "500", "503"] {
-                assert!(responses.contains_key(status), "{method} {path}: no {status}");
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path}: no {status}"
+                );
             }
             if path.contains('{') {
                 assert!(responses.contains_key("404"), "{method} {path}: no 404");
