@@ -22,8 +22,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(post, path = "/api/v1/agent/outcome", tag = "agents",
     request_body(content = Object, description = "{outcome, notes?, callback_at?, transcript?, call_id?}"),
     responses((status = 200, description = "{call_id, outcome, recorded}", body = Object),
-              (status = 403, description = "Missing or invalid call token"),
-              (status = 409, description = "A different outcome was already recorded")),
+              (status = 401, description = "Missing, invalid or expired call token"),
+              (status = 404, description = "The token's call no longer exists"),
+              (status = 409, description = "A different outcome was already recorded"),
+              (status = 422, description = "A `callback` without `callback_at`, or a `call_id` that is not the token's call")),
     security(("call_token" = [])))]
 pub async fn report_outcome(
     State(state): State<AppState>,
@@ -34,24 +36,27 @@ pub async fn report_outcome(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| Problem::forbidden("missing bearer call token"))?;
+        .ok_or_else(|| Problem::unauthorized("missing bearer call token"))?;
     let attempt = call_token::verify(
         state.calls.call_token_secret.expose_secret().as_bytes(),
         token,
     )
-    .ok_or_else(|| Problem::forbidden("invalid call token"))?;
+    .ok_or_else(|| Problem::unauthorized("invalid call token"))?;
     let call = state.calls.store.attempt(attempt).await?;
     if switchboard_engine::time::now() > call_token::expires_at(call.reserved_at, call.ended_at) {
-        return Err(Problem::forbidden("expired call token"));
+        return Err(Problem::unauthorized("expired call token"));
     }
-    let report: OutcomeReport = serde_json::from_slice::<OutcomeReport>(&body)
-        .map_err(|e| Problem::bad_request("body", format!("expected an outcome report ({e})")))?;
+    let report: OutcomeReport = crate::rest::json_body(&body)?;
     if let Some(call_id) = &report.call_id
         && call_id != &attempt.to_string()
     {
-        return Err(Problem::bad_request(
-            "call_id",
-            format!("{call_id:?} is not the call this token is for"),
+        return Err(Problem::with_errors(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid outcome report",
+            vec![switchboard_engine::FieldError::new(
+                "call_id",
+                format!("{call_id:?} is not the call this token is for"),
+            )],
         ));
     }
     let outcome = report.outcome;

@@ -58,7 +58,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Every route Switchboard serves: the documented ones (the OpenAPI spec) and the
 /// deliberately undocumented ones ([`crate::internal::UNDOCUMENTED`]), nothing else.
 pub fn router(state: AppState) -> Router {
-    let (documented, spec) = crate::openapi::documented().split_for_parts();
+    let (documented, spec) = crate::openapi::documented();
     let spec: Arc<str> = serde_json::to_string(&spec)
         .expect("the spec serializes")
         .into();

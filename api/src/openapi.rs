@@ -5,7 +5,12 @@
 //! self-contained page that reads the spec and lists every operation (no external
 //! scripts: it works offline).
 
+pub mod bodies;
+pub mod requests;
+pub mod responses;
+
 use crate::app::AppState;
+use axum::Router;
 use utoipa::Modify;
 use utoipa::OpenApi as _;
 use utoipa::openapi::OpenApi;
@@ -58,21 +63,27 @@ impl Modify for BearerKey {
     }
 }
 
-/// Every documented route: the REST API, webhooks, the agent API, the admin live view and
-/// the event streams.
-pub fn documented() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// Every documented route (the REST API, webhooks, the agent API, the admin live view and
+/// the event streams) and their spec, completed with every answer they can give.
+pub fn documented() -> (Router<AppState>, serde_json::Value) {
+    let (router, mut spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::rest::routes())
         .merge(crate::webhooks::routes())
         .merge(crate::agent_api::routes())
         .merge(crate::admin::routes())
         .merge(crate::admin_events::routes())
         .merge(crate::operator::routes())
+        .split_for_parts();
+    responses::complete(&mut spec);
+    let mut spec = serde_json::to_value(&spec).expect("the spec serializes");
+    requests::complete(&mut spec);
+    bodies::complete(&mut spec);
+    (router, spec)
 }
 
 /// The spec alone (for tests and tools).
-pub fn spec() -> OpenApi {
-    documented().into_openapi()
+pub fn spec() -> serde_json::Value {
+    documented().1
 }
 
 /// The page at `/docs`.

@@ -9,9 +9,8 @@ use crate::app::AppState;
 use crate::auth::Auth;
 use crate::problem::Problem;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_engine::webhook::NewWebhook;
 use switchboard_engine::{FieldError, WebhookId};
@@ -110,13 +109,6 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Query of the deliveries list.
-#[derive(Debug, Deserialize)]
-pub struct DeliveriesQuery {
-    /// At most this many (default 50, at most 500).
-    pub limit: Option<u32>,
-}
-
 /// The latest deliveries, newest first, each with every send (status code, error,
 /// duration).
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks",
@@ -128,11 +120,13 @@ pub async fn deliveries(
     State(state): State<AppState>,
     caller: Auth,
     Path(id): Path<String>,
-    Query(query): Query<DeliveriesQuery>,
+    params: crate::rest::Params,
 ) -> Result<Json<Value>, Problem> {
+    let id = webhook_id(&id)?;
+    let limit = params.limit(50, 500)?;
     let items = state
         .store
-        .webhook_deliveries(caller.tenant, webhook_id(&id)?, query.limit.unwrap_or(50))
+        .webhook_deliveries(caller.tenant, id, limit)
         .await?;
     Ok(Json(json!({ "items": items })))
 }

@@ -85,7 +85,7 @@ impl NewWebhook {
     /// Checks every field at once; returns the parsed events.
     pub fn validate(&self) -> Result<Vec<WebhookEvent>> {
         let mut errors = Vec::new();
-        let url = self.url.trim();
+        let url = self.url.as_str();
         let rest = url
             .strip_prefix("https://")
             .or_else(|| url.strip_prefix("http://"));

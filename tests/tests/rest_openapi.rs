@@ -181,6 +181,34 @@ async fn the_spec_matches_the_router(db: TestDb) {
     }
     let paths = spec["paths"].as_object().unwrap();
 
+    // Every operation documents every error it can give, each as a problem, and the
+    // statuses any route may answer (429 with when to retry).
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            for status in ["401", "408", "413", "429", "500", "503"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path}: no {status}"
+                );
+            }
+            if path.contains('{') {
+                assert!(responses.contains_key("404"), "{method} {path}: no 404");
+            }
+            assert!(
+                responses["429"]["headers"].get("Retry-After").is_some(),
+                "{method} {path}: 429 without Retry-After"
+            );
+            for (status, response) in responses.iter().filter(|(s, _)| s.as_str() >= "400") {
+                assert_eq!(
+                    response["content"]["application/problem+json"]["schema"]["$ref"],
+                    "#/components/schemas/Problem",
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
+
     for (method, path) in CONTRACT {
         assert!(
             paths.get(*path).is_some_and(|p| p.get(*method).is_some()),

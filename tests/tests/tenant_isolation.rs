@@ -18,6 +18,8 @@ use switchboard_tests::api_client::Api;
 enum Expect {
     /// 404 problem.
     NotFound,
+    /// 422 problem naming this field as not found (an object the body names).
+    NotFoundIn(&'static str),
     /// 200 with `items` empty.
     NoItems,
     /// 200 and this JSON pointer holds this value.
@@ -260,7 +262,7 @@ async fn another_tenant_sees_nothing_of_a_tenant(db: TestDb) {
             Method::POST,
             format!("/api/v1/lists/{b_list}/members"),
             Some(members),
-            Expect::NotFound,
+            Expect::NotFoundIn("contact_ids[0]"),
         ),
     ];
     for c in [ada, bob] {
@@ -325,6 +327,18 @@ async fn another_tenant_sees_nothing_of_a_tenant(db: TestDb) {
             Expect::NotFound => {
                 assert_eq!(answer.status, 404, "{what}: {:#}", answer.body);
                 assert_eq!(answer.content_type, "application/problem+json", "{what}");
+            }
+            Expect::NotFoundIn(field) => {
+                assert_eq!(answer.status, 422, "{what}: {:#}", answer.body);
+                assert_eq!(answer.body["errors"][0]["field"], *field, "{what}");
+                assert!(
+                    answer.body["detail"]
+                        .as_str()
+                        .unwrap()
+                        .contains("not found"),
+                    "{what}: {:#}",
+                    answer.body
+                );
             }
             Expect::NoItems => {
                 assert_eq!(answer.status, 200, "{what}: {:#}", answer.body);

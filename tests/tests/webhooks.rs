@@ -188,7 +188,7 @@ async fn outcomes_need_the_calls_own_token(db: TestDb) {
     let status = |resp: reqwest::Response| resp.status().as_u16();
     assert_eq!(
         status(client.post(&url).json(&report).send().await.unwrap()),
-        403,
+        401,
         "no token"
     );
     assert_eq!(
@@ -201,7 +201,7 @@ async fn outcomes_need_the_calls_own_token(db: TestDb) {
                 .await
                 .unwrap()
         ),
-        403,
+        401,
         "forged token"
     );
     let wrong_call = json!({"call_id": attempts[1].id.to_string(), "outcome": "interested"});
@@ -215,7 +215,7 @@ async fn outcomes_need_the_calls_own_token(db: TestDb) {
                 .await
                 .unwrap()
         ),
-        400,
+        422,
         "token of another call"
     );
     assert!(
@@ -290,7 +290,7 @@ async fn outcomes_need_the_calls_own_token(db: TestDb) {
         .send()
         .await
         .unwrap();
-    assert_eq!(late.status(), 403);
+    assert_eq!(late.status(), 401);
     assert!(late.text().await.unwrap().contains("expired call token"));
     server.stop().await;
 }

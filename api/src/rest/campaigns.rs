@@ -185,7 +185,8 @@ pub async fn replace_campaign(
     params(("id" = i64, Path, description = "Campaign id")),
     request_body(content = Object, description = "The fields to change; null removes an optional field"),
     responses((status = 200, description = "The campaign", body = Object),
-              (status = 409, description = "A field may not change in the current status")))]
+              (status = 409, description = "A field may not change in the current status"),
+              (status = 422, description = "The merged configuration is invalid: every bad field is named")))]
 pub async fn patch_campaign(
     State(state): State<AppState>,
     auth: Auth,
@@ -259,7 +260,7 @@ pub async fn duplicate_campaign(
 /// Every status change of the campaign, oldest first, with cause and reason.
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/history", tag = "campaigns",
     params(("id" = i64, Path, description = "Campaign id")),
-    responses((status = 200, description = "Status changes", body = Object), (status = 404, description = "No such campaign")))]
+    responses((status = 200, description = "Status changes: [{from, to, cause, reason, at, ...}]", body = Vec<Object>), (status = 404, description = "No such campaign")))]
 pub async fn campaign_history(
     State(state): State<AppState>,
     auth: Auth,

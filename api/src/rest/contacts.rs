@@ -113,7 +113,7 @@ impl ContactInput {
 #[utoipa::path(post, path = "/api/v1/contacts", tag = "contacts",
     request_body(content = Object, description = "{phone, name?, email?, company?, timezone?, attributes?, consent_at?, opted_out_at?}"),
     responses((status = 201, description = "Created", body = Object), (status = 200, description = "Updated (same phone)", body = Object),
-              (status = 422, description = "Invalid fields")))]
+              (status = 422, description = "Invalid fields (a phone that is not a real number, a timezone that does not exist or fit it, attributes over 64 KiB)")))]
 pub async fn create_contact(
     State(state): State<AppState>,
     auth: Auth,
@@ -233,7 +233,8 @@ pub async fn get_contact(
     params(("id" = i64, Path, description = "Contact id")),
     request_body(content = Object, description = "The full contact"),
     responses((status = 200, description = "The contact", body = Object), (status = 404, description = "No such contact"),
-              (status = 409, description = "Another contact has this phone")))]
+              (status = 409, description = "Another contact has this phone"),
+              (status = 422, description = "Invalid fields (a phone that is not a real number, a timezone that does not exist or fit it, attributes over 64 KiB)")))]
 pub async fn replace_contact(
     State(state): State<AppState>,
     auth: Auth,

@@ -193,7 +193,8 @@ pub async fn import_entries(
 /// Whether a number is blocked, and by which entry.
 #[utoipa::path(get, path = "/api/v1/dnc/check", tag = "dnc",
     params(("number" = String, Query, description = "The number to check")),
-    responses((status = 200, description = "{number, listed, entry}", body = Object), (status = 400, description = "Missing or bad number")))]
+    responses((status = 200, description = "{number, listed, entry}", body = Object), (status = 400, description = "No number, or an unknown region"),
+              (status = 422, description = "Not a phone number (numbering plans are checked by the server)")))]
 pub async fn check_number(
     State(state): State<AppState>,
     auth: Auth,
@@ -202,8 +203,13 @@ pub async fn check_number(
     let raw = params
         .get("number")
         .ok_or_else(|| Problem::bad_request("number", "required: the number to check"))?;
-    let number = E164::parse(raw, region(&params, &state.api)?)
-        .map_err(|e| Problem::bad_request("number", e.to_string()))?;
+    let number = E164::parse(raw, region(&params, &state.api)?).map_err(|e| {
+        Problem::with_errors(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid phone number",
+            vec![FieldError::new("number", e.to_string())],
+        )
+    })?;
     let entry = state.store.dnc_check(auth.tenant, &number).await?;
     Ok(Json(
         json!({ "number": number, "listed": entry.is_some(), "entry": entry }),

@@ -59,7 +59,8 @@ struct Members {
 /// Creates a list (names are unique per tenant).
 #[utoipa::path(post, path = "/api/v1/lists", tag = "lists",
     request_body(content = Object, description = "{\"name\": \"...\"}"),
-    responses((status = 201, description = "The list", body = Object), (status = 409, description = "The name is taken")))]
+    responses((status = 201, description = "The list", body = Object), (status = 409, description = "The name is taken"),
+              (status = 422, description = "The name is blank")))]
 pub async fn create_list(
     State(state): State<AppState>,
     auth: Auth,
@@ -111,7 +112,8 @@ pub async fn delete_list(
 #[utoipa::path(post, path = "/api/v1/lists/{id}/members", tag = "lists",
     params(("id" = i64, Path, description = "List id")),
     request_body(content = Object, description = "{\"contact_ids\": [1, 2]}"),
-    responses((status = 200, description = "{added}", body = Object), (status = 404, description = "No such list or contact")))]
+    responses((status = 200, description = "{added}", body = Object), (status = 404, description = "No such list"),
+              (status = 422, description = "A contact that does not exist (or is another tenant's), named; nothing is added")))]
 pub async fn add_members(
     State(state): State<AppState>,
     auth: Auth,
@@ -120,10 +122,35 @@ pub async fn add_members(
 ) -> Result<Json<Value>, Problem> {
     let id: ContactListId = path_id(&id, "id")?;
     let members: Members = json_body(&body)?;
-    let added = state
+    // The list is the object the path names (404); a contact the body names that does not
+    // exist is a bad field of the body (422).
+    state.store.list(auth.tenant, id).await?;
+    let added = match state
         .store
         .add_to_list(auth.tenant, id, &members.contact_ids)
-        .await?;
+        .await
+    {
+        Ok(added) => added,
+        Err(Error::NotFound {
+            what: "contact",
+            id: contact,
+        }) => {
+            let at = members
+                .contact_ids
+                .iter()
+                .position(|c| c.to_string() == contact)
+                .map_or_else(|| "contact_ids".to_owned(), |i| format!("contact_ids[{i}]"));
+            return Err(Problem::with_errors(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid members",
+                vec![switchboard_engine::FieldError::new(
+                    at,
+                    format!("contact {contact} not found"),
+                )],
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(Json(json!({ "added": added })))
 }
 

@@ -154,7 +154,8 @@ impl Params {
     }
 }
 
-/// Parses a JSON body; an unreadable body is a 400 naming where it is wrong.
+/// Parses a JSON object body; an unreadable body, or one that is not an object (serde
+/// would read a struct from an array), is a 400 naming where it is wrong.
 pub fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
     if body.is_empty() {
         return Err(Problem::bad_request(
@@ -162,7 +163,51 @@ pub fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
             "expected a JSON body, got nothing",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| Problem::bad_request("body", e.to_string()))
+    let mut value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| Problem::bad_request("body", e.to_string()))?;
+    whole_numbers(&mut value);
+    if !value.is_object() {
+        return Err(Problem::bad_request(
+            "body",
+            format!("expected a JSON object, found {}", json_kind(&value)),
+        ));
+    }
+    let mut track = serde_path_to_error::Track::new();
+    T::deserialize(serde_path_to_error::Deserializer::new(value, &mut track)).map_err(|e| {
+        let path = track.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        Problem::bad_request(&field, e.to_string())
+    })
+}
+
+/// What kind of JSON value this is, for error messages.
+pub fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Writes every whole number as an integer (`3.0` as `3`): JSON Schema, and JSON itself,
+/// make no difference between them, but serde's integer types refuse `3.0`.
+pub fn whole_numbers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && (-(2f64.powi(63))..2f64.powi(63)).contains(&f)
+            {
+                *value = serde_json::Value::from(f as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
 }
 
 /// Parses an optional JSON body (empty means the default).
@@ -236,5 +281,37 @@ impl ApiSettings {
             webhook_allow_private_addresses: settings.webhook_allow_private_addresses,
             agent_allow_private_addresses: settings.agent_allow_private_addresses,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_is_an_object_whose_whole_numbers_read_as_integers() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Ids {
+            ids: Vec<i64>,
+            sample: u32,
+            rate: f64,
+        }
+        let read: Ids = json_body(&Bytes::from(
+            r#"{"ids": [3.0, -2, 1e3], "sample": 18.0, "rate": 1.0}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            (read.ids, read.sample, read.rate),
+            (vec![3, -2, 1000], 18, 1.0)
+        );
+        let half = json_body::<Ids>(&Bytes::from(r#"{"ids": [2.5], "sample": 1, "rate": 0}"#));
+        assert_eq!(half.unwrap_err().errors()[0].field, "ids[0]");
+        for not_an_object in ["[]", "[1]", "3", "null", "\"x\""] {
+            let refused = json_body::<serde_json::Value>(&Bytes::from(not_an_object));
+            assert_eq!(
+                refused.unwrap_err().status(),
+                axum::http::StatusCode::BAD_REQUEST
+            );
+        }
     }
 }

@@ -56,8 +56,13 @@ pub struct SuppressionDetail {
 }
 
 fn phone(raw: &str, params: &Params, state: &AppState) -> Result<E164, Problem> {
-    E164::parse(raw, region(params, &state.api)?)
-        .map_err(|e| Problem::bad_request("phone", e.to_string()))
+    E164::parse(raw, region(params, &state.api)?).map_err(|e| {
+        Problem::with_errors(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid phone number",
+            vec![FieldError::new("phone", e.to_string())],
+        )
+    })
 }
 
 /// The tenant's suppressions, by phone.
@@ -86,8 +91,8 @@ pub async fn list_suppressions(
 #[utoipa::path(get, path = "/api/v1/suppressions/{phone}", tag = "suppressions",
     params(("phone" = String, Path, description = "The number, URL-encoded, e.g. %2B14155550123")),
     responses((status = 200, description = "{phone, suppressed, current: {source, reason, requested_by, created_at} or null, history: [{action, source, actor, reason, at}]}", body = Object),
-              (status = 400, description = "Not a phone number"),
-              (status = 404, description = "The number was never suppressed")))]
+              (status = 404, description = "The number was never suppressed"),
+              (status = 422, description = "Not a phone number (numbering plans are checked by the server)")))]
 pub async fn get_suppression(
     State(state): State<AppState>,
     auth: Auth,
@@ -139,21 +144,30 @@ pub(super) fn required_reason(
     } else {
         serde_json::from_slice(body).map_err(|e| Problem::bad_request("body", e.to_string()))?
     };
+    if let Some(fields) = value.as_object()
+        && let Some(unknown) = fields.keys().find(|k| *k != "reason")
+    {
+        return Err(Problem::bad_request(
+            "body",
+            format!("unknown field `{unknown}`, expected `reason`"),
+        ));
+    }
     let reason = match value.get("reason") {
         None | Some(Value::Null) => return Err(invalid(missing.into())),
-        Some(Value::String(s)) => s.trim().to_owned(),
+        Some(Value::String(s)) => s,
         Some(other) => return Err(invalid(format!("{other}: expected a string"))),
     };
-    if reason.is_empty() {
-        return Err(invalid("must not be empty".into()));
-    }
     let chars = reason.chars().count();
     if chars > MAX_REASON_CHARS {
         return Err(invalid(format!(
             "{chars} characters: at most {MAX_REASON_CHARS}"
         )));
     }
-    Ok(reason)
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(invalid("must not be empty".into()));
+    }
+    Ok(reason.to_owned())
 }
 
 /// Makes a suppressed number callable again, recording the API key and the reason in its
@@ -162,9 +176,9 @@ pub(super) fn required_reason(
     params(("phone" = String, Path, description = "The number, URL-encoded, e.g. %2B14155550123")),
     request_body(content = Object, description = "{\"reason\": \"why the callee may be called again\"} (required, at most 500 characters)"),
     responses((status = 204, description = "Removed; the history records who and why"),
-              (status = 400, description = "Not a phone number, or the body is not JSON"),
+              (status = 400, description = "The body is not a JSON object with only `reason`"),
               (status = 404, description = "The number is not suppressed"),
-              (status = 422, description = "reason missing, empty or too long")))]
+              (status = 422, description = "Not a phone number, or the reason is missing, blank or too long")))]
 pub async fn remove_suppression(
     State(state): State<AppState>,
     auth: Auth,
@@ -197,6 +211,7 @@ mod tests {
         assert!(reason_of(r#"{"reason": 3}"#).is_err());
         let long = format!(r#"{{"reason": "{}"}}"#, "x".repeat(501));
         assert!(reason_of(&long).is_err());
+        assert!(reason_of(r#"{"reason": "ok", "by": "me"}"#).is_err());
         assert_eq!(
             reason_of(r#"{"reason": "callee asked again"}"#).unwrap(),
             "callee asked again"

@@ -78,6 +78,17 @@ pub async fn timeseries(
     let bucket_secs = params
         .parse::<u32>("bucket_secs")?
         .unwrap_or(DEFAULT_BUCKET_SECS);
+    let range = switchboard_engine::store::BUCKET_SECS;
+    if !range.contains(&bucket_secs) {
+        return Err(Problem::bad_request(
+            "bucket_secs",
+            format!(
+                "{bucket_secs} is out of range: expected {} to {}",
+                range.start(),
+                range.end()
+            ),
+        ));
+    }
     state.store.campaign(auth.tenant, id).await?;
     let buckets = state
         .store
