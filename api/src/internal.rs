@@ -9,9 +9,9 @@
 
 use crate::app::AppState;
 use crate::{dashboard, livekit_hooks, media_ws, metrics, twilio_hooks};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse};
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use serde_json::json;
@@ -83,7 +83,17 @@ pub const UNDOCUMENTED: &[Undocumented] = &[
     Undocumented {
         methods: &["get"],
         path: "/docs",
-        why: "a page that lists the spec",
+        why: "the API reference (Swagger UI over the spec): sends the browser to /docs/",
+    },
+    Undocumented {
+        methods: &["get"],
+        path: "/docs/",
+        why: "the API reference page",
+    },
+    Undocumented {
+        methods: &["get"],
+        path: "/docs/{*file}",
+        why: "the API reference's scripts and styles, embedded in the binary",
     },
 ];
 
@@ -108,7 +118,11 @@ fn handler(path: &str, spec: &Arc<str>) -> MethodRouter<AppState> {
                 )
             })
         }
-        "/docs" => get(|| async { Html(crate::openapi::DOCS_PAGE) }),
+        "/docs" => get(|| async { Redirect::permanent("/docs/") }),
+        "/docs/" => get(|| async { crate::openapi::reference_file("") }),
+        "/docs/{*file}" => {
+            get(|Path(file): Path<String>| async move { crate::openapi::reference_file(&file) })
+        }
         other => unreachable!("{other} is in UNDOCUMENTED without a handler"),
     }
 }

@@ -1,9 +1,8 @@
 //! The API's OpenAPI description, generated from the handlers' annotations (utoipa): the
 //! same macro registers a route and its description, so the spec served at
 //! `/openapi.json` is the router's documented half (the other half is
-//! [`crate::internal::UNDOCUMENTED`], each route with why). `/docs` is a small
-//! self-contained page that reads the spec and lists every operation (no external
-//! scripts: it works offline).
+//! [`crate::internal::UNDOCUMENTED`], each route with why). `/docs/` is the API
+//! reference: Swagger UI, served from assets embedded in the binary (it works offline).
 
 pub mod bodies;
 pub mod requests;
@@ -86,44 +85,35 @@ pub fn spec() -> serde_json::Value {
     documented().1
 }
 
-/// The page at `/docs`.
-pub const DOCS_PAGE: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Switchboard API</title>
-<style>
-body{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#222}
-h2{margin-top:2rem;border-bottom:1px solid #ddd;text-transform:capitalize}
-.op{margin:.6rem 0;padding:.5rem .8rem;border:1px solid #e3e3e3;border-radius:6px}
-.m{display:inline-block;width:4.5rem;font-weight:700;text-transform:uppercase}
-.get{color:#0a7}.post{color:#06c}.put{color:#a60}.patch{color:#a60}.delete{color:#c22}
-code{font-size:14px}.d{color:#555;margin:.2rem 0 0 4.5rem}ul{margin:.2rem 0 0 4.5rem;color:#555}
-</style></head><body>
-<h1>Switchboard API</h1>
-<p>Every route needs <code>Authorization: Bearer &lt;api key&gt;</code>. Errors are
-<code>application/problem+json</code> (RFC 9457). The machine-readable spec is at
-<a href="/openapi.json">/openapi.json</a>.</p>
-<div id="ops">Loading…</div>
-<script>
-fetch('/openapi.json').then(r => r.json()).then(spec => {
-  const byTag = {};
-  for (const [path, item] of Object.entries(spec.paths)) {
-    for (const [method, op] of Object.entries(item)) {
-      if (!op || typeof op !== 'object' || !op.responses) continue;
-      const tag = (op.tags && op.tags[0]) || 'other';
-      (byTag[tag] = byTag[tag] || []).push({path, method, op});
+/// A file of the API reference at `/docs/`: Swagger UI (its assets embedded in the
+/// binary) reading `/openapi.json`, with the key entered once (Authorize) and kept across
+/// reloads in the browser's storage; "Try it out" sends real requests to this server.
+pub fn reference_file(path: &str) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    static CONFIG: std::sync::OnceLock<std::sync::Arc<utoipa_swagger_ui::Config<'static>>> =
+        std::sync::OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        std::sync::Arc::new(
+            utoipa_swagger_ui::Config::new(["/openapi.json"])
+                .persist_authorization(true)
+                .try_it_out_enabled(true)
+                .display_request_duration(true),
+        )
+    });
+    match utoipa_swagger_ui::serve(path, config.clone()) {
+        Ok(Some(file)) => (
+            [
+                (header::CONTENT_TYPE, file.content_type),
+                (header::CACHE_CONTROL, "no-cache".to_owned()),
+            ],
+            file.bytes.into_owned(),
+        )
+            .into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, "no such file of the API reference").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "the API reference could not be served");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
     }
-  }
-  const esc = s => String(s || '').replace(/[&<>]/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));
-  const out = [];
-  for (const [tag, ops] of Object.entries(byTag)) {
-    out.push('<h2>' + esc(tag) + '</h2>');
-    for (const {path, method, op} of ops) {
-      const params = (op.parameters || []).map(p => '<li><code>' + esc(p.name) + '</code> (' + esc(p.in) + ') ' + esc(p.description) + '</li>').join('');
-      const responses = Object.entries(op.responses).map(([s, r]) => '<li>' + esc(s) + ': ' + esc(r.description) + '</li>').join('');
-      out.push('<div class="op"><span class="m ' + method + '">' + method + '</span><code>' + esc(path) + '</code>'
-        + '<div class="d">' + esc(op.summary || op.description) + '</div>'
-        + (params ? '<ul>' + params + '</ul>' : '') + '<ul>' + responses + '</ul></div>');
-    }
-  }
-  document.getElementById('ops').innerHTML = out.join('');
-}).catch(e => { document.getElementById('ops').textContent = 'cannot load /openapi.json: ' + e; });
-</script></body></html>"#;
+}

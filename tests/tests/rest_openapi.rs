@@ -2,7 +2,7 @@
 //! routed (it answers something other than 404/405 when called with real ids), a
 //! documented path answers 405 to any undocumented method, every route of the API
 //! contract is documented, and the routes left out of the spec are exactly the ones
-//! listed below with the reason, each served and none documented. /docs is served and
+//! listed below with the reason, each served and none documented. /docs/ is served and
 //! self-contained.
 
 use reqwest::Method;
@@ -105,7 +105,13 @@ const INTERNAL: &[(&[&str], &str, &str)] = &[
     ),
     (&["get"], "/", "the dashboard page"),
     (&["get"], "/openapi.json", "the spec itself"),
-    (&["get"], "/docs", "the page that lists the spec"),
+    (
+        &["get"],
+        "/docs",
+        "the API reference, sends the browser to /docs/",
+    ),
+    (&["get"], "/docs/", "the API reference page"),
+    (&["get"], "/docs/{*file}", "the API reference's assets"),
 ];
 
 /// Whether the operation streams Server-Sent Events (read only its head).
@@ -223,9 +229,11 @@ async fn the_spec_matches_the_router(db: TestDb) {
     assert!(UNDOCUMENTED.iter().all(|r| !r.why.is_empty()));
     for (methods, path, why) in INTERNAL {
         assert!(paths.get(*path).is_none(), "{path} ({why}) is in the spec");
+        // A wildcard route is asked for a file it serves.
+        let asked = path.replace("{*file}", "swagger-ui.css");
         for method in METHODS {
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let answer = api.raw(m, path, None).await.status.as_u16();
+            let answer = api.raw(m, &asked, None).await.status.as_u16();
             if methods.contains(&method) {
                 assert!(
                     answer != 404 && answer != 405,
@@ -356,12 +364,36 @@ async fn the_spec_matches_the_router(db: TestDb) {
         }
     }
 
+    // The API reference: every script and style it loads comes from this server, and its
+    // configuration reads this server's spec and keeps the key once entered.
     let docs = reqwest::get(server.url("/docs")).await.unwrap();
-    assert_eq!(docs.status(), 200);
+    assert_eq!(docs.status(), 200, "followed to /docs/");
+    assert_eq!(docs.url().path(), "/docs/");
     let page = docs.text().await.unwrap();
     assert!(
-        page.contains("/openapi.json") && !page.contains("<script src="),
-        "a self-contained page"
+        !page.contains("http://") && !page.contains("https://"),
+        "{page}"
+    );
+    let mut assets = 0;
+    for attr in ["src=\"", "href=\""] {
+        for part in page.split(attr).skip(1) {
+            let asset = part.split('"').next().unwrap();
+            let url = server.url(&format!("/docs/{}", asset.trim_start_matches("./")));
+            let answer = reqwest::get(&url).await.unwrap();
+            assert_eq!(answer.status(), 200, "{url}");
+            assets += 1;
+        }
+    }
+    assert!(assets >= 3, "{page}");
+    let init = reqwest::get(server.url("/docs/swagger-initializer.js"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        init.contains("/openapi.json") && init.contains("\"persistAuthorization\": true"),
+        "{init}"
     );
     server.stop().await;
 }
