@@ -162,36 +162,85 @@ pub async fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Er
     })
 }
 
-/// One contact per row, in a zone where it is early afternoon now (so the calling window
-/// is open), tagged with the run so the campaign's audience is exactly these.
+/// One contact per row, in a place where it is afternoon now (so the calling window is
+/// open), tagged with the run so the campaign's audience is exactly these. The numbers
+/// belong to the place's country and the contacts carry its zone: Switchboard refuses a
+/// zone outside the number's country, and calls only when both say it is day.
 fn contacts_csv(scenario: &Scenario, run_id: &str) -> String {
-    let zone = afternoon_zone(chrono::Utc::now());
+    let place = afternoon_place(chrono::Utc::now());
     let mut csv = String::from("phone,name,timezone,loadtest_run\n");
     for i in 0..scenario.contacts {
         csv.push_str(&format!(
-            "+1415{:03}{:04},Load {i},{zone},{run_id}\n",
-            200 + i / 10_000,
-            i % 10_000
+            "{},Load {i},{},{run_id}\n",
+            place.number(i),
+            place.zone
         ));
     }
     csv
 }
 
-/// An `Etc/GMT±N` zone where the local hour is 14 at `now`.
-fn afternoon_zone(now: chrono::DateTime<chrono::Utc>) -> String {
+/// A place with numbers to call: the zone, its offset from UTC in standard time (summer
+/// time moves it by an hour, still afternoon), and its numbers.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    zone: &'static str,
+    utc_offset_min: i64,
+    number: fn(u64) -> String,
+}
+
+impl Place {
+    fn number(&self, i: u64) -> String {
+        (self.number)(i)
+    }
+}
+
+/// Places around the world, so that one of them is in its afternoon at any hour.
+const PLACES: [Place; 6] = [
+    Place {
+        zone: "Pacific/Honolulu",
+        utc_offset_min: -600,
+        number: |i| format!("+1808{:03}{:04}", 200 + i / 10_000, i % 10_000),
+    },
+    Place {
+        zone: "America/Los_Angeles",
+        utc_offset_min: -480,
+        number: |i| format!("+1415{:03}{:04}", 200 + i / 10_000, i % 10_000),
+    },
+    Place {
+        zone: "America/New_York",
+        utc_offset_min: -300,
+        number: |i| format!("+1212{:03}{:04}", 200 + i / 10_000, i % 10_000),
+    },
+    Place {
+        zone: "Europe/London",
+        utc_offset_min: 0,
+        number: |i| format!("+44207{:07}", i % 10_000_000),
+    },
+    Place {
+        zone: "Asia/Kolkata",
+        utc_offset_min: 330,
+        number: |i| format!("+9198{:08}", i % 100_000_000),
+    },
+    Place {
+        zone: "Asia/Tokyo",
+        utc_offset_min: 540,
+        number: |i| format!("+8135{:07}", i % 10_000_000),
+    },
+];
+
+/// The place whose local time at `now` is nearest 14:00.
+fn afternoon_place(now: chrono::DateTime<chrono::Utc>) -> Place {
     use chrono::Timelike as _;
-    let mut offset = 14 - i64::from(now.hour());
-    if offset > 14 {
-        offset -= 24;
-    }
-    if offset < -12 {
-        offset += 24;
-    }
-    match offset {
-        0 => "Etc/UTC".to_owned(),
-        // POSIX-style names: Etc/GMT-3 is three hours ahead of UTC.
-        n => format!("Etc/GMT{:+}", -n),
-    }
+    let minute_of_day = i64::from(now.hour() * 60 + now.minute());
+    let distance = |p: &&Place| {
+        let local = (minute_of_day + p.utc_offset_min).rem_euclid(24 * 60);
+        let off = (local - 14 * 60).abs();
+        off.min(24 * 60 - off)
+    };
+    *PLACES
+        .iter()
+        .min_by_key(distance)
+        .expect("places are listed")
 }
 
 /// The campaign: every contact of the run, the scripted agent, all week, open late.
@@ -220,11 +269,27 @@ mod tests {
     use chrono::TimeZone as _;
 
     #[test]
-    fn the_afternoon_zone_puts_now_at_two_pm() {
-        let at = |h| chrono::Utc.with_ymd_and_hms(2026, 3, 2, h, 0, 0).unwrap();
-        assert_eq!(afternoon_zone(at(14)), "Etc/UTC");
-        assert_eq!(afternoon_zone(at(9)), "Etc/GMT-5");
-        assert_eq!(afternoon_zone(at(20)), "Etc/GMT+6");
-        assert_eq!(afternoon_zone(at(1)), "Etc/GMT-13");
+    fn at_every_hour_some_place_is_in_its_afternoon() {
+        for hour in 0..24 {
+            for minute in [0, 30] {
+                let now = chrono::Utc
+                    .with_ymd_and_hms(2026, 3, 2, hour, minute, 0)
+                    .unwrap();
+                let place = afternoon_place(now);
+                let local =
+                    (i64::from(hour * 60 + minute) + place.utc_offset_min).rem_euclid(24 * 60);
+                assert!(
+                    (11 * 60..=17 * 60).contains(&local),
+                    "{hour}:{minute:02} UTC is minute {local} of the day in {}",
+                    place.zone
+                );
+            }
+        }
+        let five = chrono::Utc.with_ymd_and_hms(2026, 3, 2, 5, 0, 0).unwrap();
+        let tokyo = afternoon_place(five);
+        assert_eq!(
+            (tokyo.zone, tokyo.number(7).as_str()),
+            ("Asia/Tokyo", "+81350000007")
+        );
     }
 }
