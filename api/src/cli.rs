@@ -272,7 +272,7 @@ async fn new_key(
 }
 
 /// A client of the REST API.
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     base: String,
     key: String,
@@ -290,8 +290,18 @@ impl Client {
         })
     }
 
+    /// A client of the server at `url` holding `key`.
+    #[cfg(feature = "demo")]
+    pub(crate) fn with_key(url: &str, key: String) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: url.trim_end_matches('/').to_owned(),
+            key,
+        }
+    }
+
     /// Sends a request; a problem response becomes an error naming every field.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,

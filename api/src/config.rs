@@ -234,6 +234,14 @@ impl Settings {
             .map_err(|e| ConfigError(e.to_string()))
     }
 
+    /// The built-in defaults alone: no configuration file, no environment (what
+    /// `switchboard demo` starts from, so that it never picks up a production setting).
+    pub fn defaults() -> Result<Settings, ConfigError> {
+        Figment::from(Serialized::defaults(DEFAULTS))
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))
+    }
+
     fn figment(file: PathBuf) -> Figment {
         Figment::from(Serialized::defaults(DEFAULTS))
             .merge(Toml::file(file))
@@ -413,6 +421,19 @@ mod tests {
                 !format!("{s:?}").contains("hunter2"),
                 "secrets must not be printed"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_defaults_alone_ignore_the_file_and_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.create_file("switchboard.toml", "listen = \"0.0.0.0:9000\"\n")?;
+            jail.set_env("SWITCHBOARD_DATABASE_URL", "postgres://prod/db");
+            let s = Settings::defaults().unwrap();
+            assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+            assert_eq!(s.database_url(), "sqlite://switchboard.db");
+            assert_eq!(s.shutdown_grace_secs, 30);
             Ok(())
         });
     }

@@ -12,6 +12,8 @@ pub mod calls;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod internal;
 pub mod limits;
 pub mod live_events;

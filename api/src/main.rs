@@ -26,6 +26,10 @@ struct Cli {
 enum Command {
     /// Run the server (HTTP on SWITCHBOARD_LISTEN, default 127.0.0.1:8080).
     Serve,
+    /// Run a campaign on this machine with nothing to configure: a simulated carrier and a
+    /// scripted agent in this process, a fresh database, and the dashboard URL to watch it.
+    #[cfg(feature = "demo")]
+    Demo(switchboard_api::demo::DemoArgs),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Exit 0 when the server at SWITCHBOARD_LISTEN answers /readyz with 200 (a container
@@ -70,6 +74,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Campaigns(command) => {
             return switchboard_api::cli::campaigns(&cli.remote, command).await;
         }
+        // The demo reads no settings: it must not reach a production database or account.
+        #[cfg(feature = "demo")]
+        Command::Demo(args) => {
+            init_demo_logging();
+            return switchboard_api::demo::run(args, shutdown_signal()).await;
+        }
         _ => {}
     }
     let settings = Settings::load()?;
@@ -81,6 +91,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Contacts(_) | Command::Campaigns(_) => Ok(()),
+        #[cfg(feature = "demo")]
+        Command::Demo(_) => Ok(()),
         Command::Tenants(command) => {
             switchboard_api::cli::tenants(&open(&settings).await?, command).await
         }
@@ -138,6 +150,18 @@ fn init_logging(settings: &Settings) {
         LogFormat::Json => builder.json().with_current_span(true).init(),
         LogFormat::Text => builder.init(),
     }
+}
+
+/// The demo's logs: warnings and errors (or `RUST_LOG`) on stderr, so that its stdout
+/// stays the dashboard URL and the campaign's progress.
+#[cfg(feature = "demo")]
+fn init_demo_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Completes on Ctrl-C or SIGTERM.
