@@ -6,8 +6,9 @@
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY . .
-# The release binary alone; the simulators and tests are not built.
-RUN cargo build --release --locked -p switchboard-api --bin switchboard \
+# The release binary alone, without `switchboard demo` (the simulators stay out of the
+# production image); tests are not built.
+RUN cargo build --release --locked -p switchboard-api --bin switchboard --no-default-features \
  && strip target/release/switchboard \
  && cp target/release/switchboard /switchboard
 
