@@ -15,6 +15,19 @@
 
 pub mod contacts;
 
+/// `println!` that never panics: a closed or full stdout (`switchboard demo | head`, a full
+/// disk) must not bring the demo down.
+macro_rules! say {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout());
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 use crate::cli::Client;
 use crate::{Application, Settings};
 use anyhow::{Context, bail};
@@ -269,7 +282,7 @@ pub async fn run(
     if let Some(progress) = progress {
         progress.abort();
     }
-    println!("stopping: dialing ends, live calls get {SHUTDOWN_GRACE_SECS} s to finish");
+    say!("stopping: dialing ends, live calls get {SHUTDOWN_GRACE_SECS} s to finish");
     let result = match failed {
         Some(result) => result,
         None => {
@@ -286,7 +299,7 @@ pub async fn run(
     result
         .context("the server task failed")?
         .context("serving HTTP")?;
-    println!("demo stopped");
+    say!("demo stopped");
     Ok(())
 }
 
@@ -298,30 +311,30 @@ fn print_banner(base: &str, seeded: &Seeded, temporary: Option<&std::path::Path>
         imported,
         cities,
     } = seeded;
-    println!();
-    println!("Switchboard demo: campaign {campaign} is running, dialing through a simulated");
-    println!("carrier to a scripted agent in this process (no Twilio account, no real phone).");
-    println!();
-    println!("  dashboard  {base}/#key={key}&campaign={campaign}");
-    println!("  api key    {key}  (supervisor key of tenant {tenant} \"Demo\")");
-    println!(
+    say!();
+    say!("Switchboard demo: campaign {campaign} is running, dialing through a simulated");
+    say!("carrier to a scripted agent in this process (no Twilio account, no real phone).");
+    say!();
+    say!("  dashboard  {base}/#key={key}&campaign={campaign}");
+    say!("  api key    {key}  (supervisor key of tenant {tenant} \"Demo\")");
+    say!(
         "  status     curl -H \"Authorization: Bearer {key}\" {base}/api/v1/campaigns/{campaign}/status"
     );
-    println!("  cli        switchboard campaigns status {campaign} --url {base} --key {key}");
+    say!("  cli        switchboard campaigns status {campaign} --url {base} --key {key}");
     if let Some(dir) = temporary {
-        println!(
+        say!(
             "  database   {} (removed when the demo stops; --database sqlite://demo.db keeps one)",
             dir.join("switchboard-demo.db").display()
         );
     }
-    println!();
-    println!(
+    say!();
+    say!(
         "{imported} contacts in {} where it is daytime now, {LINES} lines at most; busy, \
          unanswered and call-back contacts are called again a minute or two later.",
         cities.join(", ")
     );
-    println!("Ctrl-C stops the demo.");
-    println!();
+    say!("Ctrl-C stops the demo.");
+    say!();
 }
 
 /// One progress line of the campaign's status.
@@ -361,7 +374,7 @@ async fn follow(client: Client, campaign: i64) {
         // The figures without the clock: a line only when something moved.
         let figures = progress_line(&status, Duration::ZERO);
         if figures != last {
-            println!("{}", progress_line(&status, started.elapsed()));
+            say!("{}", progress_line(&status, started.elapsed()));
             last = figures;
         }
         let over = status["campaign"]["status"]
@@ -369,7 +382,7 @@ async fn follow(client: Client, campaign: i64) {
             .is_some_and(|s| matches!(s, "completed" | "stopped" | "failed"));
         if over {
             let reason = status["campaign"]["status_reason"].as_str().unwrap_or("");
-            println!("the campaign is over ({reason}); the dashboard keeps its figures");
+            say!("the campaign is over ({reason}); the dashboard keeps its figures");
             return;
         }
     }
