@@ -940,7 +940,8 @@ mod tests {
             let d = p.decide(&state);
             let wider = p.decide(&PacingInput { agent_slots: slots + more, ..state });
             prop_assert!(wider.lines >= d.lines, "{d:?} then {wider:?}");
-            let room = [tokens, max_concurrent.saturating_sub(bridged + ringing), cpm.unwrap_or(u32::MAX)];
+            let per_minute = cpm.map_or(u32::MAX, |c| c.min(per_second_allowance(c)));
+            let room = [tokens, max_concurrent.saturating_sub(bridged + ringing), per_minute];
             let room = room.into_iter().min().unwrap_or_default();
             prop_assert!(d.lines <= room);
             // Never below 1:1 within the limits.
