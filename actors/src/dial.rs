@@ -182,7 +182,8 @@ impl Dialer {
     ///
     /// An attempt without a carrier call may still have one: the process may have died
     /// after the create reached the carrier and before its answer was stored. The
-    /// account's calls to the number from our caller id are listed, and a call created
+    /// account's calls to the number are listed (from any caller id: the process that
+    /// placed it may have used another), and a call created
     /// since the attempt was reserved that no other attempt holds is this attempt's: its
     /// id is stored and it is settled or followed like any other. Only when the carrier
     /// lists none was the call never placed. When the carrier cannot be asked, the error
@@ -235,10 +236,8 @@ impl Dialer {
         attempt: &AttemptRecord,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<String>, DialError> {
-        let calls = self
-            .twilio
-            .calls_to(&attempt.phone, &self.settings.from)
-            .await?;
+        // Any caller id: the process that placed it may have dialed from another number.
+        let calls = self.twilio.calls_to(&attempt.phone).await?;
         // Twilio's times are whole seconds.
         let since = attempt.reserved_at - chrono::Duration::seconds(1);
         let mut candidates: Vec<(chrono::DateTime<chrono::Utc>, String)> = calls

@@ -45,6 +45,8 @@ const BODIES: &[(&str, &str, Body)] = &[
     ("post", "/api/v1/templates/preview", TEMPLATE_PREVIEW),
     ("post", "/api/v1/webhooks", NEW_WEBHOOK),
     ("post", "/api/v1/agent/outcome", OUTCOME_REPORT),
+    ("post", "/api/v1/contacts/{id}/erase", ERASURE),
+    ("put", "/admin/tenants/{tenant_id}/livekit", TENANT_LIVEKIT),
 ];
 
 /// A parameter's schema: method, path, parameter name and the schema.
@@ -439,6 +441,30 @@ const SUPPRESSION_REMOVAL: Body = Body {
         json!({"type": "object", "additionalProperties": false, "required": ["reason"],
                "properties": {"reason": {"type": "string", "pattern": "\\S", "maxLength": 500,
                    "description": "Why the callee may be called again"}}})
+    },
+};
+
+const ERASURE: Body = Body {
+    name: "Erasure",
+    schema: || {
+        json!({"type": "object", "additionalProperties": false, "required": ["reason"],
+               "properties": {"reason": {"type": "string", "pattern": "\\S", "maxLength": 500,
+                   "description": "Why the contact's data is erased (e.g. the callee's request)"}}})
+    },
+};
+
+const TENANT_LIVEKIT: Body = Body {
+    name: "TenantLivekit",
+    schema: || {
+        let names = |what: &str| {
+            json!({"type": "array", "maxItems": 100, "description": what,
+                   "items": {"type": "string", "minLength": 1, "maxLength": 128,
+                             "pattern": "^\\S([\\s\\S]*\\S)?$"}})
+        };
+        json!({"type": "object", "additionalProperties": false,
+               "properties": {
+                   "trunks": names("Outbound SIP trunk ids the tenant's SIP agents may use"),
+                   "agent_names": names("LiveKit agent names the tenant's agents may dispatch")}})
     },
 };
 

@@ -197,11 +197,13 @@ pub fn json_kind(value: &serde_json::Value) -> &'static str {
 pub fn whole_numbers(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            // A large whole number written with a fraction (`2233345217854855.0`) may
+            // parse a fraction of its last binary digit off; within one step it is whole.
             if let Some(f) = n.as_f64()
-                && f.fract() == 0.0
+                && (f - f.round()).abs() <= f.abs() * f64::EPSILON
                 && (-(2f64.powi(63))..2f64.powi(63)).contains(&f)
             {
-                *value = serde_json::Value::from(f as i64);
+                *value = serde_json::Value::from(f.round() as i64);
             }
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(whole_numbers),

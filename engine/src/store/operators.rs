@@ -9,6 +9,12 @@ use crate::time::{from_millis, now, to_millis};
 use crate::{OperatorKeyId, TenantId};
 use serde::Serialize;
 
+/// Most trunk ids, and most agent names, one tenant's LiveKit allowlist holds.
+pub const MAX_ALLOWLIST_ENTRIES: usize = 100;
+
+/// Longest trunk id or agent name, in characters.
+pub const MAX_ALLOWLIST_CHARS: usize = 128;
+
 /// A stored operator key (never the key itself).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OperatorKeyRecord {
@@ -157,6 +163,26 @@ impl Store {
         list: &LivekitAllowlist,
     ) -> Result<LivekitAllowlist> {
         for (field, values) in [("trunks", &list.trunks), ("agent_names", &list.agent_names)] {
+            if values.len() > MAX_ALLOWLIST_ENTRIES {
+                return Err(Error::invalid(
+                    "livekit allowlist",
+                    field,
+                    format!("{} entries: at most {MAX_ALLOWLIST_ENTRIES}", values.len()),
+                ));
+            }
+            if let Some(long) = values
+                .iter()
+                .find(|v| v.chars().count() > MAX_ALLOWLIST_CHARS)
+            {
+                return Err(Error::invalid(
+                    "livekit allowlist",
+                    field,
+                    format!(
+                        "`{}…` is longer than {MAX_ALLOWLIST_CHARS} characters",
+                        long.chars().take(16).collect::<String>()
+                    ),
+                ));
+            }
             if let Some(bad) = values
                 .iter()
                 .find(|v| v.trim().is_empty() || v.trim() != v.as_str())

@@ -199,21 +199,19 @@ impl TwilioClient {
             .header(ACCEPT, "application/json")
     }
 
-    /// The account's most recent calls to `to` from `from` (`GET /Calls.json?To=&From=`,
-    /// newest first, one page of at most 50): how a call whose create was sent but whose
-    /// answer was never read (the process died) is found again.
-    pub async fn calls_to(&self, to: &str, from: &str) -> Result<Vec<CallResource>, TwilioError> {
+    /// The account's most recent calls to `to` (`GET /Calls.json?To=`, newest first, one
+    /// page of at most 50): how a call whose create was sent but whose answer was never
+    /// read (the process died) is found again.
+    pub async fn calls_to(&self, to: &str) -> Result<Vec<CallResource>, TwilioError> {
         #[derive(serde::Deserialize)]
         struct Page {
             #[serde(default)]
             calls: Vec<CallResource>,
         }
         let url = format!("{}.json", self.calls_url);
-        let request = self.authed(self.http.get(url)).query(&[
-            ("To", to),
-            ("From", from),
-            ("PageSize", "50"),
-        ]);
+        let request = self
+            .authed(self.http.get(url))
+            .query(&[("To", to), ("PageSize", "50")]);
         let page: Page = self.send(request).await?;
         Ok(page.calls)
     }
