@@ -68,7 +68,7 @@ async fn tenant_livekit(
               (status = 400, description = "Not a JSON object of two lists of strings"),
               (status = 403, description = "Not an operator key"),
               (status = 404, description = "No such tenant"),
-              (status = 422, description = "A blank value, or one with surrounding spaces")),
+              (status = 422, description = "A value that is not letters, digits and `_ . : @ / -`, longer than 128 characters, or more than 100 of them")),
     security(("operator_key" = [])))]
 async fn set_tenant_livekit(
     State(state): State<AppState>,

@@ -458,8 +458,8 @@ const TENANT_LIVEKIT: Body = Body {
     schema: || {
         let names = |what: &str| {
             json!({"type": "array", "maxItems": 100, "description": what,
-                   "items": {"type": "string", "minLength": 1, "maxLength": 128,
-                             "pattern": "^\\S([\\s\\S]*\\S)?$"}})
+                   "items": {"type": "string", "maxLength": 128,
+                             "pattern": "^[A-Za-z0-9_.:@/-]+$"}})
         };
         json!({"type": "object", "additionalProperties": false,
                "properties": {

@@ -15,6 +15,14 @@ pub const MAX_ALLOWLIST_ENTRIES: usize = 100;
 /// Longest trunk id or agent name, in characters.
 pub const MAX_ALLOWLIST_CHARS: usize = 128;
 
+/// A trunk id or agent name: not empty, ASCII letters, digits and `_ . : @ / -`.
+fn is_identifier(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:@/-".contains(&b))
+}
+
 /// A stored operator key (never the key itself).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OperatorKeyRecord {
@@ -183,14 +191,13 @@ impl Store {
                     ),
                 ));
             }
-            if let Some(bad) = values
-                .iter()
-                .find(|v| v.trim().is_empty() || v.trim() != v.as_str())
-            {
+            if let Some(bad) = values.iter().find(|v| !is_identifier(v)) {
                 return Err(Error::invalid(
                     "livekit allowlist",
                     field,
-                    format!("`{bad}` is blank or has surrounding spaces"),
+                    format!(
+                        "`{bad}`: expected letters, digits and `_ . : @ / -` only (LiveKit ids and agent names)"
+                    ),
                 ));
             }
         }
